@@ -1,0 +1,42 @@
+//! HKDF-Expand-SHA-512 (RFC 5869 §2.3) and the labels Coffer derives under.
+//!
+//! The chunked-encryption scheme uses the 32-byte input key directly as the PRK of
+//! HKDF-Expand-SHA-512. The `hkdf` crate refuses a PRK shorter than the hash output,
+//! so Expand is composed here from the `hmac` crate: `T(i) = HMAC(prk, T(i-1) ‖ info ‖ i)`.
+//! The Wycheproof HKDF-SHA-512 vectors check it (tests/wycheproof_primitives.rs).
+
+use hmac::{Hmac, Mac};
+use sha2::Sha512;
+use zeroize::Zeroize;
+
+/// Info label of key IDs: `HKDF-Expand-SHA-512(key, "coffer/v1 key-id", 16)`.
+pub(crate) const KEY_ID_LABEL: &[u8] = b"coffer/v1 key-id";
+
+const HASH_LEN: usize = 64;
+
+/// Fills `okm` with HKDF-Expand-SHA-512(prk, info = concatenation of `info`).
+///
+/// `okm` may be at most 255 × 64 bytes; Coffer asks for at most 76, so longer requests
+/// are a programming error and fill only what the limit allows.
+pub fn expand_sha512(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) {
+    let mut previous = [0u8; HASH_LEN];
+    let mut previous_len = 0usize;
+    for (counter, block) in (1u8..=255).zip(okm.chunks_mut(HASH_LEN)) {
+        // HMAC accepts keys of any length; new_from_slice cannot fail for it.
+        let Ok(mut mac) = Hmac::<Sha512>::new_from_slice(prk) else {
+            return;
+        };
+        mac.update(previous.get(..previous_len).unwrap_or_default());
+        for part in info {
+            mac.update(part);
+        }
+        mac.update(&[counter]);
+        let mut t = mac.finalize().into_bytes();
+        previous.copy_from_slice(&t);
+        previous_len = HASH_LEN;
+        let take = block.len();
+        block.copy_from_slice(t.get(..take).unwrap_or_default());
+        t.zeroize();
+    }
+    previous.zeroize();
+}
