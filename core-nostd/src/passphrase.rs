@@ -281,9 +281,8 @@ fn derive_kek(
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
     let mut kek = [0u8; KEY_LEN];
     let result = argon2.hash_password_into_with_memory(passphrase, salt, &mut kek, &mut *memory);
-    for block in memory.iter_mut() {
-        *block = Argon2Block::default();
-    }
+    // The memory holds passphrase-derived state: wipe it for the caller.
+    memory.iter_mut().for_each(Zeroize::zeroize);
     if result.is_err() {
         kek.zeroize();
         return Err(Error::Provider);
