@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let key = SecretKey::from_bytes([42; 32]);
     let data: Vec<u8> = (0..LEN).map(|i| (i * 31 % 251) as u8).collect();
     for suite in Suite::ALL {
-        let mut group = c.benchmark_group(format!("{}", suite.aead_name()));
+        let mut group = c.benchmark_group(suite.aead_name().to_string());
         group.throughput(Throughput::Bytes(LEN as u64));
         group.sample_size(10);
         let mut buf = vec![0u8; SEAL_BUFFER_LEN];

@@ -71,11 +71,21 @@ impl Drop for DerivedKeys {
 impl DerivedKeys {
     /// Derives a message's keys from the input key, the salt and the context (the
     /// concatenation of `context`'s parts).
-    pub fn derive(suite: Suite, key: &SecretKey, salt: &[u8; SALT_LEN], context: &[&[u8]]) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::ParameterOutOfBounds`] if `context` has more than [`MAX_CONTEXT_PARTS`]
+    /// parts (concatenate them first).
+    pub fn derive(
+        suite: Suite,
+        key: &SecretKey,
+        salt: &[u8; SALT_LEN],
+        context: &[&[u8]],
+    ) -> Result<Self, Error> {
+        check_context(context)?;
         let mut okm = [0u8; 32 + NONCE_LEN + COMMITMENT_LEN];
         let name = suite.aead_name().as_bytes();
         let mut info: [&[u8]; 8] = [INFO_PREFIX, name, &[0], salt, &[], &[], &[], &[]];
-        // Context parts after the fixed ones; Coffer passes at most three.
+        // Context parts after the four fixed ones; check_context bounded their number.
         for (slot, part) in info.iter_mut().skip(4).zip(context) {
             *slot = part;
         }
@@ -84,7 +94,7 @@ impl DerivedKeys {
             key.expose_secret(),
             info.get(..used).unwrap_or_default(),
             &mut okm,
-        );
+        )?;
         let mut keys = DerivedKeys {
             aead_key: AeadKey([0; 32]),
             base_nonce: [0; NONCE_LEN],
@@ -96,7 +106,7 @@ impl DerivedKeys {
         keys.base_nonce.copy_from_slice(n);
         keys.commitment.copy_from_slice(c);
         okm.zeroize();
-        keys
+        Ok(keys)
     }
 }
 
@@ -190,7 +200,7 @@ pub fn begin<P: CryptoProvider>(
     check_context(context)?;
     let mut salt = [0u8; SALT_LEN];
     rng.fill_bytes(&mut salt);
-    let derived = DerivedKeys::derive(suite, key, &salt, context);
+    let derived = DerivedKeys::derive(suite, key, &salt, context)?;
     let mut preamble = [0u8; PREAMBLE_LEN];
     let (s, c) = preamble.split_at_mut(SALT_LEN);
     s.copy_from_slice(&salt);
@@ -215,7 +225,7 @@ pub fn accept<P: CryptoProvider>(
     let (salt, commitment) = preamble.split_at(SALT_LEN);
     let mut salt_array = [0u8; SALT_LEN];
     salt_array.copy_from_slice(salt);
-    let derived = DerivedKeys::derive(suite, key, &salt_array, context);
+    let derived = DerivedKeys::derive(suite, key, &salt_array, context)?;
     if !bool::from(derived.commitment.ct_eq(commitment)) {
         return Err(Error::CommitmentMismatch);
     }

@@ -33,7 +33,9 @@ pub enum Error {
     /// The input ended early: inside the header, inside a chunk, or before the short
     /// final chunk that every message ends with.
     Truncated,
-    /// There are bytes after the end of the object.
+    /// There are bytes after the end of a fixed-size object (an envelope). In a stream
+    /// the end of the input decides which chunk is final, so bytes after a stream's
+    /// final chunk make that chunk fail as [`Error::CorruptedChunk`] instead.
     TrailingData,
     /// The input does not start with the Coffer magic for this kind of object.
     BadMagic,

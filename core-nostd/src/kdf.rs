@@ -5,6 +5,7 @@
 //! so Expand is composed here from the `hmac` crate: `T(i) = HMAC(prk, T(i-1) ‖ info ‖ i)`.
 //! The Wycheproof HKDF-SHA-512 vectors check it (tests/wycheproof_primitives.rs).
 
+use crate::Error;
 use hmac::{Hmac, Mac};
 use sha2::Sha512;
 use zeroize::Zeroize;
@@ -13,18 +14,28 @@ use zeroize::Zeroize;
 pub(crate) const KEY_ID_LABEL: &[u8] = b"coffer/v1 key-id";
 
 const HASH_LEN: usize = 64;
+const MAX_OKM_LEN: usize = 255 * HASH_LEN;
 
 /// Fills `okm` with HKDF-Expand-SHA-512(prk, info = concatenation of `info`).
 ///
-/// `okm` may be at most 255 × 64 bytes; Coffer asks for at most 76, so longer requests
-/// are a programming error and fill only what the limit allows.
-pub fn expand_sha512(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) {
+/// # Errors
+/// [`Error::ParameterOutOfBounds`] if `okm` is longer than 255 × 64 bytes, the most
+/// HKDF can produce (Coffer asks for at most 76).
+pub fn expand_sha512(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<(), Error> {
+    if okm.len() > MAX_OKM_LEN {
+        return Err(Error::ParameterOutOfBounds {
+            parameter: "HKDF output length",
+            value: okm.len() as u64,
+            min: 0,
+            max: MAX_OKM_LEN as u64,
+        });
+    }
     let mut previous = [0u8; HASH_LEN];
     let mut previous_len = 0usize;
     for (counter, block) in (1u8..=255).zip(okm.chunks_mut(HASH_LEN)) {
         // HMAC accepts keys of any length; new_from_slice cannot fail for it.
         let Ok(mut mac) = Hmac::<Sha512>::new_from_slice(prk) else {
-            return;
+            return Err(Error::InvalidKeyLength { len: prk.len() });
         };
         mac.update(previous.get(..previous_len).unwrap_or_default());
         for part in info {
@@ -39,4 +50,5 @@ pub fn expand_sha512(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) {
         t.zeroize();
     }
     previous.zeroize();
+    Ok(())
 }

@@ -16,9 +16,50 @@
 //!
 //! Every byte of every format is specified in `FORMAT.md` at the repository root.
 //!
+//! ## Example
+//! ```
+//! use coffer_core::chunked::{OPEN_BUFFER_LEN, SEAL_BUFFER_LEN};
+//! use coffer_core::{stream, Error, RustCrypto, SecretKey, Suite};
+//! use embedded_io::Read;
+//!
+//! let key = SecretKey::from_bytes([7; 32]);
+//! let plaintext = [0x42u8; 40_000];
+//!
+//! // Seal: the prefix (header, salt, commitment), each chunk the sealer emits, the tail.
+//! let mut seal_buf = [0u8; SEAL_BUFFER_LEN];
+//! let (mut sealer, prefix) = stream::seal(
+//!     &RustCrypto, Suite::Aes256Gcm, &key, b"repo-1", &mut rand_core::OsRng, &mut seal_buf[..],
+//! )?;
+//! let mut sealed = prefix.to_vec();
+//! let mut rest = &plaintext[..];
+//! while !rest.is_empty() {
+//!     let (taken, chunk) = sealer.push(rest)?;
+//!     sealed.extend_from_slice(chunk.unwrap_or_default());
+//!     rest = &rest[taken..];
+//! }
+//! sealed.extend_from_slice(sealer.finish()?.ciphertext());
+//!
+//! // Open: plaintext comes out only after each chunk's tag verified.
+//! let mut open_buf = [0u8; OPEN_BUFFER_LEN];
+//! let (header, mut opener) =
+//!     stream::open(&RustCrypto, &key, b"repo-1", &sealed[..], &mut open_buf[..])?;
+//! assert_eq!(header.key_id, key.id());
+//! let mut out = [0u8; 40_000];
+//! opener.read_exact(&mut out).map_err(|_| Error::Truncated)?;
+//! assert_eq!(out, plaintext);
+//!
+//! // Another key is told which key the stream wants, before any chunk is opened.
+//! let other = SecretKey::from_bytes([8; 32]);
+//! let err = stream::open(&RustCrypto, &other, b"repo-1", &sealed[..], &mut open_buf[..]);
+//! assert_eq!(err.err(), Some(Error::WrongKey { expected: key.id() }));
+//! # Ok::<(), Error>(())
+//! ```
+//!
 //! ## What it protects against
-//! Anyone who can read or change stored objects, but holds no key: they learn the
-//! length and the key ID, nothing else. Changed, reordered, spliced, duplicated,
+//! Anyone who can read or change stored objects, but holds no key. They learn what
+//! the header shows (format version, suite, key ID, so which objects share a key), the
+//! plaintext length to within 16 bytes, and for envelopes the purpose, key version and
+//! KEK ID; nothing about the plaintext itself. Changed, reordered, spliced, duplicated,
 //! truncated or extended chunks are detected; so is a wrong key (before any chunk is
 //! opened, by the key commitment: one ciphertext cannot open under two keys) and a
 //! wrong context (a stream cannot be passed off as another repository's).
@@ -52,7 +93,9 @@
         clippy::expect_used,
         clippy::panic,
         clippy::indexing_slicing,
-        clippy::arithmetic_side_effects
+        clippy::arithmetic_side_effects,
+        clippy::std_instead_of_core,
+        clippy::alloc_instead_of_core
     )
 )]
 

@@ -236,7 +236,7 @@ fn derived_keys_match_raw_mode_values() {
         };
         let key = SecretKey::try_from_slice(&v.key).unwrap();
         let salt: [u8; chunked::SALT_LEN] = v.ct[..24].try_into().unwrap();
-        let derived = DerivedKeys::derive(Suite::Aes256Gcm, &key, &salt, &[&v.ctx]);
+        let derived = DerivedKeys::derive(Suite::Aes256Gcm, &key, &salt, &[&v.ctx]).unwrap();
         assert_eq!(
             &derived.aead_key.expose_secret()[..],
             &aead_key[..],

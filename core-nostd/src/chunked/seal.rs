@@ -16,8 +16,10 @@ use crate::Error;
 ///    preamble)       emitted chunk)
 /// ```
 ///
-/// A full chunk is sealed only once more input arrives, because a message whose length
-/// is a multiple of [`CHUNK_LEN`] ends with an empty final chunk rather than a full one.
+/// A full chunk is sealed lazily, by the next `push`, `flush_full` or `finish`: chunks
+/// carry no final flag, so this changes no byte of the output, but it lets `advance`
+/// stay infallible and lets `finish` emit the last full chunk and the (then empty) final
+/// chunk together from the one buffer.
 #[must_use = "a sealer does nothing until finish() emits the final chunk"]
 pub struct Sealer<C, B> {
     keys: ChunkKeys<C>,
@@ -110,8 +112,7 @@ impl<C: crate::provider::ChunkCipher, B: AsMut<[u8]>> Sealer<C, B> {
     }
 
     /// Marks `n` bytes of [`Sealer::spare`] as written plaintext. If that fills the
-    /// chunk, nothing is sealed yet: the next push, advance or finish decides whether it
-    /// is final.
+    /// chunk, nothing is sealed yet: the next push, `flush_full` or `finish` seals it.
     pub fn advance(&mut self, n: usize) {
         self.filled = self.filled.saturating_add(n).min(CHUNK_LEN);
     }
