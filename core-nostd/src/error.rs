@@ -94,6 +94,11 @@ pub enum Error {
     Io(embedded_io::ErrorKind),
     /// The crypto provider failed on an operation that cannot fail on valid input.
     Provider,
+    /// A postcard record (a manifest entry) does not decode: `record` names which kind.
+    MalformedRecord {
+        /// The record type.
+        record: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -144,6 +149,7 @@ impl fmt::Display for Error {
             Error::StreamTooLong => f.write_str("stream exceeds 2^38 chunks"),
             Error::Io(kind) => write!(f, "I/O error: {kind:?}"),
             Error::Provider => f.write_str("crypto provider failure"),
+            Error::MalformedRecord { record } => write!(f, "malformed {record} record"),
         }
     }
 }

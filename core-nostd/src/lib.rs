@@ -11,6 +11,7 @@
 //!   bound as the scheme's context, then the message.
 //! - [`envelope`] and [`passphrase`]: a 32-byte secret wrapped under a key-encryption
 //!   key, or under a passphrase through Argon2id, with its fields bound as context.
+//! - [`record`]: the postcard records of a backup manifest, decoded in place.
 //! - [`provider`]: the chunk AEAD behind a trait, so a faster provider drives the same
 //!   state machines. [`provider::RustCrypto`] is the portable one.
 //!
@@ -109,6 +110,7 @@ mod header;
 pub mod kdf;
 pub mod passphrase;
 pub mod provider;
+pub mod record;
 pub mod secret;
 pub mod stream;
 
