@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::storage::ObjectKey;
+
 /// What can go wrong in the adapters. Core errors keep their meaning and are wrapped,
 /// not flattened into text, so callers can still act on "wrong key" or "corrupted
 /// chunk N".
@@ -18,6 +20,26 @@ pub enum Error {
         what: String,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// An object key was refused before reaching any backend.
+    #[error("invalid object key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// There is no object under this key.
+    #[error("no object {key}")]
+    NotFound {
+        /// The key.
+        key: ObjectKey,
+    },
+    /// A create-only put found an object already there.
+    #[error("object {key} already exists")]
+    AlreadyExists {
+        /// The key.
+        key: ObjectKey,
     },
     /// A vector file is not in the format its README describes.
     #[error("{}: malformed vector file: {reason}", path.display())]
