@@ -41,6 +41,49 @@ pub enum Error {
         /// The key.
         key: ObjectKey,
     },
+    /// A storage backend (S3) refused or failed a request, after any retries. Carries
+    /// the service's error code and message, never a credential or a signed URL.
+    #[error(
+        "storage backend: {operation} {key:?} failed: {code}{}: {message}",
+        http_status(*.status)
+    )]
+    Backend {
+        /// The S3 operation, e.g. "PutObject" or "UploadPart".
+        operation: &'static str,
+        /// The object key (or the listed prefix).
+        key: String,
+        /// The HTTP status, if a response came back at all.
+        status: Option<u16>,
+        /// The service's error code ("NoSuchBucket", "SlowDown", ...), or what went
+        /// wrong on the way ("Timeout", "ConnectionFailed").
+        code: String,
+        /// The service's message, or the transport error's description.
+        message: String,
+        /// True when the last attempt still failed for a reason worth retrying later
+        /// (5xx, throttling, a timeout, a broken connection).
+        transient: bool,
+    },
+    /// A storage backend's configuration, or a request made of it, is not usable.
+    #[error("storage configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An archive entry would land outside the restore folder, or does not match the
+    /// backup's manifest; nothing was written for it.
+    #[error("refusing archive entry {path:?}: {reason}")]
+    HostileArchivePath {
+        /// The entry's path, as stored (lossily decoded).
+        path: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A restore would replace something already there.
+    #[error("{} already exists; not overwriting it", path.display())]
+    DestinationExists {
+        /// The path.
+        path: PathBuf,
+    },
     /// A vector file is not in the format its README describes.
     #[error("{}: malformed vector file: {reason}", path.display())]
     MalformedVectors {
@@ -49,6 +92,65 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The catalogue's SQLite database failed (I/O, locked past the busy timeout,
+    /// not a database, ...), with what was being done.
+    #[error("catalogue: {what}: {source}")]
+    Catalogue {
+        /// What Coffer was doing, naming the row or file.
+        what: String,
+        /// The underlying error.
+        source: rusqlite::Error,
+    },
+    /// The catalogue refused a change that breaks one of its rules: a name already
+    /// taken, a row still referred to (a repository with backups), a value out of range.
+    #[error("catalogue refused {what}: {source}")]
+    CatalogueConstraint {
+        /// What Coffer was doing.
+        what: String,
+        /// SQLite's report, naming the constraint.
+        source: rusqlite::Error,
+    },
+    /// A catalogue row the caller named does not exist.
+    #[error("catalogue has no {what}")]
+    CatalogueNotFound {
+        /// The row, e.g. "repository 7" or "backup 12".
+        what: String,
+    },
+    /// The catalogue was migrated by a newer Coffer than this one; it is left untouched.
+    #[error(
+        "catalogue schema {component:?} is at version {found}, but this Coffer knows \
+         versions up to {supported}: upgrade Coffer"
+    )]
+    CatalogueTooNew {
+        /// The component whose schema is too new ("adapters", "server").
+        component: String,
+        /// The version the database is at.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// The database is not a usable Coffer catalogue (another application's file, a
+    /// setting that did not take effect, a row Coffer cannot read back).
+    #[error("catalogue {what}: {reason}")]
+    CatalogueInvalid {
+        /// The file, setting or row.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A catalogue call was used wrongly: a rewrap that changed the wrapped key, a
+    /// migration list that is empty or named twice, ...
+    #[error("catalogue misuse while {what}: {reason}")]
+    CatalogueMisuse {
+        /// What was being done.
+        what: String,
+        /// What the caller got wrong.
+        reason: String,
+    },
+}
+
+fn http_status(status: Option<u16>) -> String {
+    status.map_or_else(String::new, |s| format!(" (HTTP {s})"))
 }
 
 impl Error {

@@ -5,6 +5,10 @@
 //!
 //! Files whose groups are of a type this module does not know (Wycheproof's primitive
 //! vectors, which the core's own tests apply) are reported as not applicable.
+//!
+//! [`verify_dir`] and [`verify_file`] use [`crate::default_provider`];
+//! [`verify_dir_with`] and [`verify_file_with`] take any [`CryptoProvider`], so every
+//! provider can be held to the same files.
 
 use std::io::{Cursor, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -12,8 +16,9 @@ use std::path::{Path, PathBuf};
 use coffer_core::chunked::{self, DerivedKeys, RandomAccessOpener, StreamOpener, OPEN_BUFFER_LEN};
 use coffer_core::envelope::{self, Purpose};
 use coffer_core::passphrase::{self, Argon2Block, PassphraseEnvelope};
+use coffer_core::provider::{ChunkCipher, CryptoProvider};
 use coffer_core::stream;
-use coffer_core::{Error as CoreError, RustCrypto, SecretKey, Suite};
+use coffer_core::{Error as CoreError, SecretKey, Suite};
 use embedded_io_adapters::std::FromStd;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
@@ -46,16 +51,31 @@ pub struct Failure {
     pub message: String,
 }
 
-/// Applies every `*_test.json` file under `dir` (recursively), in name order.
+/// Applies every `*_test.json` file under `dir` (recursively), in name order, with the
+/// default provider.
 ///
 /// # Errors
 /// [`Error::Io`] if a file cannot be read; [`Error::MalformedVectors`] if one is not a
 /// vector file.
 pub fn verify_dir(dir: &Path) -> Result<Vec<FileReport>, Error> {
+    verify_dir_with(&crate::default_provider(), dir)
+}
+
+/// [`verify_dir`] with the given provider.
+///
+/// # Errors
+/// As [`verify_dir`].
+pub fn verify_dir_with<P: CryptoProvider>(
+    provider: &P,
+    dir: &Path,
+) -> Result<Vec<FileReport>, Error> {
     let mut files = Vec::new();
     collect(dir, &mut files)?;
     files.sort();
-    files.iter().map(|f| verify_file(f)).collect()
+    files
+        .iter()
+        .map(|f| verify_file_with(provider, f))
+        .collect()
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
@@ -74,11 +94,19 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Applies one vector file.
+/// Applies one vector file with the default provider.
 ///
 /// # Errors
 /// As [`verify_dir`].
 pub fn verify_file(path: &Path) -> Result<FileReport, Error> {
+    verify_file_with(&crate::default_provider(), path)
+}
+
+/// [`verify_file`] with the given provider.
+///
+/// # Errors
+/// As [`verify_dir`].
+pub fn verify_file_with<P: CryptoProvider>(provider: &P, path: &Path) -> Result<FileReport, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let malformed = |reason: String| Error::MalformedVectors {
@@ -100,7 +128,7 @@ pub fn verify_file(path: &Path) -> Result<FileReport, Error> {
         let tests = group["tests"]
             .as_array()
             .ok_or_else(|| malformed(format!("a {kind} group has no tests array")))?;
-        let apply: fn(&Value, &Value) -> Result<(), String> = match kind.as_str() {
+        let apply: fn(&P, &Value, &Value) -> Result<(), String> = match kind.as_str() {
             "ChunkedEncryption" => chunked_test,
             "CofferStream" => stream_test,
             "CofferKeyEnvelope" => key_envelope_test,
@@ -114,7 +142,7 @@ pub fn verify_file(path: &Path) -> Result<FileReport, Error> {
         };
         for test in tests {
             report.tests += 1;
-            if let Err(message) = apply(group, test) {
+            if let Err(message) = apply(provider, group, test) {
                 report.failures.push(Failure {
                     tc_id: test["tcId"].as_u64().unwrap_or(0),
                     message,
@@ -333,7 +361,7 @@ fn drain<R, C, B>(
 ) -> Result<(u64, Vec<u8>, Result<(), CoreError>), String>
 where
     R: embedded_io::Read,
-    C: coffer_core::provider::ChunkCipher,
+    C: ChunkCipher,
     B: AsMut<[u8]>,
 {
     let mut hash = Sha512::new();
@@ -364,7 +392,7 @@ fn check_random_access<R, C, B>(
 ) -> Result<(), String>
 where
     R: embedded_io::Read + embedded_io::Seek,
-    C: coffer_core::provider::ChunkCipher,
+    C: ChunkCipher,
     B: AsMut<[u8]>,
 {
     let mut opener = match opened {
@@ -411,7 +439,7 @@ fn suite_of_aead(name: &str) -> Result<Suite, String> {
 }
 
 /// Wycheproof's `ChunkedEncryption` tests: the chunked layer alone, key + context.
-fn chunked_test(group: &Value, t: &Value) -> Result<(), String> {
+fn chunked_test<P: CryptoProvider>(provider: &P, group: &Value, t: &Value) -> Result<(), String> {
     let suite = suite_of_aead(group["aead"].as_str().unwrap_or(""))?;
     let Some(key) = key_of(t, "key")? else {
         return Ok(());
@@ -437,7 +465,7 @@ fn chunked_test(group: &Value, t: &Value) -> Result<(), String> {
     }
 
     let opener = StreamOpener::new(
-        &RustCrypto,
+        provider,
         suite,
         &key,
         &[&ctx],
@@ -452,7 +480,7 @@ fn chunked_test(group: &Value, t: &Value) -> Result<(), String> {
 
     let seekable = ct.seekable()?;
     let opened = RandomAccessOpener::new(
-        &RustCrypto,
+        provider,
         suite,
         &key,
         &[&ctx],
@@ -464,7 +492,7 @@ fn chunked_test(group: &Value, t: &Value) -> Result<(), String> {
 }
 
 /// Coffer's `CofferStream` tests: header + message.
-fn stream_test(group: &Value, t: &Value) -> Result<(), String> {
+fn stream_test<P: CryptoProvider>(provider: &P, group: &Value, t: &Value) -> Result<(), String> {
     let suite = Suite::from_byte(group["suite"].as_u64().unwrap_or(0) as u8)
         .map_err(|e| format!("group suite: {e}"))?;
     let Some(key) = key_of(t, "key")? else {
@@ -485,7 +513,7 @@ fn stream_test(group: &Value, t: &Value) -> Result<(), String> {
     let mut buf = vec![0u8; OPEN_BUFFER_LEN];
 
     let (released, digest, result) = match stream::open(
-        &RustCrypto,
+        provider,
         &key,
         &ctx,
         FromStd::new(ct.reader()),
@@ -503,7 +531,7 @@ fn stream_test(group: &Value, t: &Value) -> Result<(), String> {
 
     let seekable = ct.seekable()?;
     let opened = stream::open_random_access(
-        &RustCrypto,
+        provider,
         &key,
         &ctx,
         FromStd::new(seekable),
@@ -553,18 +581,16 @@ fn check_unwrap(
     }
 }
 
-fn key_envelope_test(_group: &Value, t: &Value) -> Result<(), String> {
+fn key_envelope_test<P: CryptoProvider>(
+    provider: &P,
+    _group: &Value,
+    t: &Value,
+) -> Result<(), String> {
     let Some(kek) = key_of(t, "kek")? else {
         return Ok(());
     };
     let bytes = hex_of(t, "envelope")?;
-    let result = envelope::unwrap_key(
-        &RustCrypto,
-        &kek,
-        &bytes,
-        purpose_of(t)?,
-        &hex_of(t, "ctx")?,
-    );
+    let result = envelope::unwrap_key(provider, &kek, &bytes, purpose_of(t)?, &hex_of(t, "ctx")?);
     if let (Ok((_, info)), Some(kek_id)) = (&result, opt_hex(t, "kekId")?) {
         if info.kek_id.as_bytes()[..] != kek_id[..] {
             return Err("kekId differs".into());
@@ -573,14 +599,18 @@ fn key_envelope_test(_group: &Value, t: &Value) -> Result<(), String> {
     check_unwrap(t, result.map(|(k, info)| (k, info.suite, info.key_version)))
 }
 
-fn passphrase_envelope_test(_group: &Value, t: &Value) -> Result<(), String> {
+fn passphrase_envelope_test<P: CryptoProvider>(
+    provider: &P,
+    _group: &Value,
+    t: &Value,
+) -> Result<(), String> {
     let bytes = hex_of(t, "envelope")?;
     // Memory for the parameters the envelope states, which decoding bounds; an envelope
     // that does not decode fails before any is needed.
     let blocks = PassphraseEnvelope::decode(&bytes).map_or(0, |info| info.params.blocks());
     let mut memory = vec![Argon2Block::default(); blocks];
     let result = passphrase::unwrap_with_passphrase(
-        &RustCrypto,
+        provider,
         &hex_of(t, "passphrase")?,
         &bytes,
         purpose_of(t)?,

@@ -1,14 +1,17 @@
-//! Where sealed objects live: a local folder or an S3-compatible bucket, behind one
-//! trait. Object keys are validated ([`ObjectKey`]) before any backend sees them, and
-//! every backend makes a put atomic: readers see the old object or the whole new one.
+//! Where sealed objects live: a local folder ([`LocalStorage`]) or an S3-compatible
+//! bucket ([`S3Storage`]), behind one trait. Object keys are validated ([`ObjectKey`])
+//! before any backend sees them, and every backend makes a put atomic: readers see the
+//! old object or the whole new one.
 
 mod key;
 pub mod local;
+pub mod s3;
 
 use std::io::Read;
 
 pub use key::ObjectKey;
 pub use local::LocalStorage;
+pub use s3::{PresignOp, PresignedRequest, S3Config, S3Storage};
 
 use crate::Error;
 
