@@ -56,7 +56,7 @@ pub use rusqlite;
 pub use schema::{ADAPTERS_COMPONENT, ADAPTERS_MIGRATIONS};
 
 use coffer_core::{KeyId, Suite};
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::Error;
 
@@ -135,10 +135,14 @@ impl Catalogue {
         &mut self.conn
     }
 
-    fn configure(conn: Connection, file: bool, what: &dyn Fn() -> String) -> Result<Self, Error> {
+    fn configure(
+        mut conn: Connection,
+        file: bool,
+        what: &dyn Fn() -> String,
+    ) -> Result<Self, Error> {
         conn.busy_timeout(BUSY_TIMEOUT).or_catalogue(what)?;
         // Before anything writes: never switch the journal of another program's file.
-        claim_application_id(&conn, what)?;
+        claim_application_id(&mut conn, what)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .or_catalogue(|| format!("{}: setting WAL journal mode", what()))?;
@@ -188,15 +192,25 @@ impl fmt::Display for BackupId {
 
 /// Stamps an empty database with [`APPLICATION_ID`]; refuses one stamped otherwise,
 /// or unstamped but holding tables.
-fn claim_application_id(conn: &Connection, what: &dyn Fn() -> String) -> Result<(), Error> {
+fn claim_application_id(conn: &mut Connection, what: &dyn Fn() -> String) -> Result<(), Error> {
     let reading = || format!("{}: reading the application ID", what());
-    let id: i32 = conn
-        .pragma_query_value(None, "application_id", |row| row.get(0))
+    let read_id = |conn: &Connection| -> Result<i32, Error> {
+        conn.pragma_query_value(None, "application_id", |row| row.get(0))
+            .or_catalogue(reading)
+    };
+    if read_id(conn)? == APPLICATION_ID {
+        return Ok(());
+    }
+    // Decide and stamp under the write lock: another process may be creating this
+    // catalogue right now, and its tables must not make it look foreign to us.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
         .or_catalogue(reading)?;
+    let id = read_id(&tx)?;
     if id == APPLICATION_ID {
         return Ok(());
     }
-    let objects: i64 = conn
+    let objects: i64 = tx
         .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
         .or_catalogue(reading)?;
     if id != 0 || objects != 0 {
@@ -207,8 +221,10 @@ fn claim_application_id(conn: &Connection, what: &dyn Fn() -> String) -> Result<
             ),
         });
     }
-    conn.pragma_update(None, "application_id", APPLICATION_ID)
-        .or_catalogue(|| format!("{}: setting the application ID", what()))
+    let stamping = || format!("{}: setting the application ID", what());
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .or_catalogue(stamping)?;
+    tx.commit().or_catalogue(stamping)
 }
 
 /// Maps SQLite errors to [`Error::Catalogue`], or [`Error::CatalogueConstraint`] for a

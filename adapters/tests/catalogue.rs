@@ -162,6 +162,32 @@ fn in_memory_catalogues_work_too() {
 }
 
 #[test]
+fn processes_creating_one_catalogue_at_once_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|i| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut catalogue = Catalogue::open(&path)
+                        .unwrap_or_else(|e| panic!("round {round}, opener {i}: {e}"));
+                    create_repo(&mut catalogue, &format!("r{i}"), &key(1));
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap();
+        }
+        let catalogue = open(&path);
+        assert_eq!(catalogue.repositories().unwrap().len(), 4);
+        assert_eq!(version(&catalogue, ADAPTERS_COMPONENT), Some(1));
+    }
+}
+
+#[test]
 fn reopening_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);

@@ -1098,6 +1098,11 @@ impl Inner {
         mode: PutMode,
     ) -> Result<u64, Error> {
         let k = key.as_str();
+        // Cheap early refusal before uploading gigabytes; If-None-Match on Complete
+        // is what makes create-only safe against a concurrent writer.
+        if mode == PutMode::CreateOnly && self.head_info(k)?.is_some() {
+            return Err(Error::AlreadyExists { key: key.clone() });
+        }
         let upload_id = self.create_multipart(k)?;
         let outcome = self
             .upload_parts(k, &upload_id, first, src)
