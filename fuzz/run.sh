@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(header stream_open random_open envelope passphrase_envelope seal_open_differential)
+TARGETS=(header stream_open random_open envelope passphrase_envelope seal_open_differential records)
 mode="${1:-smoke}"
 shift || true
 case "$mode" in
