@@ -16,6 +16,9 @@ export COFFER_BENCH_KEY_HEX=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n
 cargo build --release --locked -p coffer-adapters --example pipeline_bench >/dev/null
 bin=target/release/examples/pipeline_bench
 
+# `yes | head` ends yes with SIGPIPE, which pipefail would turn into a failure.
+text() { yes "$1" 2>/dev/null | head -c "$2" || true; }
+
 make_mixed() {
   local dir=$1
   [ -e "$dir/.done" ] && return
@@ -31,7 +34,7 @@ make_mixed() {
   while [ "$have" -lt "$want" ]; do
     local left=$((want - have)); local size=$(( left < (128 << 20) ? left : (128 << 20) ))
     if (( i % 2 )); then head -c "$size" /dev/urandom > "$dir/random-$i.bin"
-    else yes "coffer benchmark line $i with some repetitive text" | head -c "$size" > "$dir/text-$i.log"; fi
+    else text "coffer benchmark line $i with some repetitive text" "$size" > "$dir/text-$i.log"; fi
     have=$((have + size)); i=$((i + 1))
   done
   touch "$dir/.done"
@@ -41,7 +44,7 @@ make_flat() {
   local file=$1 size=$2
   [ -e "$file" ] && return
   mkdir -p "$(dirname "$file")"
-  { head -c $((size / 2)) /dev/urandom; yes "a log line that compresses well" | head -c $((size / 2)); } > "$file"
+  { head -c $((size / 2)) /dev/urandom; text "a log line that compresses well" $((size / 2)); } > "$file"
 }
 
 measure() { # label, command... -> "label|wall|user+sys|maxrss_kib"
@@ -64,7 +67,7 @@ row() { # label input bytes measure-output
 }
 for round in 1 2; do
   rm -rf "$work/store"
-  row "mixed 1 GiB" "$mixed_bytes" "$(measure "tar -c | zstd -3 -T2 (ceiling)" bash -c "tar -C '$work' -cf - mixed | zstd -3 -T2 -q > /dev/null")"
+  row "mixed 1 GiB" "$mixed_bytes" "$(measure "tar -c, zstd -3 -T2 (ceiling)" bash -c "tar -C '$work' -cf - mixed | zstd -3 -T2 -q > /dev/null")"
   rm -rf "$work/store"
   row "mixed 1 GiB" "$mixed_bytes" "$(measure "coffer pipeline, 1 thread" "$bin" backup "$work/store" 1 "$work/mixed")"
   rm -rf "$work/store"

@@ -4,7 +4,9 @@
 //! zstd frame, compressed by a pool of workers, and the frames come out in order. The
 //! positions of every frame in the archive and in the compressed stream are recorded so
 //! a restore can start decompressing at any frame. At most `2 × workers + 2` blocks are
-//! alive at once, whatever the size of the input.
+//! alive at once, whatever the size of the input: the writer takes a token before it
+//! sends a block and the reader returns it when the frame has been read out, so a slow
+//! block cannot let the others pile up behind it.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -20,17 +22,44 @@ pub const BLOCK_LEN: usize = 2 << 20;
 
 type Block = io::Result<(u64, Vec<u8>)>;
 
+/// Buffers handed back for reuse, so the allocator sees the same few blocks over and
+/// over and peak memory is the same for 256 MiB of input as for 4 GiB.
+#[derive(Clone, Default)]
+struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Pool {
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.0.lock().ok().and_then(|mut p| p.pop());
+        let mut buf = reused.unwrap_or_default();
+        buf.clear();
+        buf.reserve(capacity);
+        buf
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        if let Ok(mut p) = self.0.lock() {
+            p.push(buf);
+        }
+    }
+}
+
 /// The writing end: archive bytes in, blocks out to the workers.
 pub(crate) struct BlockWriter {
     block: Vec<u8>,
     seq: u64,
     to_workers: SyncSender<Block>,
+    tokens: Receiver<()>,
+    blocks: Pool,
     finished: bool,
 }
 
 impl BlockWriter {
     fn send_block(&mut self) -> io::Result<()> {
-        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK_LEN));
+        self.tokens
+            .recv()
+            .map_err(|_| io::Error::other("the compressed stream was abandoned"))?;
+        let fresh = self.blocks.take(BLOCK_LEN);
+        let block = std::mem::replace(&mut self.block, fresh);
         self.to_workers
             .send(Ok((self.seq, block)))
             .map_err(|_| io::Error::other("the compressors stopped"))?;
@@ -86,6 +115,8 @@ pub(crate) struct FrameReader {
     compressed_offset: u64,
     frames: Vec<FrameRecord>,
     workers: Vec<JoinHandle<()>>,
+    tokens: SyncSender<()>,
+    frames_pool: Pool,
     done: bool,
 }
 
@@ -109,8 +140,11 @@ impl FrameReader {
                 });
                 self.archive_offset += len as u64;
                 self.compressed_offset += frame.len() as u64;
-                self.current = frame;
+                self.frames_pool.give(std::mem::replace(&mut self.current, frame));
                 self.pos = 0;
+                // The previous frame is read out: its block's token goes back. At most
+                // `in_flight` tokens exist, so this never blocks.
+                let _ = self.tokens.try_send(());
                 self.next_seq += 1;
                 return Ok(true);
             }
@@ -153,13 +187,21 @@ impl Read for FrameReader {
 /// `workers` compression threads at zstd `level`.
 pub(crate) fn compressor(workers: usize, level: i32) -> (BlockWriter, FrameReader) {
     let workers = workers.max(1);
+    let in_flight = 2 * workers + 2;
+    let (token_tx, tokens) = sync_channel(in_flight);
+    for _ in 0..in_flight {
+        let _ = token_tx.try_send(());
+    }
     let (to_workers, blocks) = sync_channel::<Block>(workers);
     let (to_reader, from_workers) = sync_channel(workers);
     let blocks = Arc::new(Mutex::new(blocks));
+    let (block_pool, frame_pool) = (Pool::default(), Pool::default());
     let handles = (0..workers)
         .map(|_| {
             let blocks = Arc::clone(&blocks);
             let to_reader = to_reader.clone();
+            let (block_pool, frame_pool) = (block_pool.clone(), frame_pool.clone());
+            let mut compressor = zstd::bulk::Compressor::new(level);
             std::thread::spawn(move || loop {
                 let next = match blocks.lock() {
                     Ok(rx) => rx.recv(),
@@ -169,7 +211,14 @@ pub(crate) fn compressor(workers: usize, level: i32) -> (BlockWriter, FrameReade
                     Err(_) => return, // the writer finished
                     Ok(Err(e)) => Err(e),
                     Ok(Ok((seq, block))) => {
-                        zstd::bulk::compress(&block, level).map(|frame| (seq, block.len(), frame))
+                        let mut frame = frame_pool.take(zstd::zstd_safe::compress_bound(block.len()));
+                        let done = compressor
+                            .as_mut()
+                            .map_err(|e| io::Error::other(e.to_string()))
+                            .and_then(|c| c.compress_to_buffer(&block, &mut frame));
+                        let len = block.len();
+                        block_pool.give(block);
+                        done.map(|_| (seq, len, frame))
                     }
                 };
                 let failed = message.is_err();
@@ -181,9 +230,11 @@ pub(crate) fn compressor(workers: usize, level: i32) -> (BlockWriter, FrameReade
         .collect();
     (
         BlockWriter {
-            block: Vec::with_capacity(BLOCK_LEN),
+            block: block_pool.take(BLOCK_LEN),
             seq: 0,
             to_workers,
+            tokens,
+            blocks: block_pool,
             finished: false,
         },
         FrameReader {
@@ -196,6 +247,8 @@ pub(crate) fn compressor(workers: usize, level: i32) -> (BlockWriter, FrameReade
             compressed_offset: 0,
             frames: Vec::new(),
             workers: handles,
+            tokens: token_tx,
+            frames_pool: frame_pool,
             done: false,
         },
     )
