@@ -3,14 +3,15 @@
 //!
 //! `pipeline_bench backup <store> <threads> <source>...` /
 //! `pipeline_bench restore <store> <target>`; the key comes from `COFFER_BENCH_KEY_HEX`
-//! (64 hex digits) so it never appears in argv.
+//! (64 hex digits) so it never appears in argv. Sealing uses the default provider.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use coffer_adapters::default_provider;
 use coffer_adapters::pipeline::{self, BackupOptions, RestoreOptions};
 use coffer_adapters::storage::{LocalStorage, ObjectKey};
-use coffer_core::{RustCrypto, SecretKey, Suite};
+use coffer_core::{SecretKey, Suite};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,7 +29,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let sources: Vec<PathBuf> = args[3..].iter().map(PathBuf::from).collect();
             let start = Instant::now();
-            let s = pipeline::backup(&RustCrypto, &store, &prefix, "b", &key, &sources, &options)?;
+            let s = pipeline::backup(
+                &default_provider(),
+                &store,
+                &prefix,
+                "b",
+                &key,
+                &sources,
+                &options,
+            )?;
             let secs = start.elapsed().as_secs_f64();
             println!(
                 "backup: {} bytes of content, {} archive, {} stored, {:.3} s, {:.1} MiB/s",
@@ -43,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let store = LocalStorage::open(&args[1])?;
             let start = Instant::now();
             let s = pipeline::restore(
-                &RustCrypto,
+                &default_provider(),
                 &store,
                 &prefix,
                 "b",

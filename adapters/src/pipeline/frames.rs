@@ -140,7 +140,8 @@ impl FrameReader {
                 });
                 self.archive_offset += len as u64;
                 self.compressed_offset += frame.len() as u64;
-                self.frames_pool.give(std::mem::replace(&mut self.current, frame));
+                self.frames_pool
+                    .give(std::mem::replace(&mut self.current, frame));
                 self.pos = 0;
                 // The previous frame is read out: its block's token goes back. At most
                 // `in_flight` tokens exist, so this never blocks.
@@ -211,7 +212,8 @@ pub(crate) fn compressor(workers: usize, level: i32) -> (BlockWriter, FrameReade
                     Err(_) => return, // the writer finished
                     Ok(Err(e)) => Err(e),
                     Ok(Ok((seq, block))) => {
-                        let mut frame = frame_pool.take(zstd::zstd_safe::compress_bound(block.len()));
+                        let mut frame =
+                            frame_pool.take(zstd::zstd_safe::compress_bound(block.len()));
                         let done = compressor
                             .as_mut()
                             .map_err(|e| io::Error::other(e.to_string()))
