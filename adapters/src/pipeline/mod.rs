@@ -7,11 +7,17 @@
 //! (summary, frame table, entries with SHA-256). The manifest is written last: a backup
 //! without one is incomplete. Each object's name is bound into its sealing context, so
 //! one backup's archive cannot be passed off as another's.
+//!
+//! A backup of one byte stream (a command's output) is `P/backups/N.stream` and its
+//! manifest instead ([`backup_stream`], [`restore_stream`]); [`verify`] checks either
+//! kind end to end without writing anything.
 
 pub mod archive;
 mod frames;
 pub mod manifest;
 mod restore;
+mod stream;
+mod verify;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -23,6 +29,8 @@ pub use archive::Entry;
 pub use frames::BLOCK_LEN;
 pub use manifest::Manifest;
 pub use restore::{restore, RestoreOptions, RestoreSummary};
+pub use stream::{backup_kind, backup_stream, restore_stream, stream_key, BackupKind};
+pub use verify::{verify, VerifySummary};
 
 use crate::bridge::{OpenReader, SealReader};
 use crate::storage::{ObjectKey, PutMode, Storage};
