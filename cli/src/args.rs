@@ -1,0 +1,344 @@
+//! The command line, as clap derives it. Secrets never appear here: only the names of
+//! files that hold them (environment variables and prompts are read in `secrets`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit;
+
+/// Coffer: encrypted backups whose format anyone can check.
+///
+/// Secrets come from files (--key-file, --passphrase-file), from $COFFER_PASSPHRASE,
+/// or from a prompt on the terminal; never from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "coffer", version, after_help = exit::TABLE)]
+pub(crate) struct Cli {
+    /// Print results as JSON on stdout (errors too), for scripts.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Generate, inspect, export, import and rewrap keys.
+    Key {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Seal a file or a pipe ('-') under a key file or a passphrase.
+    Seal(SealArgs),
+    /// Open a sealed file or pipe; a file is written only once all of it verified.
+    Open(OpenArgs),
+    /// Create a repository in a folder or an S3 bucket.
+    Init(InitArgs),
+    /// Back up files and folders, or a command's output, into a repository.
+    Backup(BackupArgs),
+    /// Restore a backup into a folder, a file, or a command's input.
+    Restore(RestoreArgs),
+    /// List a repository's backups: time, size, key ID.
+    List(ListArgs),
+    /// Check a backup end to end, writing nothing.
+    Verify(VerifyArgs),
+    /// Delete backups outside a retention policy.
+    Prune(PruneArgs),
+    /// Check test-vector files, for integrators.
+    Vectors {
+        /// What to do with vectors.
+        #[command(subcommand)]
+        command: VectorsCommand,
+    },
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Write a new random key to a key file (mode 0600) and print its key ID.
+    Generate {
+        /// The key file to create; an existing file is never overwritten.
+        file: PathBuf,
+    },
+    /// Show the key ID of a key file, recovery kit, envelope or sealed file.
+    Id {
+        /// The file ('-' for stdin).
+        file: PathBuf,
+    },
+    /// Export a key file as a recovery kit (text) or a passphrase or KEK envelope.
+    Export(ExportArgs),
+    /// Import a recovery kit or envelope back into a key file.
+    Import(ImportArgs),
+    /// Rewrap an envelope (a file, or a repository's) under a new passphrase or KEK.
+    Rewrap(RewrapArgs),
+}
+
+/// How a key is exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// A recovery kit: base32 with a checksum, to print or write down.
+    Text,
+    /// A passphrase envelope (COFFER/P, 168 bytes).
+    Passphrase,
+    /// A key-wrap envelope under another key file (COFFER/K, 152 bytes).
+    Kek,
+}
+
+/// `coffer key export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The key file to export.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: PathBuf,
+    /// The form of the export.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Text)]
+    pub(crate) format: ExportFormat,
+    /// Where to write it (default: stdout for text; required for envelopes).
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// For --format passphrase: file holding the new passphrase (else
+    /// $COFFER_NEW_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// For --format kek: the key file to wrap under.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kek_file: Option<PathBuf>,
+}
+
+/// `coffer key import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// A recovery kit, a passphrase envelope or a KEK envelope ('-' for stdin).
+    pub(crate) input: PathBuf,
+    /// The key file to create.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    /// For a passphrase envelope: file holding the passphrase (else
+    /// $COFFER_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// For a KEK envelope: the key file it is wrapped under.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kek_file: Option<PathBuf>,
+}
+
+/// `coffer key rewrap`.
+#[derive(Debug, Args)]
+pub(crate) struct RewrapArgs {
+    /// The envelope file to rewrap in place (or use --repo).
+    #[arg(required_unless_present = "repo", conflicts_with = "repo")]
+    pub(crate) envelope: Option<PathBuf>,
+    /// Rewrap the key envelope of this repository instead.
+    #[arg(long)]
+    pub(crate) repo: Option<String>,
+    /// The catalogue file, for --repo (see `coffer init --help`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) catalogue: Option<PathBuf>,
+    /// Current passphrase file, for a passphrase envelope (else $COFFER_PASSPHRASE,
+    /// else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// Current KEK file, for a key-wrap envelope.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kek_file: Option<PathBuf>,
+    /// New passphrase file (else $COFFER_NEW_PASSPHRASE, else a prompt), unless
+    /// --new-kek-file is given.
+    #[arg(long, value_name = "FILE", conflicts_with = "new_kek_file")]
+    pub(crate) new_passphrase_file: Option<PathBuf>,
+    /// Rewrap under this key file (a KEK) instead of a passphrase.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) new_kek_file: Option<PathBuf>,
+}
+
+/// A key file or a passphrase.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct SecretArgs {
+    /// Key file (see `coffer key generate`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// File holding the passphrase (else $COFFER_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+}
+
+/// The chunk AEAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SuiteArg {
+    /// AES-256-GCM (Cobblestone-256): fastest with AES instructions.
+    #[value(name = "aes-256-gcm")]
+    Aes256Gcm,
+    /// ChaCha20-Poly1305: for CPUs without AES instructions.
+    #[value(name = "chacha20-poly1305")]
+    ChaCha20Poly1305,
+}
+
+/// `coffer seal`.
+#[derive(Debug, Args)]
+pub(crate) struct SealArgs {
+    /// The file to seal, or '-' for stdin.
+    pub(crate) input: PathBuf,
+    /// Where to write the sealed file ('-' for stdout; default: INPUT.coffer).
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// The key file or passphrase to seal under.
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+    /// The chunk AEAD.
+    #[arg(long, value_enum, default_value_t = SuiteArg::Aes256Gcm)]
+    pub(crate) suite: SuiteArg,
+}
+
+/// `coffer open`.
+#[derive(Debug, Args)]
+pub(crate) struct OpenArgs {
+    /// The sealed file, or '-' for stdin.
+    pub(crate) input: PathBuf,
+    /// Where to write the plaintext ('-' for stdout; default: INPUT without .coffer).
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// The key file or passphrase it was sealed under.
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// Where a repository is.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct RepoArgs {
+    /// The repository: a folder, or s3://BUCKET/PREFIX (endpoint and credentials from
+    /// the environment or --s3-config).
+    #[arg(long, env = "COFFER_REPO")]
+    pub(crate) repo: String,
+    /// The catalogue file (default: catalogue.sqlite in a folder repository; for S3,
+    /// a cache file under $XDG_CACHE_HOME/coffer, rebuilt from the bucket if missing).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) catalogue: Option<PathBuf>,
+    /// A file of S3 settings (KEY=VALUE lines, as the environment variables).
+    #[arg(long, value_name = "FILE", env = "COFFER_S3_CONFIG")]
+    pub s3_config: Option<PathBuf>,
+}
+
+/// `coffer init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Where to create it.
+    #[command(flatten)]
+    pub(crate) repo: RepoArgs,
+    /// Protect the repository key with this key file, or with a passphrase.
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// `coffer backup`.
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// Files and folders to back up (each stored under its own name).
+    #[arg(
+        required_unless_present = "from_command",
+        conflicts_with = "from_command"
+    )]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Back up what this shell command writes to stdout instead (needs --name).
+    #[arg(long, value_name = "COMMAND", requires = "name")]
+    pub(crate) from_command: Option<String>,
+    /// The backup's name (default: the UTC time, e.g. 20261123T101500Z).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// zstd compression level.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub(crate) level: i32,
+    /// The repository.
+    #[command(flatten)]
+    pub(crate) repo: RepoArgs,
+    /// Its key file or passphrase.
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// `coffer restore`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "to_file", "to_command"])))]
+pub(crate) struct RestoreArgs {
+    /// The backup's name.
+    pub(crate) name: String,
+    /// Only these paths (as stored, e.g. `docs/report.txt`) and what is under them.
+    pub(crate) paths: Vec<OsString>,
+    /// Restore into this folder (created if missing; nothing in it is overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) to: Option<PathBuf>,
+    /// Restore a command-output backup into this file ('-' for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) to_file: Option<PathBuf>,
+    /// Restore a command-output backup into this shell command's stdin.
+    #[arg(long, value_name = "COMMAND")]
+    pub(crate) to_command: Option<String>,
+    /// The repository.
+    #[command(flatten)]
+    pub(crate) repo: RepoArgs,
+    /// Its key file or passphrase.
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// `coffer list`.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// The repository.
+    #[command(flatten)]
+    pub(crate) repo: RepoArgs,
+    /// Its key file or passphrase (needed only to rebuild a missing catalogue).
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// `coffer verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The backup's name.
+    pub(crate) name: String,
+    /// The repository.
+    #[command(flatten)]
+    pub(crate) repo: RepoArgs,
+    /// Its key file or passphrase.
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// `coffer prune`.
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    /// Keep the newest N backups.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_last: Option<u32>,
+    /// Keep the newest backup of each of the last N days (UTC) that have one.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months that have one.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_monthly: Option<u32>,
+    /// Show what would be deleted, and delete nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// The repository.
+    #[command(flatten)]
+    pub(crate) repo: RepoArgs,
+    /// Its key file or passphrase (needed only to rebuild a missing catalogue).
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// Vector subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum VectorsCommand {
+    /// Apply every *_test.json file under DIR and print the counts.
+    Verify {
+        /// The vectors folder, e.g. test-vectors/.
+        dir: PathBuf,
+    },
+}

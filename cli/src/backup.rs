@@ -1,0 +1,351 @@
+//! `coffer backup`, `coffer restore`, `coffer verify`: the pipeline over a repository.
+
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+
+use coffer_adapters::catalogue::{BackupSummary, NewBackup};
+use coffer_adapters::pipeline::{self, BackupKind, BackupOptions, RestoreOptions};
+use coffer_adapters::Error as AdaptersError;
+use serde_json::json;
+
+use crate::args::{BackupArgs, RestoreArgs, VerifyArgs};
+use crate::calendar;
+use crate::exit::{CliError, Result};
+use crate::output::{emit, shown};
+use crate::progress::{self, ProgressStorage};
+use crate::repo::{is_stream, Repo};
+use crate::repo_cmd::human_bytes;
+use crate::seal::Output;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `coffer backup`.
+///
+/// # Errors
+/// [`CliError::Exists`] for a name in use; a failing command or unreadable path fails
+/// the backup, and then no backup is left: not in the catalogue, not in storage.
+pub(crate) fn backup(args: &BackupArgs, json: bool) -> Result<()> {
+    let mut repo = Repo::open(&args.repo, false)?;
+    let key = repo.unlock(&args.secret)?;
+    let repository = repo.repository(&args.secret, Some(&key))?;
+    let started = now();
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| calendar::compact(started));
+    let (archive_key, manifest_key) = pipeline::object_keys(&repo.prefix, &name)?;
+    let data_key = if args.from_command.is_some() {
+        pipeline::stream_key(&repo.prefix, &name)?
+    } else {
+        archive_key
+    };
+    if repo
+        .catalogue
+        .backup_by_name(repository.id, &name)?
+        .is_some()
+    {
+        return Err(CliError::Exists(format!(
+            "a backup named {name:?} exists in {}",
+            repo.location
+        )));
+    }
+    let options = BackupOptions {
+        level: args.level,
+        ..BackupOptions::default()
+    };
+    // Recorded as running first: a crash leaves a row naming what to clean up.
+    let row = repo.catalogue.start_backup(&NewBackup {
+        repository_id: repository.id,
+        name: &name,
+        archive_key: &data_key,
+        manifest_key: &manifest_key,
+        host: &options.host,
+        created_at: started,
+        key_id: key.id(),
+    })?;
+    let bar = progress::bar(None, &format!("backing up {name}"), !json);
+    let store = ProgressStorage {
+        inner: repo.store.as_ref(),
+        bar: bar.clone(),
+    };
+    let provider = coffer_adapters::default_provider();
+    let result = match &args.from_command {
+        Some(command) => backup_command(command, |source| {
+            pipeline::backup_stream(
+                &provider,
+                &store,
+                &repo.prefix,
+                &name,
+                &key,
+                source,
+                &options,
+            )
+        }),
+        None => pipeline::backup(
+            &provider,
+            &store,
+            &repo.prefix,
+            &name,
+            &key,
+            &args.paths,
+            &options,
+        )
+        .map_err(CliError::from),
+    };
+    bar.finish_and_clear();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            // The pipeline stores nothing on failure (no manifest; no data object unless
+            // the failure came after it); remove what may remain, then the row.
+            if !matches!(e, CliError::Exists(_)) {
+                let _ = repo.store.delete(&manifest_key);
+                let _ = repo.store.delete(&data_key);
+            }
+            let _ = repo.catalogue.delete_backup(row.id);
+            return Err(e.context(format!("backup {name:?} failed, nothing was kept")));
+        }
+    };
+    let m = &summary.manifest;
+    repo.catalogue.complete_backup(
+        row.id,
+        now(),
+        &BackupSummary {
+            entry_count: m.entries.len() as u64,
+            content_bytes: m.content_bytes,
+            archive_len: m.archive_len,
+            compressed_len: m.compressed_len,
+            stored_bytes: summary.stored_bytes,
+        },
+    )?;
+    emit(
+        json,
+        json!({"name": name, "repository": repo.location, "entries": m.entries.len(),
+               "content_bytes": m.content_bytes, "stored_bytes": summary.stored_bytes,
+               "key_id": key.id().to_string()}),
+        &format!(
+            "backup {name}: {} entries, {} of content, {} stored",
+            m.entries.len(),
+            human_bytes(m.content_bytes),
+            human_bytes(summary.stored_bytes)
+        ),
+    )
+}
+
+/// Runs `command` under `sh -c` and hands its stdout to `store`; the stream ends
+/// cleanly only if the command exits 0.
+fn backup_command<T>(
+    command: &str,
+    store: impl FnOnce(&mut (dyn Read + Send)) -> Result<T, AdaptersError>,
+) -> Result<T> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::io("starting sh", e))?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(CliError::Other(
+            "the command's stdout was not captured".into(),
+        ));
+    };
+    let mut source = CommandOutput {
+        stdout,
+        child: Some(child),
+        failed: None,
+    };
+    let result = store(&mut source);
+    if let Some(status) = source.failed {
+        return Err(CliError::Other(format!("the command failed ({status})")));
+    }
+    if let Some(mut child) = source.child.take() {
+        // The store failed before the end of the output: stop the command.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    result.map_err(CliError::from)
+}
+
+/// A command's stdout that ends with an error, not a clean end, unless the command
+/// exited 0: so a failed dump is never stored as a complete backup.
+struct CommandOutput {
+    stdout: ChildStdout,
+    child: Option<Child>,
+    failed: Option<ExitStatus>,
+}
+
+impl Read for CommandOutput {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stdout.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        if let Some(mut child) = self.child.take() {
+            let status = child.wait()?;
+            if !status.success() {
+                self.failed = Some(status);
+            }
+        }
+        match self.failed {
+            Some(status) => Err(io::Error::other(format!("the command failed ({status})"))),
+            None => Ok(0),
+        }
+    }
+}
+
+/// `coffer restore`.
+///
+/// # Errors
+/// Wrong key, damaged data, hostile paths, existing destinations, I/O; a file output is
+/// committed only when the whole backup verified.
+pub(crate) fn restore(args: &RestoreArgs, json: bool) -> Result<()> {
+    let mut repo = Repo::open(&args.repo, false)?;
+    let key = repo.unlock(&args.secret)?;
+    let backup = repo.backup(&args.secret, Some(&key), &args.name)?;
+    let total = backup.summary.map(|s| s.stored_bytes);
+    let bar = progress::bar(total, &format!("restoring {}", args.name), !json);
+    let store = ProgressStorage {
+        inner: repo.store.as_ref(),
+        bar: bar.clone(),
+    };
+    let provider = coffer_adapters::default_provider();
+    let name = &args.name;
+    let stream = is_stream(&backup);
+    let value = if let Some(dir) = &args.to {
+        if stream {
+            return Err(CliError::Usage(format!(
+                "{name:?} is a command's output: restore it with --to-file or --to-command"
+            )));
+        }
+        let options = RestoreOptions {
+            paths: args.paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        };
+        let s = pipeline::restore(&provider, &store, &repo.prefix, name, &key, dir, &options)?;
+        json!({"name": name, "to": shown(dir), "files": s.files, "directories": s.directories,
+               "links": s.links, "bytes": s.bytes})
+    } else {
+        if !stream {
+            return Err(CliError::Usage(format!(
+                "{name:?} is a backup of files: restore it with --to DIR"
+            )));
+        }
+        if !args.paths.is_empty() {
+            return Err(CliError::Usage(
+                "a command's output is one stream: paths do not apply".into(),
+            ));
+        }
+        if let Some(file) = &args.to_file {
+            let mut out = Output::create(file)?;
+            let n =
+                pipeline::restore_stream(&provider, &store, &repo.prefix, name, &key, &mut out)?;
+            out.commit()?;
+            json!({"name": name, "to_file": shown(file), "bytes": n})
+        } else {
+            let command = args.to_command.as_deref().unwrap_or_default();
+            let n = restore_to_command(command, |out| {
+                pipeline::restore_stream(&provider, &store, &repo.prefix, name, &key, out)
+            })?;
+            json!({"name": name, "to_command": command, "bytes": n})
+        }
+    };
+    bar.finish_and_clear();
+    emit(json, value, "")
+}
+
+/// Runs `command` under `sh -c` with the restored stream as its stdin. If the stream
+/// fails to verify, the command is killed rather than shown a clean end of input.
+fn restore_to_command(
+    command: &str,
+    restore: impl FnOnce(&mut dyn io::Write) -> Result<u64, AdaptersError>,
+) -> Result<u64> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::io("starting sh", e))?;
+    let Some(mut stdin) = child.stdin.take() else {
+        return Err(CliError::Other(
+            "the command's stdin was not captured".into(),
+        ));
+    };
+    let result = restore(&mut stdin);
+    match result {
+        Ok(n) => {
+            drop(stdin);
+            let status = child
+                .wait()
+                .map_err(|e| CliError::io("waiting for the command", e))?;
+            if !status.success() {
+                return Err(CliError::Other(format!(
+                    "the restore command failed ({status})"
+                )));
+            }
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(CliError::from(e))
+        }
+    }
+}
+
+/// `coffer verify`.
+///
+/// # Errors
+/// [`CliError::Corrupt`] (and the backup is marked failed in the catalogue) or
+/// [`CliError::WrongKey`], as the data says.
+pub(crate) fn verify(args: &VerifyArgs, json: bool) -> Result<()> {
+    let mut repo = Repo::open(&args.repo, false)?;
+    let key = repo.unlock(&args.secret)?;
+    let backup = repo.backup(&args.secret, Some(&key), &args.name)?;
+    let bar = progress::bar(
+        backup.summary.map(|s| s.stored_bytes),
+        &format!("verifying {}", args.name),
+        !json,
+    );
+    let store = ProgressStorage {
+        inner: repo.store.as_ref(),
+        bar: bar.clone(),
+    };
+    let result = pipeline::verify(
+        &coffer_adapters::default_provider(),
+        &store,
+        &repo.prefix,
+        &args.name,
+        &key,
+    );
+    bar.finish_and_clear();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let e = CliError::from(e);
+            if matches!(e, CliError::Corrupt(_)) {
+                let _ = repo.catalogue.mark_failed(backup.id, now());
+            }
+            return Err(e.context(format!("backup {:?}", args.name)));
+        }
+    };
+    let kind = match summary.kind {
+        BackupKind::Archive => "files",
+        BackupKind::Stream => "command",
+    };
+    emit(
+        json,
+        json!({"name": args.name, "ok": true, "kind": kind, "entries": summary.entries,
+               "bytes": summary.bytes}),
+        &format!(
+            "backup {} is intact: {} entries, {} of content verified",
+            args.name,
+            summary.entries,
+            human_bytes(summary.bytes)
+        ),
+    )
+}
