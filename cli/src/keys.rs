@@ -390,10 +390,13 @@ mod tests {
         let kit = recovery_kit(&key);
         assert_eq!(detect(kit.as_bytes()), Detected::RecoveryKit);
         assert_eq!(parse_recovery_kit(kit.as_bytes()).unwrap(), key);
-        let sloppy = kit.to_lowercase().replace(' ', "-").replace('o', "0");
+        // Typed back sloppily: lower case, dashes, a zero for an O, one line, no ID.
+        let lines: Vec<&str> = kit.lines().collect();
+        let typed = format!("{}\n{} {}", lines[0], lines[2], lines[3]);
+        let sloppy = typed.to_lowercase().replace(' ', "-").replace('o', "0");
+        let sloppy = sloppy.replacen("c0ffer-rec0very-kit-v1", "coffer recovery kit v1", 1);
         assert_eq!(parse_recovery_kit(sloppy.as_bytes()).unwrap(), key);
         // One changed character in the key lines fails the checksum.
-        let lines: Vec<&str> = kit.lines().collect();
         let third = lines[2];
         let changed = if third.starts_with('A') { "B" } else { "A" };
         let typo = kit.replacen(third, &format!("{changed}{}", &third[1..]), 1);
