@@ -1,11 +1,13 @@
 //! `coffer backup`, `coffer restore`, `coffer verify`: the pipeline over a repository.
 
+use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
 use coffer_adapters::catalogue::{BackupSummary, NewBackup};
-use coffer_adapters::pipeline::{self, BackupKind, BackupOptions, RestoreOptions};
+use coffer_adapters::pipeline::{self, BackupKind, BackupOptions, RestoreOptions, RestoreSummary};
 use coffer_adapters::Error as AdaptersError;
 use serde_json::json;
 
@@ -202,8 +204,8 @@ impl Read for CommandOutput {
 /// `coffer restore`.
 ///
 /// # Errors
-/// Wrong key, damaged data, hostile paths, existing destinations, I/O; a file output is
-/// committed only when the whole backup verified.
+/// Wrong key, damaged data, hostile paths, existing destinations, I/O; nothing is
+/// moved into the folder or file named until the whole backup verified.
 pub(crate) fn restore(args: &RestoreArgs, json: bool) -> Result<()> {
     let mut repo = Repo::open(&args.repo, false)?;
     let key = repo.unlock(&args.secret)?;
@@ -226,7 +228,17 @@ pub(crate) fn restore(args: &RestoreArgs, json: bool) -> Result<()> {
         let options = RestoreOptions {
             paths: args.paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
         };
-        let s = pipeline::restore(&provider, &store, &repo.prefix, name, &key, dir, &options)?;
+        let s = restore_tree(dir, |staging| {
+            pipeline::restore(
+                &provider,
+                &store,
+                &repo.prefix,
+                name,
+                &key,
+                staging,
+                &options,
+            )
+        })?;
         json!({"name": name, "to": shown(dir), "files": s.files, "directories": s.directories,
                "links": s.links, "bytes": s.bytes})
     } else {
@@ -256,6 +268,87 @@ pub(crate) fn restore(args: &RestoreArgs, json: bool) -> Result<()> {
     };
     bar.finish_and_clear();
     emit(json, value, "")
+}
+
+/// Restores into a staging folder inside `dir`, and moves what it holds into `dir`
+/// only once the whole restore verified: a wrong key, damaged data, a hostile path or a
+/// full disk leaves nothing behind (and `dir` itself is removed if this created it).
+/// Nothing in `dir` is replaced: a name that exists there stops the move before it
+/// starts, unless both are folders, whose contents are merged.
+fn restore_tree(
+    dir: &Path,
+    restore: impl FnOnce(&Path) -> Result<RestoreSummary, AdaptersError>,
+) -> Result<RestoreSummary> {
+    let created = fs::symlink_metadata(dir).is_err();
+    fs::create_dir_all(dir).map_err(|e| CliError::io(format!("creating {}", shown(dir)), e))?;
+    let cleanup = |created: bool| {
+        if created {
+            let _ = fs::remove_dir(dir);
+        }
+    };
+    let staging = match tempfile::Builder::new()
+        .prefix(".coffer-restore-")
+        .tempdir_in(dir)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            cleanup(created);
+            return Err(CliError::io(
+                format!("creating a folder in {}", shown(dir)),
+                e,
+            ));
+        }
+    };
+    let result = restore(staging.path())
+        .map_err(CliError::from)
+        .and_then(|summary| {
+            check_conflicts(staging.path(), dir)?;
+            move_into(staging.path(), dir)?;
+            Ok(summary)
+        });
+    if let Err(e) = staging.close() {
+        eprintln!("coffer: removing the staging folder: {e}");
+    }
+    if result.is_err() {
+        cleanup(created);
+    }
+    result
+}
+
+/// Fails naming the first entry of `from` that exists in `to` (folders in both merge).
+fn check_conflicts(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs::read_dir(from).map_err(|e| CliError::io(shown(from), e))? {
+        let entry = entry.map_err(|e| CliError::io(shown(from), e))?;
+        let dest = to.join(entry.file_name());
+        let Ok(existing) = fs::symlink_metadata(&dest) else {
+            continue;
+        };
+        let source_is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if existing.is_dir() && source_is_dir {
+            check_conflicts(&entry.path(), &dest)?;
+        } else {
+            return Err(CliError::Exists(format!(
+                "{} already exists; not overwriting it",
+                shown(&dest)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Moves every entry of `from` into `to`, merging folders that exist in both.
+fn move_into(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs::read_dir(from).map_err(|e| CliError::io(shown(from), e))? {
+        let entry = entry.map_err(|e| CliError::io(shown(from), e))?;
+        let dest = to.join(entry.file_name());
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+            move_into(&entry.path(), &dest)?;
+        } else {
+            fs::rename(entry.path(), &dest)
+                .map_err(|e| CliError::io(format!("moving into {}", shown(&dest)), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `command` under `sh -c` with the restored stream as its stdin. If the stream
