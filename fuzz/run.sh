@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(header stream_open random_open envelope passphrase_envelope seal_open_differential records)
+TARGETS=(header stream_open random_open envelope passphrase_envelope passphrase_unwrap seal_open_differential records)
 mode="${1:-smoke}"
 shift || true
 case "$mode" in
@@ -42,7 +42,7 @@ sanitizer="${FUZZ_SANITIZER:-none}"
 max_len() {
   case "$1" in
     stream_open | random_open) echo 40000 ;;
-    seal_open_differential) echo 110000 ;;
+    seal_open_differential) echo 40000 ;;
     *) echo 4096 ;;
   esac
 }

@@ -22,10 +22,13 @@ vectors, out_root = sys.argv[1], sys.argv[2]
 MAX_SEED = 64 * 1024          # larger inputs only slow libFuzzer down; run.sh caps -max_len
 FUZZ_KEY_ID = bytes.fromhex("8586aca7724c3a33929a0345934cc605")  # key_id(000102…1f), FORMAT.md §2
 TARGETS = ["header", "stream_open", "random_open", "envelope",
-           "passphrase_envelope", "seal_open_differential"]
+           "passphrase_envelope", "passphrase_unwrap", "seal_open_differential"]
 counts = {t: 0 for t in TARGETS}
 
 def put(target, data):
+    if target == "passphrase_envelope":
+        # The parsing and the whole-unwrap targets read the same input layout.
+        put("passphrase_unwrap", data)
     data = bytes(data[:MAX_SEED])
     d = os.path.join(out_root, target)
     os.makedirs(d, exist_ok=True)

@@ -18,7 +18,9 @@ use coffer_adapters::storage::s3::{
     check_complete_response, checksum_sha256, complete_multipart_body, parse_upload_id,
     CompletedPart,
 };
-use coffer_adapters::storage::{ObjectKey, PresignOp, PutMode, S3Storage, Storage};
+use coffer_adapters::storage::{
+    ObjectKey, PresignOp, PresignedRequest, PutMode, S3Config, S3Storage, Signer, Storage,
+};
 use coffer_adapters::Error;
 use s3_support::{boto3, config, store, Fault, Op, Proxy, Rule, Server, SECRET_KEY};
 use serde_json::json;
@@ -202,7 +204,10 @@ fn presigned_urls_work_without_credentials_and_altered_ones_are_refused() {
     let (status, got) = send_presigned(&get.url, "GET", &get.headers, Vec::new());
     assert_eq!((status, got), (200, body.clone()));
     let head = store.presign(PresignOp::Head, &k, minute).unwrap();
-    assert_eq!(send_presigned(&head.url, "HEAD", &[], Vec::new()).0, 200);
+    assert_eq!(
+        send_presigned(&head.url, "HEAD", &head.headers, Vec::new()).0,
+        200
+    );
 
     // A create-only URL for a key that exists: 412.
     let once = store
@@ -710,4 +715,115 @@ fn reads_resume_after_a_broken_connection() {
         via.get(&key("r/missing")),
         Err(Error::NotFound { .. })
     ));
+}
+
+/// Signs with another storage's credentials, as an agent's server does, and can be told
+/// to fail its next calls.
+struct ServerSigner {
+    store: S3Storage,
+    calls: AtomicUsize,
+    /// Fail this many coming calls, transiently.
+    fail_next: AtomicUsize,
+    /// Refuse every call, for good.
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl Signer for ServerSigner {
+    fn sign(&self, op: PresignOp<'_>, key: &ObjectKey) -> Result<PresignedRequest, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let backend = |code: &str, transient| Error::Backend {
+            operation: "Sign",
+            key: key.to_string(),
+            status: None,
+            code: code.into(),
+            message: "the server said no".into(),
+            transient,
+        };
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(backend("Forbidden", false));
+        }
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(backend("ServerAway", true));
+        }
+        self.store.presign(op, key, Duration::from_secs(60))
+    }
+}
+
+#[test]
+fn a_storage_without_credentials_works_through_a_signer() {
+    let server = Server::start();
+    let own = store(&server.endpoint());
+    let signer = Arc::new(ServerSigner {
+        store: own.clone(),
+        calls: AtomicUsize::new(0),
+        fail_next: AtomicUsize::new(0),
+        refuse: Default::default(),
+    });
+    let mut cfg = S3Config::for_signer(own.bucket());
+    cfg.part_size = PART;
+    cfg.retry_base_delay = Duration::from_millis(10);
+    let agent = S3Storage::with_signer(signer.clone(), &cfg).unwrap();
+    assert!(!format!("{agent:?}").contains(SECRET_KEY));
+
+    // Single and multipart puts, create-only, read back by both.
+    let small = data(1000, 5);
+    let large = data(2 * PART + 777, 6);
+    for (name, body) in [("agent/small", &small), ("agent/large", &large)] {
+        let k = key(name);
+        let n = agent
+            .put(&k, &mut Trickle::new(body.clone()), PutMode::CreateOnly)
+            .unwrap();
+        assert_eq!(n, body.len() as u64);
+        assert!(read_all(own.get(&k).unwrap()) == *body, "{name}");
+        assert!(read_all(agent.get(&k).unwrap()) == *body, "{name}");
+        assert_eq!(agent.head(&k).unwrap().unwrap().size, body.len() as u64);
+        assert!(matches!(
+            agent.put(&k, &mut &b"again"[..], PutMode::CreateOnly),
+            Err(Error::AlreadyExists { .. })
+        ));
+    }
+    let got = read_all(
+        agent
+            .get_range(&key("agent/large"), PART as u64 - 5, 10)
+            .unwrap(),
+    );
+    assert_eq!(got, large[PART - 5..PART + 5]);
+    assert!(signer.calls.load(Ordering::SeqCst) >= 10);
+
+    // A signer that is away for a moment is retried; the upload completes.
+    signer.fail_next.store(2, Ordering::SeqCst);
+    agent
+        .put(
+            &key("agent/retried"),
+            &mut Trickle::new(large.clone()),
+            PutMode::CreateOnly,
+        )
+        .unwrap();
+    assert_eq!(signer.fail_next.load(Ordering::SeqCst), 0);
+    assert!(read_all(own.get(&key("agent/retried")).unwrap()) == large);
+
+    // A signer that refuses ends the put: nothing visible, no upload left behind.
+    signer.refuse.store(true, Ordering::SeqCst);
+    match agent.put(&key("agent/refused"), &mut &small[..], PutMode::CreateOnly) {
+        Err(Error::Backend { code, .. }) => assert_eq!(code, "Forbidden"),
+        other => panic!("put through a refusing signer: {other:?}"),
+    }
+    signer.refuse.store(false, Ordering::SeqCst);
+    assert!(own.head(&key("agent/refused")).unwrap().is_none());
+
+    // Delete works; listing and presigning need credentials it does not have.
+    agent.delete(&key("agent/small")).unwrap();
+    assert!(own.head(&key("agent/small")).unwrap().is_none());
+    assert!(matches!(
+        agent.list("agent/"),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(agent
+        .presign(PresignOp::Get, &key("agent/large"), Duration::from_secs(60))
+        .is_err());
+    assert_eq!(server.dangling_uploads(), Vec::<String>::new());
 }

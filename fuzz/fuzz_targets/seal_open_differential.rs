@@ -1,30 +1,35 @@
 //! `seal_open_differential`: seal an arbitrary plaintext with `Sealer::push` in
-//! fuzz-chosen slices (or through `spare`/`advance`/`flush_full`, or both in turn), for
-//! every suite, then open it with the streaming and the random-access opener.
+//! fuzz-chosen slices (or through `spare`/`advance`/`flush_full`, or both in turn), with
+//! a fuzz-chosen suite, then open it with the streaming and the random-access opener.
 //!
 //! Input layout (little-endian; missing bytes read as 0):
 //! ```text
 //! 0      flags: bits 0-1 how to feed the sealer (0, 3 push; 1 spare/advance/flush_full;
-//!        2 both in turn), bit 2 the plaintext length comes from bytes 1..5
-//! 1..5   u32 plaintext length (n % (100 KiB + 1)), if bit 2; the plaintext is then the
+//!        2 both in turn), bit 2 the plaintext length comes from bytes 1..5, bit 3 the
+//!        suite (0 AES-256-GCM, 1 ChaCha20-Poly1305)
+//! 1..5   u32 plaintext length (n % (MAX_LEN + 1)), if bit 2; the plaintext is then the
 //!        rest of the input repeated to that length
 //! 5..13  u64 seed of the key, the salt and the read ranges
 //! 13     context length (n % 40), then the context
 //! then   slice count (n % 16 + 1), then one u16 slice size each (0: an empty push)
 //! rest   the plaintext (or its pattern, see bit 2)
 //! ```
-//! Checks, for each suite:
+//! Plaintexts go up to two chunks and a bit (MAX_LEN): every boundary case (empty, a
+//! partial chunk, exactly one or two chunks, so a full final chunk plus the empty one,
+//! and a partial chunk after full ones) fits, and each input stays cheap enough for
+//! millions of runs; longer streams (counter rollover) are in the vector files.
+//!
+//! Checks:
 //! - the sealer takes every slice (no `push` that neither takes input nor emits a
 //!   chunk), emits only whole 16400-byte chunks, ends with the final chunk (plus the
 //!   last full chunk when the length is a multiple of 16384), and `plaintext_len`
 //!   follows the input;
 //! - the sealed length is FORMAT.md §5.1's `88 + L + 16·(⌊L/16384⌋ + 1)`;
-//! - the bytes do not depend on the slicing (same as one `push` of everything), and are
-//!   exactly what an independent implementation of FORMAT.md §4–§5 (`spec.rs`: HKDF,
-//!   AES-GCM / ChaCha20-Poly1305 driven directly) makes from the same key, context and
-//!   salt;
+//! - the bytes are exactly what an independent implementation of FORMAT.md §4–§5
+//!   (`spec.rs`: HKDF, AES-GCM / ChaCha20-Poly1305 driven directly) makes from the same
+//!   key, context and salt, so they do not depend on the slicing;
 //! - the streaming opener returns the plaintext and ends cleanly; the random-access
-//!   opener verifies the length and returns every range read; another context fails
+//!   opener verifies the length and returns each range read; another context fails
 //!   the commitment.
 #![no_main]
 
@@ -34,7 +39,7 @@ use coffer_fuzz::*;
 use embedded_io::Read;
 use libfuzzer_sys::fuzz_target;
 
-const MAX_LEN: usize = 100 * 1024;
+const MAX_LEN: usize = 2 * CHUNK_LEN + 64;
 
 fn seal_sliced(
     suite: Suite,
@@ -141,17 +146,13 @@ fuzz_target!(|data: &[u8]| {
     let key = SecretKey::generate(&mut rng(seed ^ 0x6B_6579));
     let len = pt.len();
 
-    for suite in Suite::ALL {
+    {
+        let suite = Suite::ALL[usize::from((flags >> 3) & 1)];
         let sealed = seal_sliced(suite, &key, &ctx, seed, &pt, feed, &slices);
         assert_eq!(
             sealed.len(),
             sealed_stream_len(len),
             "sealed length formula"
-        );
-        assert_eq!(
-            sealed,
-            seal_stream(suite, &key, &ctx, seed, &pt),
-            "output depends on the slicing"
         );
         let mut salt = [0u8; 24];
         salt.copy_from_slice(&sealed[32..56]);
@@ -203,9 +204,6 @@ fuzz_target!(|data: &[u8]| {
                 "read_at returned other bytes"
             );
         }
-        let mut all = vec![0u8; len];
-        assert_eq!(ra.read_at(0, &mut all), Ok(len));
-        assert!(all == pt);
 
         // Another context: refused at the commitment, before any chunk.
         let mut other_ctx = ctx.clone();

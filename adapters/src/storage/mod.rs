@@ -11,7 +11,7 @@ use std::io::Read;
 
 pub use key::ObjectKey;
 pub use local::LocalStorage;
-pub use s3::{PresignOp, PresignedRequest, S3Config, S3Storage};
+pub use s3::{PresignOp, PresignedRequest, S3Config, S3Storage, Signer};
 
 use crate::Error;
 

@@ -57,6 +57,10 @@
 //!    [`check_complete_response`] (S3 can answer 200 with an error in the body).
 //! 4. On any failure: [`PresignOp::AbortMultipartUpload`], a DELETE.
 //!
+//! An agent need not do those steps by hand: [`S3Storage::with_signer`] makes a storage
+//! without credentials whose every request (puts, multipart, reads, deletes, with the
+//! retries above) is signed by a [`Signer`], e.g. one that asks the server.
+//!
 //! Secrets: the secret key is held zeroized-on-drop (in [`S3Config`] and inside
 //! `rusty_s3::Credentials`), never printed by `Debug`, and no error carries a request
 //! URL (signed URLs are bearer tokens for their lifetime).
@@ -83,6 +87,9 @@ use zeroize::Zeroizing;
 
 use super::{ObjectKey, ObjectMeta, PutMode, Storage};
 use crate::Error;
+
+mod sign;
+pub use sign::{PresignOp, PresignedRequest, Signer};
 
 const MIB: usize = 1 << 20;
 /// The default part size of multipart uploads.
@@ -177,6 +184,13 @@ impl S3Config {
         }
     }
 
+    /// Transfer settings for a storage whose requests someone else signs
+    /// ([`S3Storage::with_signer`]): the defaults above, and no endpoint or credentials
+    /// (the signed URLs carry what they need).
+    pub fn for_signer(bucket: impl Into<String>) -> Self {
+        S3Config::new("", "", bucket, "", "")
+    }
+
     /// Replaces the secret access key (the old one is zeroized).
     pub fn set_secret_access_key(&mut self, secret: impl Into<String>) {
         self.secret_access_key = Zeroizing::new(secret.into());
@@ -211,8 +225,8 @@ pub struct S3Storage {
 }
 
 struct Inner {
-    bucket: Bucket,
-    credentials: Credentials,
+    signing: Signing,
+    bucket_name: String,
     client: Client,
     part_size: usize,
     parts_in_flight: usize,
@@ -224,14 +238,35 @@ struct Inner {
     list_page_size: u16,
 }
 
+/// Headers to send with a request: name (lower case) and value.
+type Headers = Vec<(&'static str, String)>;
+
+/// Who signs the requests.
+enum Signing {
+    /// This process, with the bucket's credentials.
+    Own {
+        bucket: Bucket,
+        credentials: Credentials,
+    },
+    /// Someone else, per request (an agent's server).
+    Remote(Arc<dyn Signer>),
+}
+
 impl fmt::Debug for S3Storage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
-        f.debug_struct("S3Storage")
-            .field("base_url", &i.bucket.base_url().as_str())
-            .field("region", &i.bucket.region())
-            .field("access_key_id", &i.credentials.key())
-            .field("part_size", &i.part_size)
+        let mut d = f.debug_struct("S3Storage");
+        match &i.signing {
+            Signing::Own {
+                bucket,
+                credentials,
+            } => d
+                .field("base_url", &bucket.base_url().as_str())
+                .field("region", &bucket.region())
+                .field("access_key_id", &credentials.key()),
+            Signing::Remote(_) => d.field("signing", &"remote"),
+        };
+        d.field("part_size", &i.part_size)
             .field("parts_in_flight", &i.parts_in_flight)
             .finish_non_exhaustive()
     }
@@ -279,6 +314,44 @@ impl S3Storage {
         if config.access_key_id.is_empty() || config.secret_access_key.is_empty() {
             return Err(invalid("the access key ID and secret key must both be set"));
         }
+        let style = if config.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        let bucket = Bucket::new(
+            endpoint,
+            style,
+            config.bucket.clone(),
+            config.region.clone(),
+        )
+        .map_err(|e| invalid(format!("endpoint: {e}")))?;
+        let credentials = Credentials::new(
+            config.access_key_id.clone(),
+            config.secret_access_key.as_str(),
+        );
+        Self::build(
+            Signing::Own {
+                bucket,
+                credentials,
+            },
+            config,
+        )
+    }
+
+    /// A storage that holds no credentials: `signer` signs each of its requests (an
+    /// agent's, whose server signs them). Of `config` only the transfer settings are
+    /// used (part size, parts in flight, timeouts, retries) and `bucket` (for
+    /// [`bucket`](Self::bucket)); [`S3Config::for_signer`] makes one. Such a storage
+    /// cannot [`list`](Storage::list) or [`presign`](Self::presign).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the transfer setting that is wrong.
+    pub fn with_signer(signer: Arc<dyn Signer>, config: &S3Config) -> Result<Self, Error> {
+        Self::build(Signing::Remote(signer), config)
+    }
+
+    fn build(signing: Signing, config: &S3Config) -> Result<Self, Error> {
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&config.part_size) {
             return Err(invalid(format!(
                 "part size {}: must be from {MIN_PART_SIZE} to {MAX_PART_SIZE} bytes",
@@ -299,22 +372,6 @@ impl S3Storage {
         if !(1..=1000).contains(&config.list_page_size) {
             return Err(invalid("list page size: must be from 1 to 1000"));
         }
-        let style = if config.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
-        };
-        let bucket = Bucket::new(
-            endpoint,
-            style,
-            config.bucket.clone(),
-            config.region.clone(),
-        )
-        .map_err(|e| invalid(format!("endpoint: {e}")))?;
-        let credentials = Credentials::new(
-            config.access_key_id.clone(),
-            config.secret_access_key.as_str(),
-        );
         let client = Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)
@@ -324,8 +381,8 @@ impl S3Storage {
             .map_err(|e| invalid(format!("HTTP client: {}", e.without_url())))?;
         Ok(S3Storage {
             inner: Arc::new(Inner {
-                bucket,
-                credentials,
+                signing,
+                bucket_name: config.bucket.clone(),
                 client,
                 part_size: config.part_size,
                 parts_in_flight: config.parts_in_flight,
@@ -341,7 +398,7 @@ impl S3Storage {
 
     /// The bucket's name.
     pub fn bucket(&self) -> &str {
-        self.inner.bucket.name()
+        &self.inner.bucket_name
     }
 
     /// A URL, valid for `expiry` (1 s to [`MAX_PRESIGN_EXPIRY`]), with which a client
@@ -350,7 +407,8 @@ impl S3Storage {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an expiry out of range, an empty upload ID, a part
-    /// number outside 1–10 000 or a checksum that is not a base64 SHA-256.
+    /// number outside 1–10 000 or a checksum that is not a base64 SHA-256, and for a
+    /// storage made [`with_signer`](Self::with_signer), which holds no credentials.
     pub fn presign(
         &self,
         op: PresignOp<'_>,
@@ -362,186 +420,15 @@ impl S3Storage {
                 "pre-signed URL expiry {expiry:?}: must be from 1 s to {MAX_PRESIGN_EXPIRY:?}"
             )));
         }
-        let check_upload = |id: &str| {
-            if id.is_empty() {
-                Err(invalid("empty multipart upload ID"))
-            } else {
-                Ok(())
-            }
-        };
-        let check_sum = |sum: Option<&str>| match sum {
-            Some(s) if !is_sha256_base64(s) => Err(invalid(
-                "the checksum must be a base64 SHA-256 (44 characters)",
+        match &self.inner.signing {
+            Signing::Own {
+                bucket,
+                credentials,
+            } => sign::sign_own(bucket, credentials, op, key, expiry),
+            Signing::Remote(_) => Err(invalid(
+                "this storage's requests are signed by someone else; it cannot presign",
             )),
-            _ => Ok(()),
-        };
-        let i = &self.inner;
-        let creds = Some(&i.credentials);
-        let k = key.as_str();
-        let mut headers: Vec<(&'static str, String)> = Vec::new();
-        let (method, url) = match op {
-            PresignOp::Get => (
-                "GET",
-                signed(i.bucket.get_object(creds, k), &headers, expiry),
-            ),
-            PresignOp::Head => (
-                "HEAD",
-                signed(i.bucket.head_object(creds, k), &headers, expiry),
-            ),
-            PresignOp::Delete => (
-                "DELETE",
-                signed(i.bucket.delete_object(creds, k), &headers, expiry),
-            ),
-            PresignOp::Put {
-                create_only,
-                checksum_sha256,
-            } => {
-                check_sum(checksum_sha256)?;
-                if let Some(sum) = checksum_sha256 {
-                    headers.push(("x-amz-checksum-sha256", sum.to_owned()));
-                }
-                if create_only {
-                    headers.push(("if-none-match", "*".to_owned()));
-                }
-                (
-                    "PUT",
-                    signed(i.bucket.put_object(creds, k), &headers, expiry),
-                )
-            }
-            PresignOp::CreateMultipartUpload { checksum_sha256 } => {
-                if checksum_sha256 {
-                    headers.push(("x-amz-checksum-algorithm", "SHA256".to_owned()));
-                }
-                (
-                    "POST",
-                    signed(i.bucket.create_multipart_upload(creds, k), &headers, expiry),
-                )
-            }
-            PresignOp::UploadPart {
-                upload_id,
-                part_number,
-                checksum_sha256,
-            } => {
-                check_upload(upload_id)?;
-                check_sum(checksum_sha256)?;
-                if !(1..=MAX_PARTS).contains(&part_number) {
-                    return Err(invalid("part numbers go from 1 to 10000"));
-                }
-                if let Some(sum) = checksum_sha256 {
-                    headers.push(("x-amz-checksum-sha256", sum.to_owned()));
-                }
-                let action = i.bucket.upload_part(creds, k, part_number, upload_id);
-                ("PUT", signed(action, &headers, expiry))
-            }
-            PresignOp::ListParts { upload_id } => {
-                check_upload(upload_id)?;
-                (
-                    "GET",
-                    signed(i.bucket.list_parts(creds, k, upload_id), &headers, expiry),
-                )
-            }
-            PresignOp::CompleteMultipartUpload {
-                upload_id,
-                create_only,
-            } => {
-                check_upload(upload_id)?;
-                if create_only {
-                    headers.push(("if-none-match", "*".to_owned()));
-                }
-                let action = i.bucket.complete_multipart_upload(
-                    creds,
-                    k,
-                    upload_id,
-                    std::iter::empty::<&str>(),
-                );
-                ("POST", signed(action, &headers, expiry))
-            }
-            PresignOp::AbortMultipartUpload { upload_id } => {
-                check_upload(upload_id)?;
-                let action = i.bucket.abort_multipart_upload(creds, k, upload_id);
-                ("DELETE", signed(action, &headers, expiry))
-            }
-        };
-        Ok(PresignedRequest {
-            method,
-            url: url.into(),
-            headers,
-        })
-    }
-}
-
-/// What a pre-signed URL lets its holder do (see [`S3Storage::presign`] and the module
-/// documentation for the multipart sequence).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PresignOp<'a> {
-    /// Read the object (a `Range` header may be added).
-    Get,
-    /// Read the object's size and ETag.
-    Head,
-    /// Delete the object.
-    Delete,
-    /// Store one object of at most 5 GiB in one request.
-    Put {
-        /// Refuse (412) if the key already holds an object.
-        create_only: bool,
-        /// If set, the URL works only for a body with this SHA-256 ([`checksum_sha256`]).
-        checksum_sha256: Option<&'a str>,
-    },
-    /// Start a multipart upload; the answer holds the upload ID ([`parse_upload_id`]).
-    CreateMultipartUpload {
-        /// Declare SHA-256 part checksums: every part must then carry one.
-        checksum_sha256: bool,
-    },
-    /// Upload one part.
-    UploadPart {
-        /// The upload.
-        upload_id: &'a str,
-        /// 1 to 10 000.
-        part_number: u16,
-        /// The part's SHA-256 ([`checksum_sha256`]); required if the upload was created
-        /// with checksums.
-        checksum_sha256: Option<&'a str>,
-    },
-    /// List the parts uploaded so far.
-    ListParts {
-        /// The upload.
-        upload_id: &'a str,
-    },
-    /// Assemble the parts into the object (the body is [`complete_multipart_body`]).
-    CompleteMultipartUpload {
-        /// The upload.
-        upload_id: &'a str,
-        /// Refuse (412) if the key already holds an object.
-        create_only: bool,
-    },
-    /// Abandon the upload and free its parts.
-    AbortMultipartUpload {
-        /// The upload.
-        upload_id: &'a str,
-    },
-}
-
-/// A pre-signed request: send `method` to `url` with exactly `headers` (and the body,
-/// if any). `Debug` leaves out the URL's query, which holds the signature.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PresignedRequest {
-    /// The HTTP method.
-    pub method: &'static str,
-    /// The URL, signature included.
-    pub url: String,
-    /// Headers the signature covers: the request must carry them with these values.
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl fmt::Debug for PresignedRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = self.url.split('?').next().unwrap_or_default();
-        f.debug_struct("PresignedRequest")
-            .field("method", &self.method)
-            .field("url", &format_args!("{shown}?<signature>"))
-            .field("headers", &self.headers)
-            .finish()
+        }
     }
 }
 
@@ -630,18 +517,6 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// Signs `action` with `headers` among the signed headers.
-fn signed<'a, A: S3Action<'a>>(
-    mut action: A,
-    headers: &[(&'static str, String)],
-    expiry: Duration,
-) -> Url {
-    for (name, value) in headers {
-        action.headers_mut().insert(*name, value.clone());
-    }
-    action.sign(expiry)
 }
 
 // --- requests, errors, retries ---
@@ -928,18 +803,42 @@ impl Inner {
         }
     }
 
-    fn creds(&self) -> Option<&Credentials> {
-        Some(&self.credentials)
+    /// Signs one of this storage's own requests: the URL, and the headers to send.
+    fn sign(
+        &self,
+        operation: &'static str,
+        op: PresignOp<'_>,
+        key: &str,
+    ) -> Result<(Url, Headers), Failure> {
+        let object_key = ObjectKey::new(key)?;
+        let request = match &self.signing {
+            Signing::Own {
+                bucket,
+                credentials,
+            } => sign::sign_own(bucket, credentials, op, &object_key, OWN_SIGNATURE_EXPIRY)?,
+            Signing::Remote(signer) => signer.sign(op, &object_key).map_err(|e| match e {
+                Error::Backend {
+                    transient: true, ..
+                } => Failure::Transient(e, None),
+                e => Failure::Permanent(e),
+            })?,
+        };
+        let url = Url::parse(&request.url).map_err(|_| {
+            Failure::Permanent(backend(
+                operation,
+                key,
+                None,
+                "InvalidSignedUrl",
+                "the signer returned something that is not a URL",
+                false,
+            ))
+        })?;
+        Ok((url, request.headers))
     }
 
     fn head_info(&self, key: &str) -> Result<Option<HeadInfo>, Error> {
-        let headers = [("x-amz-checksum-mode", "ENABLED".to_owned())];
         self.retry(|_| {
-            let url = signed(
-                self.bucket.head_object(self.creds(), key),
-                &headers,
-                OWN_SIGNATURE_EXPIRY,
-            );
+            let (url, headers) = self.sign("HeadObject", PresignOp::Head, key)?;
             let resp = self.send(
                 "HeadObject",
                 key,
@@ -992,17 +891,15 @@ impl Inner {
             headers.push(("if-match", format!("\"{etag}\"")));
         }
         let resp = self.retry(|_| {
-            let url = signed(
-                self.bucket.get_object(self.creds(), key),
-                &[],
-                OWN_SIGNATURE_EXPIRY,
-            );
+            // Range and If-Match are not signed: they only narrow what is read.
+            let (url, mut all) = self.sign("GetObject", PresignOp::Get, key)?;
+            all.extend(headers.iter().cloned());
             self.send(
                 "GetObject",
                 key,
                 Method::GET,
                 url,
-                &headers,
+                &all,
                 None,
                 &[
                     StatusCode::NOT_FOUND,
@@ -1053,16 +950,12 @@ impl Inner {
         let len = data.len() as u64;
         let checksum = checksum_sha256(&data);
         let body = Bytes::from(data);
-        let mut headers = vec![("x-amz-checksum-sha256", checksum.clone())];
-        if mode == PutMode::CreateOnly {
-            headers.push(("if-none-match", "*".to_owned()));
-        }
+        let op = PresignOp::Put {
+            create_only: mode == PutMode::CreateOnly,
+            checksum_sha256: Some(&checksum),
+        };
         self.retry(|attempt| {
-            let url = signed(
-                self.bucket.put_object(self.creds(), k),
-                &headers,
-                OWN_SIGNATURE_EXPIRY,
-            );
+            let (url, headers) = self.sign("PutObject", op, k)?;
             let resp = self.send(
                 "PutObject",
                 k,
@@ -1119,13 +1012,11 @@ impl Inner {
     }
 
     fn create_multipart(&self, key: &str) -> Result<String, Error> {
-        let headers = [("x-amz-checksum-algorithm", "SHA256".to_owned())];
+        let op = PresignOp::CreateMultipartUpload {
+            checksum_sha256: true,
+        };
         self.retry(|_| {
-            let url = signed(
-                self.bucket.create_multipart_upload(self.creds(), key),
-                &headers,
-                OWN_SIGNATURE_EXPIRY,
-            );
+            let (url, headers) = self.sign("CreateMultipartUpload", op, key)?;
             let resp = self.send(
                 "CreateMultipartUpload",
                 key,
@@ -1292,19 +1183,18 @@ impl Inner {
         let checksum = checksum_sha256(&data);
         let size = data.len() as u64;
         let body = Bytes::from(data);
-        let headers = [("x-amz-checksum-sha256", checksum.clone())];
+        let op = PresignOp::UploadPart {
+            upload_id,
+            part_number: number,
+            checksum_sha256: Some(&checksum),
+        };
         let etag = self.retry(|attempt| {
             if attempt > 1 {
                 if let Some(etag) = self.listed_part(key, upload_id, number, size, &checksum) {
                     return Ok(etag);
                 }
             }
-            let url = signed(
-                self.bucket
-                    .upload_part(self.creds(), key, number, upload_id),
-                &headers,
-                OWN_SIGNATURE_EXPIRY,
-            );
+            let (url, headers) = self.sign("UploadPart", op, key)?;
             let resp = self.send(
                 "UploadPart",
                 key,
@@ -1344,14 +1234,26 @@ impl Inner {
         size: u64,
         checksum: &str,
     ) -> Option<String> {
-        let mut action = self.bucket.list_parts(self.creds(), key, upload_id);
-        if number > 1 {
-            action.set_part_number_marker(number - 1);
-        }
-        action.set_max_parts(1);
-        let url = action.sign(OWN_SIGNATURE_EXPIRY);
+        let (url, headers) = match &self.signing {
+            // Just the one part: the listing starts after the part before it.
+            Signing::Own {
+                bucket,
+                credentials,
+            } => {
+                let mut action = bucket.list_parts(Some(credentials), key, upload_id);
+                if number > 1 {
+                    action.set_part_number_marker(number - 1);
+                }
+                action.set_max_parts(1);
+                (action.sign(OWN_SIGNATURE_EXPIRY), Vec::new())
+            }
+            // The signer signs the plain listing (up to 1000 parts).
+            Signing::Remote(_) => self
+                .sign("ListParts", PresignOp::ListParts { upload_id }, key)
+                .ok()?,
+        };
         let resp = self
-            .send("ListParts", key, Method::GET, url, &[], None, &[])
+            .send("ListParts", key, Method::GET, url, &headers, None, &[])
             .ok()?;
         let text = self.body_text("ListParts", key, resp).ok()?;
         let doc = roxmltree::Document::parse(&text).ok()?;
@@ -1392,22 +1294,16 @@ impl Inner {
         let k = key.as_str();
         let body = Bytes::from(complete_multipart_body(parts));
         let expected = multipart_etag(parts);
-        let mut headers = Vec::new();
-        if mode == PutMode::CreateOnly {
-            headers.push(("if-none-match", "*".to_owned()));
-        }
+        let op = PresignOp::CompleteMultipartUpload {
+            upload_id,
+            create_only: mode == PutMode::CreateOnly,
+        };
         let outcome = self.retry(|attempt| {
             // The previous attempt's answer may have been lost after it succeeded.
             if attempt > 1 && self.holds_upload(k, size, expected.as_deref())? {
                 return Ok(());
             }
-            let action = self.bucket.complete_multipart_upload(
-                self.creds(),
-                k,
-                upload_id,
-                std::iter::empty::<&str>(),
-            );
-            let url = signed(action, &headers, OWN_SIGNATURE_EXPIRY);
+            let (url, headers) = self.sign("CompleteMultipartUpload", op, k)?;
             let resp = self.send(
                 "CompleteMultipartUpload",
                 k,
@@ -1457,18 +1353,14 @@ impl Inner {
 
     fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), Error> {
         self.retry(|_| {
-            let url = signed(
-                self.bucket
-                    .abort_multipart_upload(self.creds(), key, upload_id),
-                &[],
-                OWN_SIGNATURE_EXPIRY,
-            );
+            let op = PresignOp::AbortMultipartUpload { upload_id };
+            let (url, headers) = self.sign("AbortMultipartUpload", op, key)?;
             self.send(
                 "AbortMultipartUpload",
                 key,
                 Method::DELETE,
                 url,
-                &[],
+                &headers,
                 None,
                 &[StatusCode::NOT_FOUND],
             )
@@ -1622,8 +1514,18 @@ fn parse_list(text: &str) -> Option<ListPage> {
 
 impl Inner {
     fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage, Error> {
+        let Signing::Own {
+            bucket,
+            credentials,
+        } = &self.signing
+        else {
+            return Err(invalid(
+                "listing needs the bucket's credentials: a storage whose requests someone \
+                 else signs cannot list",
+            ));
+        };
         self.retry(|_| {
-            let mut action = self.bucket.list_objects_v2(self.creds());
+            let mut action = bucket.list_objects_v2(Some(credentials));
             // Plain keys: services disagree on how `encoding-type=url` encodes them,
             // and valid keys need no escaping beyond XML's.
             action.query_mut().remove("encoding-type");
@@ -1734,17 +1636,13 @@ impl Storage for S3Storage {
         let i = &self.inner;
         let k = key.as_str();
         i.retry(|_| {
-            let url = signed(
-                i.bucket.delete_object(i.creds(), k),
-                &[],
-                OWN_SIGNATURE_EXPIRY,
-            );
+            let (url, headers) = i.sign("DeleteObject", PresignOp::Delete, k)?;
             i.send(
                 "DeleteObject",
                 k,
                 Method::DELETE,
                 url,
-                &[],
+                &headers,
                 None,
                 &[StatusCode::NOT_FOUND],
             )
