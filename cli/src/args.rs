@@ -48,6 +48,12 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// Delete backups outside a retention policy.
     Prune(PruneArgs),
+    /// Run this machine as an agent of a Coffer server.
+    Agent {
+        /// What to do as an agent.
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Check test-vector files, for integrators.
     Vectors {
         /// What to do with vectors.
@@ -340,5 +346,32 @@ pub(crate) enum VectorsCommand {
     Verify {
         /// The vectors folder, e.g. test-vectors/.
         dir: PathBuf,
+    },
+}
+
+/// Agent subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Enrol with a server using a one-time enrolment token (from --token-file, else
+    /// $COFFER_ENROLL_TOKEN, else a prompt).
+    Enroll {
+        /// The server's URL, e.g. https://coffer.example.
+        #[arg(long)]
+        server: String,
+        /// File holding the enrolment token.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Where the agent keeps its state (default: $XDG_STATE_HOME/coffer/agent).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Run the agent: heartbeat, poll for work, run backups, restores and verifies.
+    Run {
+        /// Where the agent keeps its state (default: $XDG_STATE_HOME/coffer/agent).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Poll once, do any work handed out, and exit.
+        #[arg(long)]
+        once: bool,
     },
 }

@@ -275,7 +275,7 @@ pub(crate) fn restore(args: &RestoreArgs, json: bool) -> Result<()> {
 /// full disk leaves nothing behind (and `dir` itself is removed if this created it).
 /// Nothing in `dir` is replaced: a name that exists there stops the move before it
 /// starts, unless both are folders, whose contents are merged.
-fn restore_tree(
+pub(crate) fn restore_tree(
     dir: &Path,
     restore: impl FnOnce(&Path) -> Result<RestoreSummary, AdaptersError>,
 ) -> Result<RestoreSummary> {

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod agent;
 mod args;
 mod backup;
 mod calendar;
@@ -54,6 +55,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::List(args) => repo_cmd::list(args, json),
         Command::Verify(args) => backup::verify(args, json),
         Command::Prune(args) => repo_cmd::prune(args, json),
+        Command::Agent { command } => agent::run(command, json),
         Command::Vectors {
             command: VectorsCommand::Verify { dir },
         } => vectors::verify(dir, json),
