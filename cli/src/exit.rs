@@ -33,7 +33,7 @@ pub(crate) const TABLE: &str = "Exit codes:
   2  usage error (bad or missing argument, no secret given)
   3  wrong key or passphrase
   4  corrupted, truncated or tampered data, or not a Coffer object
-  5  I/O failure: file, disk full, network, storage service
+  5  I/O failure: file, disk full, network, storage service, server away
   6  not found: file, repository, backup
   7  already exists: Coffer never overwrites";
 
