@@ -209,3 +209,99 @@ fn verify_checks_a_tree_backup_and_catches_a_flipped_bit() {
     let err = pipeline::verify(&RustCrypto, &store, &prefix, "t", &key).unwrap_err();
     assert!(matches!(err, Error::Core(_)), "{err:?}");
 }
+
+/// A store whose puts fail after `after` bytes, like a server that goes away
+/// mid-upload.
+struct GoneMidUpload {
+    inner: LocalStorage,
+    after: u64,
+}
+
+impl Storage for GoneMidUpload {
+    fn put(
+        &self,
+        key: &ObjectKey,
+        data: &mut dyn Read,
+        _mode: coffer_adapters::storage::PutMode,
+    ) -> Result<u64, Error> {
+        io::copy(&mut data.take(self.after), &mut io::sink()).unwrap();
+        Err(Error::Backend {
+            operation: "UploadPart",
+            key: key.to_string(),
+            status: None,
+            code: "ConnectionFailed".into(),
+            message: "the server went away".into(),
+            transient: true,
+        })
+    }
+    fn get(&self, key: &ObjectKey) -> Result<Box<dyn Read + Send>, Error> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &ObjectKey, s: u64, l: u64) -> Result<Box<dyn Read + Send>, Error> {
+        self.inner.get_range(key, s, l)
+    }
+    fn head(&self, key: &ObjectKey) -> Result<Option<coffer_adapters::storage::ObjectMeta>, Error> {
+        self.inner.head(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<coffer_adapters::storage::ObjectMeta>, Error> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &ObjectKey) -> Result<(), Error> {
+        self.inner.delete(key)
+    }
+}
+
+/// Runs `f` on a thread and fails the test if it does not return within a minute.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the backup hung after the store failed")
+}
+
+#[test]
+fn a_store_failing_mid_upload_fails_the_backup_instead_of_hanging() {
+    // Large enough that the archiver is blocked on a full pipeline when the put fails.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("big.bin");
+    std::fs::write(&source, data(48 << 20)).unwrap();
+    let root = dir.path().join("store");
+    let err = within_a_minute(move || {
+        let store = GoneMidUpload {
+            inner: LocalStorage::open(root).unwrap(),
+            after: 1 << 20,
+        };
+        pipeline::backup(
+            &RustCrypto,
+            &store,
+            &ObjectKey::new("repo").unwrap(),
+            "b",
+            &SecretKey::from_bytes([9; 32]),
+            &[source],
+            &options(),
+        )
+        .unwrap_err()
+    });
+    assert!(err.to_string().contains("the server went away"), "{err}");
+    let err = within_a_minute(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GoneMidUpload {
+            inner: LocalStorage::open(dir.path()).unwrap(),
+            after: 1 << 20,
+        };
+        let input = data(48 << 20);
+        pipeline::backup_stream(
+            &RustCrypto,
+            &store,
+            &ObjectKey::new("repo").unwrap(),
+            "s",
+            &SecretKey::from_bytes([9; 32]),
+            &mut &input[..],
+            &options(),
+        )
+        .unwrap_err()
+    });
+    assert!(err.to_string().contains("the server went away"), "{err}");
+}

@@ -43,6 +43,12 @@ impl Pool {
     }
 }
 
+/// The error a writer gets when the reading end was dropped (its consumer failed):
+/// `BrokenPipe`, so the pipeline can tell it from a failure of the source itself.
+fn abandoned(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, what.to_owned())
+}
+
 /// The writing end: archive bytes in, blocks out to the workers.
 pub(crate) struct BlockWriter {
     block: Vec<u8>,
@@ -57,12 +63,12 @@ impl BlockWriter {
     fn send_block(&mut self) -> io::Result<()> {
         self.tokens
             .recv()
-            .map_err(|_| io::Error::other("the compressed stream was abandoned"))?;
+            .map_err(|_| abandoned("the compressed stream was abandoned"))?;
         let fresh = self.blocks.take(BLOCK_LEN);
         let block = std::mem::replace(&mut self.block, fresh);
         self.to_workers
             .send(Ok((self.seq, block)))
-            .map_err(|_| io::Error::other("the compressors stopped"))?;
+            .map_err(|_| abandoned("the compressors stopped"))?;
         self.seq += 1;
         Ok(())
     }

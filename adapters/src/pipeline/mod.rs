@@ -144,15 +144,28 @@ where
         options.threads,
     )?;
     let stored = store.put(&archive_key, &mut sealer, PutMode::CreateOnly);
+    // A failed put (storage gone mid-upload) leaves the compressed stream unread: drop
+    // its reading end before waiting for the archiver, which would otherwise wait
+    // forever for room to write; it then stops with a `BrokenPipe` error.
+    let frames = match stored {
+        Ok(_) => Some(sealer.into_inner()),
+        Err(_) => {
+            drop(sealer);
+            None
+        }
+    };
     let produced = producer
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("the archiver panicked")));
-    let (entries, archive_stored) = match (produced, stored) {
-        (Err(e), _) => return Err(Error::io("archiving the sources", e)),
-        (Ok(_), Err(e)) => return Err(e),
-        (Ok(entries), Ok(n)) => (entries, n),
+    let (entries, archive_stored, frames) = match (produced, stored, frames) {
+        (Err(e), Err(stored), _) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Err(stored)
+        }
+        (Err(e), _, _) => return Err(Error::io("archiving the sources", e)),
+        (Ok(_), Err(e), _) => return Err(e),
+        (Ok(entries), Ok(n), Some(frames)) => (entries, n, frames),
+        (Ok(_), Ok(_), None) => unreachable!("a stored archive kept its frames"),
     };
-    let frames = sealer.into_inner();
     let (archive_len, compressed_len) = frames.lengths();
     let manifest = Manifest {
         host: options.host.clone(),

@@ -114,11 +114,16 @@ where
             frames,
             options.threads,
         );
+        // As in `backup`: after a failed put, the reading end is dropped before the
+        // producer is joined, so a producer waiting for room stops (`BrokenPipe`).
         let (stored, frames) = match sealer {
-            Ok(mut sealer) => {
-                let stored = store.put(&data_key, &mut sealer, PutMode::CreateOnly);
-                (stored, Some(sealer.into_inner()))
-            }
+            Ok(mut sealer) => match store.put(&data_key, &mut sealer, PutMode::CreateOnly) {
+                Ok(n) => (Ok(n), Some(sealer.into_inner())),
+                Err(e) => {
+                    drop(sealer);
+                    (Err(e), None)
+                }
+            },
             Err(e) => (Err(e), None),
         };
         let produced = producer
@@ -127,6 +132,7 @@ where
         (produced, stored, frames)
     });
     let ((len, digest), data_stored, frames) = match (produced, stored, frames) {
+        (Err(e), Err(stored), _) if e.kind() == io::ErrorKind::BrokenPipe => return Err(stored),
         (Err(e), stored, _) => {
             // The put normally fails too; if the source failed after its last byte was
             // taken, the stored object must not stay behind a failed backup.
