@@ -31,7 +31,7 @@ pub(crate) const TABLE: &str = "Exit codes:
   0  success
   1  other failure
   2  usage error (bad or missing argument, no secret given)
-  3  wrong key or passphrase
+  3  wrong key or passphrase; a token the server refuses
   4  corrupted, truncated or tampered data, or not a Coffer object
   5  I/O failure: file, disk full, network, storage service, server away
   6  not found: file, repository, backup

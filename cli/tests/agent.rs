@@ -118,13 +118,22 @@ fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
-#[test]
-fn enrol_back_up_restore_and_verify_through_the_server() {
+/// A running server with a tenant, an operator token, and an agent enrolled in the
+/// scratch folder's `agent` state folder.
+struct Setup {
+    server: Server,
+    url: String,
+    op: String,
+    agent_id: String,
+    port: u16,
+    bin: PathBuf,
+}
+
+fn setup(s: &Scratch) -> Option<Setup> {
     let Some(bin) = server_binary() else {
         eprintln!("SKIPPED: no coffer-server binary (set COFFER_SERVER_BIN)");
-        return;
+        return None;
     };
-    let s = Scratch::new();
     let port = free_port();
     let server = start_server(&bin, &s.path("server-data"), port);
     let url = server.url.clone();
@@ -169,6 +178,72 @@ fn enrol_back_up_restore_and_verify_through_the_server() {
         .ok()
         .json();
     let agent_id = enrolled["agent_id"].as_str().unwrap().to_owned();
+    Some(Setup {
+        server,
+        url,
+        op,
+        agent_id,
+        port,
+        bin,
+    })
+}
+
+fn run_job(url: &str, op: &str, agent_id: &str, src: &std::path::Path) -> String {
+    let job = call(
+        "POST",
+        &format!("{url}/v1/jobs"),
+        op,
+        Some(json!({
+        "agent_id": agent_id, "name": "nightly", "sources": [src.to_str().unwrap()],
+        "schedule": "0 3 * * *", "retention": {"keep_last": 7}})),
+    );
+    let job_id = job["job"]["id"].as_str().unwrap().to_owned();
+    call("POST", &format!("{url}/v1/jobs/{job_id}/run"), op, None);
+    job_id
+}
+
+/// Results the agent keeps until delivered.
+fn pending(s: &Scratch) -> Vec<String> {
+    if s.path("agent/pending").is_dir() {
+        s.names("agent/pending")
+            .into_iter()
+            .filter(|n| n.ends_with(".json"))
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// A child process killed when the test ends, passing or not.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn runs(url: &str, op: &str) -> Vec<Value> {
+    call("GET", &format!("{url}/v1/runs"), op, None)["runs"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn enrol_back_up_restore_and_verify_through_the_server() {
+    let s = Scratch::new();
+    let Some(Setup {
+        server,
+        url,
+        op,
+        agent_id,
+        ..
+    }) = setup(&s)
+    else {
+        return;
+    };
     // The token is one-time.
     s.run(&[
         "agent",
@@ -185,20 +260,10 @@ fn enrol_back_up_restore_and_verify_through_the_server() {
     let src = s.path("src");
     make_tree(&src);
     std::fs::write(src.join("a/hundred-mb.bin"), noise(100 << 20, 11)).unwrap();
-    let job = call(
-        "POST",
-        &format!("{url}/v1/jobs"),
-        &op,
-        Some(json!({
-        "agent_id": agent_id, "name": "nightly", "sources": [src.to_str().unwrap()],
-        "schedule": "0 3 * * *", "retention": {"keep_last": 7}})),
-    );
-    let job_id = job["job"]["id"].as_str().unwrap().to_owned();
-    call("POST", &format!("{url}/v1/jobs/{job_id}/run"), &op, None);
+    run_job(&url, &op, &agent_id, &src);
     s.run(&["agent", "run", "--once", "--state-dir", "agent"])
         .ok();
-    let runs = call("GET", &format!("{url}/v1/runs"), &op, None);
-    assert_eq!(runs["runs"][0]["status"], "succeeded", "{runs}");
+    assert_eq!(runs(&url, &op)[0]["status"], "succeeded");
     let points = call("GET", &format!("{url}/v1/restore-points"), &op, None);
     let point = &points["restore_points"][0];
     assert!(
@@ -226,28 +291,82 @@ fn enrol_back_up_restore_and_verify_through_the_server() {
     );
     s.run(&["agent", "run", "--once", "--state-dir", "agent"])
         .ok();
-    let runs = call("GET", &format!("{url}/v1/runs"), &op, None);
-    let statuses: Vec<_> = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["kind"].as_str().unwrap().to_owned(),
-                r["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    assert!(
-        statuses.iter().all(|(_, st)| st == "succeeded"),
-        "{statuses:?}"
-    );
-    assert_eq!(statuses.len(), 3);
-    assert!(s.names("agent/pending").is_empty());
+    let all = runs(&url, &op);
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|r| r["status"] == "succeeded"), "{all:?}");
+    assert!(pending(&s).is_empty());
 
     // The server goes away: the agent says so with exit code 5 (the looping agent
     // retries with backoff instead).
     drop(server);
     s.run(&["agent", "run", "--once", "--state-dir", "agent"])
         .fails(5, "server unavailable");
+}
+
+#[test]
+fn a_server_gone_mid_upload_fails_the_run_and_the_result_survives_an_agent_restart() {
+    let s = Scratch::new();
+    let Some(Setup {
+        server,
+        url,
+        op,
+        agent_id,
+        port,
+        bin,
+    }) = setup(&s)
+    else {
+        return;
+    };
+    let src = s.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let big = noise(100 << 20, 12);
+    std::fs::write(src.join("one.bin"), &big).unwrap();
+    std::fs::write(src.join("two.bin"), &big).unwrap();
+    run_job(&url, &op, &agent_id, &src);
+    let mut agent = Killed(
+        s.cmd(&["agent", "run", "--state-dir", "agent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // As soon as the agent claimed the run, the server goes away.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while runs(&url, &op)[0]["status"] != "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run was never claimed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(server);
+    // The backup fails; its result is kept, since it cannot be delivered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while pending(&s).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no result was kept");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // The agent is killed (a reboot), the server comes back, the agent starts again.
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    let kept = pending(&s);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let server = start_server(&bin, &s.path("server-data"), port);
+    s.run(&["agent", "run", "--once", "--state-dir", "agent"])
+        .ok();
+    let run = &runs(&url, &op)[0];
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        !run["error"].as_str().unwrap_or_default().is_empty(),
+        "{run}"
+    );
+    assert!(pending(&s).is_empty());
+    // With the server back, the same job succeeds.
+    let job_id = runs(&url, &op)[0]["job_id"].as_str().unwrap().to_owned();
+    call("POST", &format!("{url}/v1/jobs/{job_id}/run"), &op, None);
+    s.run(&["agent", "run", "--once", "--state-dir", "agent"])
+        .ok();
+    assert_eq!(runs(&url, &op)[0]["status"], "succeeded");
+    drop(server);
 }
