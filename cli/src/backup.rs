@@ -267,7 +267,8 @@ pub(crate) fn restore(args: &RestoreArgs, json: bool) -> Result<()> {
         }
     };
     bar.finish_and_clear();
-    emit(json, value, "")
+    let to_stdout = args.to_file.as_deref().is_some_and(crate::output::is_dash);
+    crate::output::emit_beside(json, value, to_stdout)
 }
 
 /// Restores into a staging folder inside `dir`, and moves what it holds into `dir`

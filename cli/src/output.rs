@@ -23,6 +23,21 @@ pub(crate) fn emit(json: bool, value: Value, text: &str) -> Result<()> {
     written.map_err(|e| CliError::io("writing to stdout", e))
 }
 
+/// As [`emit`], but on stderr when stdout carries data (`-o -`), so a script's JSON
+/// never lands inside the data stream.
+///
+/// # Errors
+/// [`CliError::Io`] if the stream is closed.
+pub(crate) fn emit_beside(json: bool, value: Value, stdout_is_data: bool) -> Result<()> {
+    if !stdout_is_data {
+        return emit(json, value, "");
+    }
+    if json {
+        writeln!(std::io::stderr(), "{value}").map_err(|e| CliError::io("writing to stderr", e))?;
+    }
+    Ok(())
+}
+
 /// Whether a path argument means stdin or stdout.
 pub(crate) fn is_dash(path: &Path) -> bool {
     path.as_os_str() == "-"

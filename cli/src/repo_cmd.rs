@@ -21,7 +21,8 @@ use crate::secrets::{self, PassphraseSpec, PASSPHRASE_ENV};
 /// # Errors
 /// [`CliError::Exists`] if a repository is there; secret, storage, catalogue errors.
 pub(crate) fn init(args: &InitArgs, json: bool) -> Result<()> {
-    let mut repo = Repo::open(&args.repo, true)?;
+    // The secret first: a missing passphrase or key file must not leave a half-made
+    // repository folder behind.
     let key = SecretKey::generate(&mut rand_core::OsRng);
     let (envelope, locked_with) = match &args.secret.key_file {
         Some(path) => {
@@ -44,6 +45,7 @@ pub(crate) fn init(args: &InitArgs, json: bool) -> Result<()> {
             )
         }
     };
+    let mut repo = Repo::open(&args.repo, true)?;
     repo.init(&envelope, &key)?;
     emit(
         json,

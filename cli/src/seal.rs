@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::args::{OpenArgs, SealArgs, SecretArgs, SuiteArg};
 use crate::exit::{CliError, Result};
 use crate::keys::{self, Detected, ENVELOPE_CONTEXT};
-use crate::output::{emit, is_dash, shown, with_suffix};
+use crate::output::{emit_beside, is_dash, shown, with_suffix};
 use crate::progress::{self, Counting};
 use crate::secrets::{self, PassphraseSpec, PASSPHRASE_ENV};
 
@@ -78,12 +78,12 @@ pub(crate) fn seal(args: &SealArgs, json: bool) -> Result<()> {
     out.commit()?;
     bar.finish_and_clear();
     let prefix = envelope.as_ref().map_or(0, Vec::len) as u64;
-    emit(
+    emit_beside(
         json,
         json!({"sealed": shown(&args.input), "output": shown(&out_path),
                "key_id": key.id().to_string(), "passphrase": envelope.is_some(),
                "plaintext_bytes": read, "sealed_bytes": written + prefix}),
-        "",
+        is_dash(&out_path),
     )
 }
 
@@ -157,11 +157,11 @@ pub(crate) fn open(args: &OpenArgs, json: bool) -> Result<()> {
     let written = copy(&mut opened, &mut out, &args.input, &out_path)?;
     out.commit()?;
     bar.finish_and_clear();
-    emit(
+    emit_beside(
         json,
         json!({"opened": name, "output": shown(&out_path), "key_id": key.id().to_string(),
                "plaintext_bytes": written}),
-        "",
+        is_dash(&out_path),
     )
 }
 

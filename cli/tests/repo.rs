@@ -68,6 +68,10 @@ fn missing_things_and_taken_names_have_their_codes() {
         .fails(7, "already holds a Coffer repository");
     s.run(&["list", "--repo", "nowhere"])
         .fails(6, "no repository");
+    // No secret given: nothing is created.
+    s.run(&["init", "--repo", "new-repo"])
+        .fails(2, "COFFER_PASSPHRASE");
+    assert!(!s.path("new-repo").exists());
     s.run(&with_repo(&["restore", "nope", "--to", "out"]))
         .fails(6, "no backup named \"nope\"");
     s.run(&with_repo(&["backup", "src", "--name", "x"])).ok();

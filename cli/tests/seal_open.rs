@@ -42,6 +42,16 @@ fn pipes_round_trip_under_a_passphrase_from_the_environment() {
         .ok()
         .stdout;
     assert_eq!(opened, data);
+    // With --json the report goes to stderr, never into the data on stdout.
+    let run = s
+        .run_stdin(&["open", "-", "-o", "-", "--json"], &[PASS], &sealed)
+        .ok();
+    assert_eq!(run.stdout, data);
+    assert!(
+        run.stderr.contains("\"plaintext_bytes\":200000"),
+        "{}",
+        run.stderr
+    );
     // A passphrase file works the same; its trailing newline is not part of it.
     s.write("pass.txt", format!("{}\n", PASS.1).as_bytes());
     let opened = s
