@@ -35,7 +35,8 @@ pub(crate) const TABLE: &str = "Exit codes:
   4  corrupted, truncated or tampered data, or not a Coffer object
   5  I/O failure: file, disk full, network, storage service, server away
   6  not found: file, repository, backup
-  7  already exists: Coffer never overwrites";
+  7  already exists: Coffer never overwrites
+  130  interrupted (Ctrl-C, SIGTERM): temporaries removed, nothing partial kept";
 
 /// What went wrong, by what the user can do about it.
 #[derive(Debug, thiserror::Error)]

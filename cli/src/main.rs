@@ -9,6 +9,7 @@ mod args;
 mod backup;
 mod calendar;
 mod exit;
+mod interrupt;
 mod key_cmd;
 mod keys;
 mod output;
@@ -30,6 +31,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::from(exit::OK),
+        Err(_) if interrupt::interrupted() => {
+            eprintln!("coffer: interrupted; nothing partial was kept");
+            ExitCode::from(interrupt::EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("coffer: {e}");
             if cli.json {

@@ -9,7 +9,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar for `total` bytes (a spinner with bytes and rate when unknown),
 /// drawn only when `show` is true and stderr is a terminal.
+/// Long work starts here, so this also installs the interrupt handlers.
 pub(crate) fn bar(total: Option<u64>, message: &str, show: bool) -> ProgressBar {
+    crate::interrupt::install();
     if !show || !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -30,7 +32,7 @@ pub(crate) fn bar(total: Option<u64>, message: &str, show: bool) -> ProgressBar 
     bar
 }
 
-/// Counts bytes read through it into a progress bar.
+/// Counts bytes read through it into a progress bar, and stops at an interrupt.
 pub(crate) struct Counting<R> {
     /// The reader.
     pub(crate) inner: R,
@@ -40,6 +42,7 @@ pub(crate) struct Counting<R> {
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::interrupt::check()?;
         let n = self.inner.read(buf)?;
         self.bar.inc(n as u64);
         Ok(n)
@@ -48,6 +51,7 @@ impl<R: Read> Read for Counting<R> {
 
 impl<W: Write> Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::interrupt::check()?;
         let n = self.inner.write(buf)?;
         self.bar.inc(n as u64);
         Ok(n)

@@ -466,3 +466,45 @@ fn vectors_verify_counts_and_fails_on_a_bad_vector() {
         run.stdout_text()
     );
 }
+
+#[test]
+fn ctrl_c_during_a_restore_exits_130_and_leaves_nothing() {
+    let s = setup();
+    fs::create_dir(s.path("big")).unwrap();
+    fs::write(s.path("big/noise.bin"), noise(200 << 20, 3)).unwrap();
+    s.run(&with_repo(&["backup", "big", "--name", "b"])).ok();
+    fs::create_dir(s.path("out")).unwrap();
+    let child = s
+        .cmd(&with_repo(&["restore", "b", "--to", "out"]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the staging folder holds a file being written, interrupt.
+    let started = || {
+        s.names("out").iter().any(|n| {
+            n.starts_with(".coffer-restore-")
+                && fs::read_dir(s.path(&format!("out/{n}"))).is_ok_and(|mut d| d.next().is_some())
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut child = child;
+    while !started() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the interrupt"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(s.names("out").is_empty(), "left: {:?}", s.names("out"));
+}

@@ -218,3 +218,44 @@ fn a_full_disk_on_open_exits_5_and_leaves_nothing() {
         run.stdout_text()
     );
 }
+
+/// Sends SIGINT to a running `coffer` once `ready` holds, and returns its exit code.
+pub fn interrupt_when(mut child: std::process::Child, ready: impl Fn() -> bool) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the interrupt"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait().unwrap().code().unwrap_or(-1)
+}
+
+#[test]
+fn ctrl_c_while_opening_exits_130_and_leaves_nothing() {
+    let s = Scratch::new();
+    let key = s.key("k.key");
+    s.write("big", &vec![0u8; 400 << 20]);
+    s.run(&["seal", "big", "--key-file", &key]).ok();
+    fs::remove_file(s.path("big")).unwrap();
+    let child = s
+        .cmd(&["open", "big.coffer", "--key-file", &key])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = || {
+        s.names("")
+            .iter()
+            .any(|n| n.starts_with(".coffer-partial-"))
+    };
+    assert_eq!(interrupt_when(child, partial), 130);
+    assert_eq!(s.names(""), vec!["big.coffer", "k.key"]);
+}
