@@ -217,6 +217,11 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
         agent["agent_id"].as_str().unwrap_or("?"),
         api.base()
     );
+    log(
+        &api,
+        "info",
+        &format!("agent {} started", env!("CARGO_PKG_VERSION")),
+    );
     loop {
         deliver_pending(&api, &state);
         let step = api
@@ -321,9 +326,20 @@ fn execute(api: &Api, storage: &S3Storage, key: &SecretKey, suite: Suite, work: 
         }
         Err(e) => {
             eprintln!("coffer agent: run {run_id} failed: {e}");
+            log(api, "error", &format!("run {run_id} failed: {e}"));
             json!({"status": "failed", "bytes": bar.position(), "files": 0,
                    "error": e.to_string(), "restore_point": null})
         }
+    }
+}
+
+/// Sends one line to the server's log of this agent (best effort: a log line is not
+/// worth a retry).
+fn log(api: &Api, level: &str, message: &str) {
+    let line = json!({"level": level, "message": message,
+                      "time": calendar::rfc3339(crate::backup::now())});
+    if let Err(e) = api.post("/v1/agent/logs", &json!({"lines": [line]})) {
+        eprintln!("coffer agent: sending a log line: {e}");
     }
 }
 

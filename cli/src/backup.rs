@@ -20,7 +20,8 @@ use crate::repo::{is_stream, Repo};
 use crate::repo_cmd::human_bytes;
 use crate::seal::Output;
 
-fn now() -> i64 {
+/// Now, in Unix seconds.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -362,6 +362,16 @@ fn a_server_gone_mid_upload_fails_the_run_and_the_result_survives_an_agent_resta
         "{run}"
     );
     assert!(pending(&s).is_empty());
+    // The failure was also logged to the server (by the restarted agent's start line
+    // at least; the failure line was sent while the server was away and is lost).
+    let logs = call(
+        "GET",
+        &format!("{url}/v1/agents/{agent_id}/logs"),
+        &op,
+        None,
+    );
+    let text = logs["lines"].to_string();
+    assert!(text.contains("started"), "{text}");
     // With the server back, the same job succeeds.
     let job_id = runs(&url, &op)[0]["job_id"].as_str().unwrap().to_owned();
     call("POST", &format!("{url}/v1/jobs/{job_id}/run"), &op, None);
