@@ -171,11 +171,26 @@ impl Repo {
         let (location, store, prefix, catalogue_path): (String, Box<dyn Storage>, _, _) =
             match parse_location(&args.repo)? {
                 Location::Folder(path) => {
-                    if !create && !path.is_dir() {
+                    // Checked before the folder is opened as a store (which creates it
+                    // and sweeps it for temporaries): a mistyped --repo must not touch
+                    // someone's home folder.
+                    let envelope = path.join(LOCAL_PREFIX).join("keys/repository");
+                    if !create && !envelope.is_file() {
                         return Err(CliError::NotFound(format!(
-                            "no repository at {}: run coffer init",
+                            "no Coffer repository at {}: run coffer init",
                             path.display()
                         )));
+                    }
+                    if create && !envelope.exists() {
+                        let occupied = std::fs::read_dir(&path)
+                            .map(|mut d| d.next().is_some())
+                            .unwrap_or(false);
+                        if occupied {
+                            return Err(CliError::Exists(format!(
+                                "{} is not empty: a new repository needs an empty or new folder",
+                                path.display()
+                            )));
+                        }
                     }
                     let store = LocalStorage::open(&path)?;
                     let abs = std::fs::canonicalize(&path)

@@ -67,11 +67,17 @@ fn missing_things_and_taken_names_have_their_codes() {
     s.run(&["init", "--repo", "repo", "--key-file", "k.key"])
         .fails(7, "already holds a Coffer repository");
     s.run(&["list", "--repo", "nowhere"])
-        .fails(6, "no repository");
+        .fails(6, "no Coffer repository at nowhere");
     // No secret given: nothing is created.
     s.run(&["init", "--repo", "new-repo"])
         .fails(2, "COFFER_PASSPHRASE");
     assert!(!s.path("new-repo").exists());
+    // A folder that is not a repository is neither used nor made into one.
+    s.run(&["list", "--repo", "src"])
+        .fails(6, "no Coffer repository");
+    s.run(&["init", "--repo", "src", "--key-file", "k.key"])
+        .fails(7, "is not empty");
+    assert!(!s.path("src/catalogue.sqlite").exists() && !s.path("src/data").exists());
     s.run(&with_repo(&["restore", "nope", "--to", "out"]))
         .fails(6, "no backup named \"nope\"");
     s.run(&with_repo(&["backup", "src", "--name", "x"])).ok();
