@@ -31,6 +31,11 @@ use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
 use crate::state::AppState;
 
+/// Where backend probes write (see `stores::probe`).
+pub const PROBE_PREFIX: &str = "coffer-probe/";
+/// How probe objects' names start (see `stores::probe`).
+pub const PROBE_NAME: &str = ".probe-";
+
 /// The largest object a single `PutObject` (or part) may carry: S3's limit.
 pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -72,6 +77,11 @@ pub async fn handle(
     if bucket != state.stores.bucket {
         return xml::error(StatusCode::NOT_FOUND, "NoSuchBucket", "no such bucket");
     }
+    // The server signs only keys under a destination's prefix; check it still holds
+    // one whose agent is not revoked, so a revoked agent's URLs stop working at once.
+    if let Err(response) = check_destination(&state, &bucket, &key, &method).await {
+        return response;
+    }
     let key = match ObjectKey::new(key) {
         Ok(k) => k,
         Err(_) => return xml::error(StatusCode::BAD_REQUEST, "InvalidArgument", "invalid key"),
@@ -109,6 +119,66 @@ pub async fn handle(
         )),
     };
     result.unwrap_or_else(S3Error::into_response)
+}
+
+/// Refuses a request whose key is under no destination, or under the destination of
+/// a revoked agent (audited as denied).
+async fn check_destination(
+    state: &AppState,
+    bucket: &str,
+    key: &str,
+    method: &Method,
+) -> Result<(), Response> {
+    let mut segments = key.splitn(3, '/');
+    let prefix = match (segments.next(), segments.next(), segments.next()) {
+        (Some(a), Some(b), Some(_)) => format!("{a}/{b}"),
+        _ => String::new(),
+    };
+    // Destination and backend probes (when an S3 backend is this very store) write
+    // before any destination holds their prefix; only the server signs them.
+    if key
+        .rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with(PROBE_NAME))
+    {
+        return Ok(());
+    }
+    let (b, p) = (bucket.to_owned(), prefix.clone());
+    let found = state
+        .db
+        .call(move |cat| {
+            use coffer_adapters::catalogue::rusqlite::OptionalExtension;
+            Ok(cat
+                .connection()
+                .query_row(
+                    "SELECT d.tenant_id, a.revoked_at FROM destinations d
+                     JOIN agents a ON a.id = d.agent_id
+                     WHERE d.bucket = ?1 AND d.prefix = ?2",
+                    (b, p),
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?)),
+                )
+                .optional()?)
+        })
+        .await
+        .map_err(|e| S3Error::internal(format!("{e:?}")).into_response())?;
+    let refusal = match found {
+        Some((_, None)) => return Ok(()),
+        Some((tenant, Some(_))) => (Some(tenant), "the destination's agent is revoked"),
+        None => (None, "the key is under no destination"),
+    };
+    let entry = AuditEntry {
+        tenant_id: refusal.0,
+        actor: "anonymous".to_owned(),
+        action: "s3.request",
+        target: format!("s3:{bucket}/{key}"),
+        outcome: AuditOutcome::Denied,
+        detail: format!("{method}: {}", refusal.1),
+    };
+    let _ = state
+        .db
+        .call(move |cat| audit::record(cat.connection(), &entry))
+        .await;
+    Err(xml::error(StatusCode::FORBIDDEN, "AccessDenied", refusal.1))
 }
 
 /// An S3 error answer, with the detail for the log kept apart.

@@ -174,8 +174,12 @@ fn build_s3(config: &S3Config) -> Result<S3Storage, String> {
 /// # Errors
 /// 503 naming the step.
 pub fn probe(store: &dyn Storage, prefix: &str) -> ApiResult<()> {
-    let key = ObjectKey::new(format!("{prefix}/.probe-{}", crate::token::random_hex(8)))
-        .map_err(ApiError::internal)?;
+    let key = ObjectKey::new(format!(
+        "{prefix}/{}{}",
+        crate::local_s3::PROBE_NAME,
+        crate::token::random_hex(8)
+    ))
+    .map_err(ApiError::internal)?;
     let data = crate::token::random_hex(16).into_bytes();
     let fail = |step: &'static str, e: coffer_adapters::Error| {
         tracing::warn!("destination probe failed ({step}): {e}");

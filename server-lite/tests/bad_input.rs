@@ -103,6 +103,10 @@ async fn a_revoked_agent_key_stops_working_at_once() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // A URL signed before the revocation...
+    let (_, signed) = h
+        .presign(&agent.api_key, json!({"op": "put", "key": "k/x"}))
+        .await;
     let (status, body) = h
         .call(
             Method::POST,
@@ -126,6 +130,15 @@ async fn a_revoked_agent_key_stops_working_at_once() {
         .presign(&agent.api_key, json!({"op": "get", "key": "x"}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // ...stops working at once too.
+    let (status, _, body) = h.send_presigned(&signed, b"late".to_vec(), &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(String::from_utf8_lossy(&body).contains("revoked"));
     // Its queued work was failed, and it cannot be given new work.
     let (_, body) = h.call(Method::GET, "/v1/runs", Some(&op), None).await;
     assert_eq!(body["runs"][0]["status"], "failed");

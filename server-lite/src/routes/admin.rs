@@ -224,9 +224,11 @@ async fn create_backend(
     };
     let client =
         crate::stores::s3_client(&row, &secret).map_err(|e| ApiError::field("backend", e))?;
-    tokio::task::spawn_blocking(move || crate::stores::probe(&client, "coffer-probe"))
-        .await
-        .map_err(ApiError::internal)??;
+    tokio::task::spawn_blocking(move || {
+        crate::stores::probe(&client, crate::local_s3::PROBE_PREFIX.trim_end_matches('/'))
+    })
+    .await
+    .map_err(ApiError::internal)??;
     row.secret_sealed = keys::seal_secret(
         &state.kek,
         &keys::backend_context(&row.name),
