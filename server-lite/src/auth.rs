@@ -147,8 +147,9 @@ async fn authenticate(
         return Err(ApiError::Unauthorized("unknown token"));
     };
     let actor = format!("{}:{}", row.kind.as_str(), row.agent_id.unwrap_or(row.id));
+    // Revoked and expired tokens are real, not guesses: they are audited but not
+    // counted, or one revoked agent behind a NAT would get its neighbours blocked.
     if row.revoked_at.is_some() {
-        count_failure(state, ip);
         audit(
             state,
             deny(row.tenant_id, actor, "revoked credential".into()),
@@ -157,7 +158,6 @@ async fn authenticate(
         return Err(ApiError::Unauthorized("this credential has been revoked"));
     }
     if row.expires_at.is_some_and(|e| e <= now()) {
-        count_failure(state, ip);
         audit(
             state,
             deny(row.tenant_id, actor, "expired credential".into()),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
-use crate::db::{self as dbm, agents, jobs, now, runs};
+use crate::db::{self as dbm, agents, jobs, now, runs, uploads};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -45,7 +45,13 @@ pub struct Tick {
     pub queued: Vec<i64>,
     /// Runs failed because their lease lapsed.
     pub timed_out: Vec<i64>,
+    /// Abandoned multipart uploads removed from the embedded store's staging folder.
+    pub stale_uploads: usize,
 }
+
+/// A multipart upload to the embedded store not completed within this long is
+/// abandoned: its parts are removed (S3's lifecycle rule does the same).
+pub const UPLOAD_MAX_AGE_SECS: i64 = 24 * 3600;
 
 /// Runs the scheduler until the process ends.
 pub async fn run(state: AppState) {
@@ -64,7 +70,7 @@ pub async fn run(state: AppState) {
 /// # Errors
 /// Database errors.
 pub async fn tick(state: &AppState, at: i64) -> ApiResult<Tick> {
-    let (tick, wake) = state
+    let (mut tick, wake, stale) = state
         .db
         .call(move |cat| {
             dbm::immediate(cat.connection_mut(), |tx| {
@@ -94,10 +100,21 @@ pub async fn tick(state: &AppState, at: i64) -> ApiResult<Tick> {
                         },
                     )?;
                 }
-                Ok::<_, ApiError>((tick, wake))
+                let stale = uploads::remove_stale(tx, at - UPLOAD_MAX_AGE_SECS)?;
+                Ok::<_, ApiError>((tick, wake, stale))
             })
         })
         .await?;
+    for id in &stale {
+        // IDs are our own hex, so the path stays in the staging folder.
+        let dir = state.stores.staging.root().join(id);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("removing abandoned upload {id}: {e}");
+            }
+        }
+    }
+    tick.stale_uploads = stale.len();
     for agent in wake {
         state.dispatch.wake(agent);
     }

@@ -406,6 +406,41 @@ async fn multipart_upload_through_presigned_urls() {
         .join(&agent.prefix)
         .join("jobs/1/other")
         .exists());
+
+    // An upload left unfinished is removed by the scheduler after a day.
+    let (_, create) = h
+        .presign(a, json!({"op": "create_multipart", "key": "jobs/1/left"}))
+        .await;
+    let (_, _, body) = h.send_presigned(&create, Vec::new(), &[]).await;
+    let upload_id = parse_upload_id(std::str::from_utf8(&body).unwrap()).unwrap();
+    let (_, part) = h
+        .presign(a, json!({"op": "upload_part", "key": "jobs/1/left", "upload_id": upload_id, "part_number": 1}))
+        .await;
+    assert_eq!(
+        h.send_presigned(&part, b"abc".to_vec(), &[]).await.0,
+        StatusCode::OK
+    );
+    let now = jiff::Timestamp::now().as_second();
+    let tick = coffer_server::scheduler::tick(&h.state, now).await.unwrap();
+    assert_eq!(tick.stale_uploads, 0);
+    let tick = coffer_server::scheduler::tick(&h.state, now + 2 * 86_400)
+        .await
+        .unwrap();
+    assert_eq!(tick.stale_uploads, 1);
+    assert!(std::fs::read_dir(h.dir.path().join("staging"))
+        .unwrap()
+        .next()
+        .is_none());
+    let (_, list) = h
+        .presign(
+            a,
+            json!({"op": "list_parts", "key": "jobs/1/left", "upload_id": upload_id}),
+        )
+        .await;
+    assert_eq!(
+        h.send_presigned(&list, Vec::new(), &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

@@ -109,3 +109,14 @@ pub fn delete(conn: &Connection, id: &str) -> ApiResult<()> {
     conn.execute("DELETE FROM uploads WHERE id = ?1", [id])?;
     Ok(())
 }
+
+/// Forgets uploads started before `before` (abandoned) and returns their IDs, so the
+/// caller can remove their staged parts.
+///
+/// # Errors
+/// SQLite's.
+pub fn remove_stale(conn: &Connection, before: i64) -> ApiResult<Vec<String>> {
+    let mut st = conn.prepare("DELETE FROM uploads WHERE created_at < ?1 RETURNING id")?;
+    let rows = st.query_map([before], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
