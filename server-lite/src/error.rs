@@ -145,15 +145,11 @@ impl From<coffer_adapters::Error> for ApiError {
     }
 }
 
-impl From<rusqlite_error::Error> for ApiError {
-    fn from(e: rusqlite_error::Error) -> Self {
+/// rusqlite as the adapters re-export it (one version in the tree).
+impl From<coffer_adapters::catalogue::rusqlite::Error> for ApiError {
+    fn from(e: coffer_adapters::catalogue::rusqlite::Error) -> Self {
         ApiError::internal(e)
     }
-}
-
-/// rusqlite, as the adapters re-export it (one version in the tree).
-mod rusqlite_error {
-    pub(crate) use coffer_adapters::catalogue::rusqlite::Error;
 }
 
 /// Shorthand for handlers and queries.

@@ -17,8 +17,7 @@ use crate::state::AppState;
 use crate::stores::Stores;
 use crate::token::{NewToken, TokenKind};
 
-/// A server ready to serve.
-#[derive(Debug)]
+/// A server ready to serve. `Debug` leaves the admin token out.
 pub struct Started {
     /// The shared state (for `app` and tests).
     pub state: AppState,
@@ -26,6 +25,19 @@ pub struct Started {
     pub admin_token: Option<Zeroizing<String>>,
     /// The KEK file this start created, if it did.
     pub kek_created: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("state", &self.state)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("kek_created", &self.kek_created)
+            .finish()
+    }
 }
 
 /// Opens data directories.

@@ -3,6 +3,7 @@
 //! same way, through `S3Storage::presign`, so the agent has one code path.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -206,8 +207,6 @@ pub fn probe(store: &dyn Storage, prefix: &str) -> ApiResult<()> {
     }
     Ok(())
 }
-
-use std::io::Read as _;
 
 /// `scheme://host[:port]` of a URL, refusing anything else.
 ///
