@@ -135,7 +135,7 @@ async fn authenticate(
     let hash = TokenHash::of(presented);
     let row = state
         .db
-        .call(move |cat| tenants::find_token(cat.connection(), &hash))
+        .read(move |conn| tenants::find_token(conn, &hash))
         .await?;
     let Some(row) = row else {
         count_failure(state, ip);

@@ -29,10 +29,26 @@ pub use schema::{SERVER_COMPONENT, SERVER_MIGRATIONS};
 use crate::error::{ApiError, ApiResult};
 
 /// The shared database handle. Cheap to clone.
+///
+/// Writes (and reads that must see them in the same transaction) go through the one
+/// read-write connection ([`Db::call`]); the hot read-only lookups (token hashes,
+/// "is there work?") go through a small pool of read-only connections
+/// ([`Db::read`]), which WAL lets run beside the writer, so a writer's fsync does not
+/// hold up every agent's authentication.
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Mutex<Catalogue>>,
+    readers: Arc<Readers>,
 }
+
+/// Idle read-only connections, opened on demand.
+struct Readers {
+    path: std::path::PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Read-only connections kept idle at most.
+const MAX_IDLE_READERS: usize = 8;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +66,50 @@ impl Db {
         catalogue.migrate(SERVER_COMPONENT, SERVER_MIGRATIONS)?;
         Ok(Db {
             inner: Arc::new(Mutex::new(catalogue)),
+            readers: Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
         })
+    }
+
+    /// Runs a read-only `f` on a read-only connection, on a blocking thread.
+    ///
+    /// # Errors
+    /// What `f` returns; SQLite's error opening a connection; a 500 if the task died.
+    pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &readers.path,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    c.busy_timeout(coffer_adapters::catalogue::BUSY_TIMEOUT)?;
+                    c
+                }
+            };
+            let result = f(&conn);
+            let mut idle = readers.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
     }
 
     /// Runs `f` with the catalogue on a blocking thread.

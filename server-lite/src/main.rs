@@ -144,12 +144,33 @@ fn run(cli: Cli) -> Result<(), String> {
                     .await
                     .map_err(|e| format!("listening on {listen}: {e}"))?;
                 tracing::info!("coffer-server listening on {listen}");
-                server::serve(listener, started.state, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
-                .map_err(|e| e.to_string())
+                server::serve(listener, started.state, shutdown_signal())
+                    .await
+                    .map_err(|e| e.to_string())
             })
         }
+    }
+}
+
+/// Ctrl-C or SIGTERM (what service managers send) ends the server gracefully.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -53,6 +53,37 @@ pub struct Tick {
 /// abandoned: its parts are removed (S3's lifecycle rule does the same).
 pub const UPLOAD_MAX_AGE_SECS: i64 = 24 * 3600;
 
+/// Writes the heartbeats held in memory, in one transaction.
+///
+/// # Errors
+/// Database errors (the heartbeats are kept for the next try).
+pub async fn flush_presence(state: &AppState) -> ApiResult<usize> {
+    let beats = state.presence.take();
+    if beats.is_empty() {
+        return Ok(0);
+    }
+    let count = beats.len();
+    let written = beats.clone();
+    let result = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                for (agent, (at, version)) in &written {
+                    agents::heartbeat(tx, *agent, *at, version)?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(count),
+        Err(e) => {
+            state.presence.restore(beats);
+            Err(e)
+        }
+    }
+}
+
 /// Runs the scheduler until the process ends.
 pub async fn run(state: AppState) {
     let mut interval = tokio::time::interval(state.config.scheduler_tick);
@@ -61,6 +92,9 @@ pub async fn run(state: AppState) {
         interval.tick().await;
         if let Err(e) = tick(&state, now()).await {
             tracing::error!("scheduler tick failed: {e:?}");
+        }
+        if let Err(e) = flush_presence(&state).await {
+            tracing::error!("writing heartbeats failed: {e:?}");
         }
     }
 }

@@ -174,7 +174,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let scheduler = tokio::spawn(crate::scheduler::run(state.clone()));
-    let app = crate::app(state);
+    let app = crate::app(state.clone());
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -182,5 +182,8 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     scheduler.abort();
+    if let Err(e) = crate::scheduler::flush_presence(&state).await {
+        tracing::error!("writing heartbeats at shutdown failed: {e:?}");
+    }
     result
 }

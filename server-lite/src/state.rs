@@ -34,6 +34,8 @@ pub struct Shared {
     pub dispatch: Dispatch,
     /// Rate limits.
     pub limits: Limits,
+    /// Heartbeats not yet written to the database.
+    pub presence: Presence,
 }
 
 impl std::fmt::Debug for Shared {
@@ -57,6 +59,7 @@ impl AppState {
                 stores,
                 dispatch: Dispatch::default(),
                 limits,
+                presence: Presence::default(),
             }),
         }
     }
@@ -112,6 +115,46 @@ impl Limits {
             enrol: RateLimiter::keyed(quota(config.enrol_per_minute)),
             auth_failures: RateLimiter::keyed(quota(config.auth_failures_per_minute)),
             blocked: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Heartbeats held in memory and written in batches (by the scheduler every tick, and
+/// at shutdown): one transaction for all agents instead of an fsync per heartbeat.
+/// Presence is soft state; a crash loses at most one tick of "last seen".
+#[derive(Default, Debug)]
+pub struct Presence {
+    pending: Mutex<HashMap<i64, (i64, String)>>,
+}
+
+impl Presence {
+    /// Records a heartbeat of `agent` at `at` (Unix seconds) reporting `version`.
+    pub fn beat(&self, agent: i64, at: i64, version: String) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(agent, (at, version));
+    }
+
+    /// The heartbeat of `agent` not yet written, if any.
+    pub fn get(&self, agent: i64) -> Option<(i64, String)> {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&agent)
+            .cloned()
+    }
+
+    /// Takes every heartbeat not yet written.
+    pub fn take(&self) -> HashMap<i64, (i64, String)> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts back heartbeats a failed write did not store (newer ones win).
+    pub fn restore(&self, beats: HashMap<i64, (i64, String)>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for (agent, beat) in beats {
+            pending.entry(agent).or_insert(beat);
         }
     }
 }

@@ -356,3 +356,44 @@ async fn debug_output_carries_no_secrets() {
     }
     assert!(shown.contains("redacted"));
 }
+
+#[tokio::test]
+async fn heartbeats_are_written_in_batches_and_survive_a_restart() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let (status, _) = h
+        .call(
+            Method::POST,
+            "/v1/agent/heartbeat",
+            Some(&agent.api_key),
+            Some(json!({"version": "9.9.9"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Shown at once (from memory)...
+    let (_, body) = h.call(Method::GET, "/v1/agents", Some(&op), None).await;
+    assert_eq!(body["agents"][0]["version"], "9.9.9");
+    assert_eq!(body["agents"][0]["status"], "online");
+    // ...and written by the next flush, in one transaction.
+    assert_eq!(
+        coffer_server::scheduler::flush_presence(&h.state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        coffer_server::scheduler::flush_presence(&h.state)
+            .await
+            .unwrap(),
+        0
+    );
+    let Harness {
+        dir, state, app, ..
+    } = h;
+    drop((state, app));
+    let h = Harness::open(dir, |_| {});
+    let (_, body) = h.call(Method::GET, "/v1/agents", Some(&op), None).await;
+    assert_eq!(body["agents"][0]["version"], "9.9.9");
+    assert!(body["agents"][0]["last_seen_at"].is_string());
+}

@@ -125,16 +125,31 @@ pub fn revoke_agent(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<boo
     Ok(true)
 }
 
-/// Records a heartbeat.
+/// Records a heartbeat (never moving "last seen" back).
 ///
 /// # Errors
 /// SQLite's.
-pub fn heartbeat(conn: &Connection, id: i64, version: &str) -> ApiResult<()> {
+pub fn heartbeat(conn: &Connection, id: i64, at: i64, version: &str) -> ApiResult<()> {
     conn.execute(
-        "UPDATE agents SET last_seen_at = ?2, version = ?3 WHERE id = ?1",
-        params![id, now(), version],
+        "UPDATE agents SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), version = ?3
+         WHERE id = ?1",
+        params![id, at, version],
     )?;
     Ok(())
+}
+
+impl Agent {
+    /// Applies a heartbeat not yet written to the database.
+    pub fn with_presence(mut self, beat: Option<(i64, String)>) -> Self {
+        if let Some((at, version)) = beat {
+            self.last_seen_at = Some(rfc3339(at));
+            self.version = version;
+            if self.status != "revoked" && now() - at <= OFFLINE_AFTER_SECS {
+                self.status = "online";
+            }
+        }
+        self
+    }
 }
 
 /// A destination: where one agent's objects live. Locked: nothing changes it.

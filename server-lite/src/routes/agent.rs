@@ -127,7 +127,7 @@ async fn enroll(
     let hash = TokenHash::of(&token);
     let row = state
         .db
-        .call(move |cat| tenants::find_token(cat.connection(), &hash))
+        .read(move |conn| tenants::find_token(conn, &hash))
         .await?;
     let Some(row) = row.filter(|r| r.kind == TokenKind::Enrolment) else {
         auth::count_failure(&state, ip);
@@ -342,12 +342,9 @@ async fn heartbeat(
 ) -> ApiResult<Json<serde_json::Value>> {
     let version = req.version.unwrap_or_default();
     check_text("version", &version, 64, false)?;
-    let id = agent.agent_id;
-    state
-        .db
-        .call(move |cat| agents::heartbeat(cat.connection(), id, &version))
-        .await?;
-    Ok(Json(json!({"server_time": rfc3339(now())})))
+    let at = now();
+    state.presence.beat(agent.agent_id, at, version);
+    Ok(Json(json!({"server_time": rfc3339(at)})))
 }
 
 async fn poll(
@@ -369,15 +366,21 @@ async fn poll(
         let id = agent.agent_id;
         // Registered before the check, so a wake between check and wait is not lost.
         let notified = waker.notified();
-        let work = state
+        // Most polls find nothing: ask a reader first, take the writer only to claim.
+        let queued = state
             .db
-            .call(move |cat| {
-                if !runs::has_queued(cat.connection(), id)? {
-                    return Ok(None);
-                }
-                dbm::immediate(cat.connection_mut(), |tx| runs::claim_next(tx, id, lease))
-            })
+            .read(move |conn| runs::has_queued(conn, id))
             .await?;
+        let work = if queued {
+            state
+                .db
+                .call(move |cat| {
+                    dbm::immediate(cat.connection_mut(), |tx| runs::claim_next(tx, id, lease))
+                })
+                .await?
+        } else {
+            None
+        };
         if let Some(work) = work {
             return Ok(Json(json!({ "work": work })));
         }

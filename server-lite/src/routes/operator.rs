@@ -147,6 +147,13 @@ async fn list_agents(State(state): State<AppState>, op: Operator) -> ApiResult<J
         .db
         .call(move |cat| agents::agents(cat.connection(), tenant))
         .await?;
+    let list: Vec<_> = list
+        .into_iter()
+        .map(|a| {
+            let beat = a.id.parse().ok().and_then(|id| state.presence.get(id));
+            a.with_presence(beat)
+        })
+        .collect();
     Ok(Json(json!({ "agents": list })))
 }
 
@@ -158,7 +165,7 @@ async fn find_agent(state: &AppState, op: &Operator, id: &str) -> ApiResult<agen
         .call(move |cat| agents::agent(cat.connection(), tenant, id))
         .await?
     {
-        Some(a) => Ok(a),
+        Some(a) => Ok(a.with_presence(state.presence.get(id))),
         None => Err(not_found(state, &op.actor, Some(tenant), "agents", "agent", id).await),
     }
 }
