@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p coffer-server --example load -- --agents 1000 --secs 30
-//! cargo run -p coffer-server --example load -- --agents 50 --secs 3      # smoke
+//! cargo run -p coffer-server --example load -- --smoke     # 50 agents, 3 s
 //! ```
 //! Options: `--agents N` (1000), `--secs S` (30), `--interval-ms M` (1000: each agent
 //! heartbeats and polls once per M ms; 0 = as fast as it can), `--poll-wait W` (0).
@@ -31,8 +31,10 @@ fn main() -> Result<(), String> {
         let dir = args.get(i + 1).ok_or("--serve-child DIR")?;
         return serve_child(dir.into());
     }
-    let agents = arg(&args, "--agents", 1000) as usize;
-    let secs = arg(&args, "--secs", 30);
+    // `--smoke`: 50 agents for 3 seconds, for CI.
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let agents = arg(&args, "--agents", if smoke { 50 } else { 1000 }) as usize;
+    let secs = arg(&args, "--secs", if smoke { 3 } else { 30 });
     let interval = Duration::from_millis(arg(&args, "--interval-ms", 1000));
     let poll_wait = arg(&args, "--poll-wait", 0);
 

@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
 
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
-use crate::db::{now, tenants};
+use crate::db::{now, tokens};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::token::{TokenHash, TokenKind};
@@ -135,7 +135,7 @@ async fn authenticate(
     let hash = TokenHash::of(presented);
     let row = state
         .db
-        .read(move |conn| tenants::find_token(conn, &hash))
+        .read(move |conn| tokens::find_token(conn, &hash))
         .await?;
     let Some(row) = row else {
         count_failure(state, ip);

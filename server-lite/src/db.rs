@@ -11,10 +11,12 @@
 
 pub mod agents;
 pub mod audit;
+pub mod backends;
 pub mod jobs;
 pub mod runs;
 mod schema;
 pub mod tenants;
+pub mod tokens;
 pub mod uploads;
 
 use std::path::Path;

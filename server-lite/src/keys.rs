@@ -18,7 +18,7 @@ use coffer_core::{SecretKey, Suite};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use crate::db::tenants;
+use crate::db::backends;
 use crate::error::{ApiError, ApiResult};
 
 /// The suite new envelopes and repositories use.
@@ -205,7 +205,7 @@ pub fn rotate_kek(cat: &mut Catalogue, old: &SecretKey, new: &SecretKey) -> ApiR
     let conn = cat.connection_mut();
     let backend_secrets = crate::db::immediate(conn, |tx| {
         let mut count = 0;
-        for b in tenants::backends(tx)? {
+        for b in backends::backends(tx)? {
             let kek_id: String =
                 tx.query_row("SELECT kek_id FROM backends WHERE id = ?1", [b.id], |r| {
                     r.get(0)
@@ -216,7 +216,7 @@ pub fn rotate_kek(cat: &mut Catalogue, old: &SecretKey, new: &SecretKey) -> ApiR
             let context = backend_context(&b.name);
             let secret = open_secret(old, &context, &b.secret_sealed)?;
             let sealed = seal_secret(new, &context, &secret)?;
-            tenants::reseal_backend(tx, b.id, &sealed, &new_hex)?;
+            backends::reseal_backend(tx, b.id, &sealed, &new_hex)?;
             count += 1;
         }
         Ok(count)

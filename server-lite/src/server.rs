@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
-use crate::db::{self as dbm, tenants, Db};
+use crate::db::{self as dbm, tokens, Db};
 use crate::kek::{self, KekSource};
 use crate::keys;
 use crate::state::AppState;
@@ -94,11 +94,11 @@ impl Server {
             .blocking(|cat| -> Result<_, crate::error::ApiError> {
                 let conn = cat.connection_mut();
                 dbm::immediate(conn, |tx| {
-                    if tenants::has_admin_token(tx)? {
+                    if tokens::has_admin_token(tx)? {
                         return Ok(None);
                     }
                     let token = NewToken::generate(TokenKind::Admin);
-                    let id = tenants::insert_token(
+                    let id = tokens::insert_token(
                         tx,
                         TokenKind::Admin,
                         &token.hash,

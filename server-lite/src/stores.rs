@@ -15,7 +15,7 @@ use coffer_core::SecretKey;
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::db::tenants::BackendRow;
+use crate::db::backends::BackendRow;
 use crate::error::{ApiError, ApiResult};
 use crate::keys;
 use crate::local_s3::sigv4::Signer;

@@ -11,8 +11,9 @@ use zeroize::Zeroizing;
 
 use crate::auth::Admin;
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
-use crate::db::tenants::{self, BackendRow};
+use crate::db::backends::{self, BackendRow};
 use crate::db::{self as dbm, now, rfc3339};
+use crate::db::{tenants, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, Params};
 use crate::keys;
@@ -76,7 +77,7 @@ async fn create_tenant(
         .call(move |cat| {
             dbm::immediate(cat.connection_mut(), |tx| {
                 if let Some(b) = backend_id {
-                    if tenants::backend(tx, b)?.is_none() {
+                    if backends::backend(tx, b)?.is_none() {
                         return Err(ApiError::field("backend_id", "no such backend"));
                     }
                 }
@@ -146,7 +147,7 @@ async fn create_operator_token(
                 if tenants::tenant(tx, tenant_id)?.is_none() {
                     return Err(ApiError::NotFound { what: "tenant" });
                 }
-                let id = tenants::insert_token(
+                let id = tokens::insert_token(
                     tx,
                     TokenKind::Operator,
                     &hash,
@@ -241,7 +242,7 @@ async fn create_backend(
         .db
         .call(move |cat| {
             dbm::immediate(cat.connection_mut(), |tx| {
-                let id = tenants::insert_backend(tx, &stored, &kek_id).map_err(|e| {
+                let id = backends::insert_backend(tx, &stored, &kek_id).map_err(|e| {
                     if dbm::is_constraint(&e) {
                         ApiError::Conflict {
                             code: "backend_exists",
@@ -285,7 +286,7 @@ fn backend_view(b: &BackendRow) -> Value {
 async fn list_backends(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
     let list = state
         .db
-        .call(|cat| tenants::backends(cat.connection()))
+        .call(|cat| backends::backends(cat.connection()))
         .await?;
     Ok(Json(
         json!({ "backends": list.iter().map(backend_view).collect::<Vec<_>>() }),

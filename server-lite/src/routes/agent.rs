@@ -19,7 +19,7 @@ use crate::auth::{self, Agent, ClientIp};
 use crate::db::agents::{self, DestinationRow};
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
 use crate::db::runs::{self, Completion, RunKind};
-use crate::db::{self as dbm, now, rfc3339, tenants};
+use crate::db::{self as dbm, backends, now, rfc3339, tenants, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, Params};
 use crate::keys;
@@ -127,7 +127,7 @@ async fn enroll(
     let hash = TokenHash::of(&token);
     let row = state
         .db
-        .read(move |conn| tenants::find_token(conn, &hash))
+        .read(move |conn| tokens::find_token(conn, &hash))
         .await?;
     let Some(row) = row.filter(|r| r.kind == TokenKind::Enrolment) else {
         auth::count_failure(&state, ip);
@@ -174,7 +174,7 @@ async fn enroll(
         Some(id) => Some(
             state
                 .db
-                .call(move |cat| tenants::backend(cat.connection(), id))
+                .call(move |cat| backends::backend(cat.connection(), id))
                 .await?
                 .ok_or_else(|| ApiError::internal("tenant of a missing backend"))?,
         ),
@@ -210,7 +210,7 @@ async fn enroll(
             let (repo_id, key) =
                 keys::create_repository(cat, &st.kek, tenant_id, &name, &location)?;
             let outcome = dbm::immediate(cat.connection_mut(), |tx| {
-                if !tenants::use_token(tx, token_id)? {
+                if !tokens::use_token(tx, token_id)? {
                     return Err(used());
                 }
                 let agent_id = agents::insert_agent(tx, tenant_id, &hostname, &version)?;
@@ -218,7 +218,7 @@ async fn enroll(
                     tx, tenant_id, agent_id, backend_id, &bucket, &prefix, repo_id.0, tested_at,
                 )?;
                 let api_key = NewToken::generate(TokenKind::Agent);
-                tenants::insert_token(
+                tokens::insert_token(
                     tx,
                     TokenKind::Agent,
                     &api_key.hash,
@@ -680,7 +680,7 @@ async fn presign(
         Some(id) => {
             state
                 .db
-                .call(move |cat| tenants::backend(cat.connection(), id))
+                .call(move |cat| backends::backend(cat.connection(), id))
                 .await?
         }
         None => None,

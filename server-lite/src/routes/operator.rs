@@ -17,7 +17,7 @@ use crate::auth::Operator;
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
 use crate::db::jobs::{self, Retention};
 use crate::db::runs::{self, RunKind};
-use crate::db::{self as dbm, agents, now, rfc3339, tenants};
+use crate::db::{self as dbm, agents, now, rfc3339, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, Params};
 use crate::routes::not_found;
@@ -110,7 +110,7 @@ async fn create_enrolment_token(
         .db
         .call(move |cat| {
             dbm::immediate(cat.connection_mut(), |tx| {
-                let id = tenants::insert_token(
+                let id = tokens::insert_token(
                     tx,
                     TokenKind::Enrolment,
                     &hash,
