@@ -10,8 +10,9 @@
 //! Layout: [`routes`] (thin handlers per caller: admin, operator, agent) over [`db`]
 //! (migrations and queries, on blocking threads), [`auth`] (tokens, rate limits),
 //! [`keys`] (repository keys under the KEK, rotation), [`stores`] and [`local_s3`]
-//! (storage and pre-signed URLs), [`scheduler`] (due jobs, lapsed leases), [`audit`
-//! entries in `db::audit`], and [`error`] (one error type mapped to HTTP statuses).
+//! (storage and pre-signed URLs), [`scheduler`] (due jobs, lapsed leases, batched
+//! heartbeats), the audit log (`db::audit`), and [`error`] (one error type mapped to
+//! HTTP statuses).
 //!
 //! Secrets (tokens, the KEK, repository keys, S3 secret keys) are never logged, never
 //! in argv, never in `Debug` output; tokens are stored as SHA-256 hashes and compared

@@ -28,6 +28,7 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
+use crate::auth::ClientIp;
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
 use crate::state::AppState;
 
@@ -42,6 +43,7 @@ pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// Answers one request to the embedded store.
 pub async fn handle(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -54,12 +56,27 @@ pub async fn handle(
             "expected /s3/{bucket}/{key}",
         );
     };
+    // Bad signatures count against the address like failed logins: a client that
+    // keeps guessing is slowed down (and stops filling the audit log).
+    if let Err(crate::error::ApiError::RateLimited { retry_after }) =
+        crate::auth::check_blocked(&state, ip)
+    {
+        let mut response = xml::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "too many refused requests",
+        );
+        set_header(&mut response, "retry-after", &retry_after.to_string());
+        return response;
+    }
     if let Err(refusal) =
         state
             .stores
             .signer
             .verify(&method, &uri, &headers, jiff::Timestamp::now())
     {
+        crate::auth::count_failure(&state, ip);
+
         let entry = AuditEntry {
             tenant_id: tenant_of_key(&key),
             actor: "anonymous".to_owned(),

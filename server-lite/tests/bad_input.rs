@@ -547,3 +547,24 @@ async fn enrolment_and_failed_authentication_are_rate_limited() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     let _ = op;
 }
+
+#[tokio::test]
+async fn repeated_bad_signatures_slow_the_address_down() {
+    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
+        c.auth_failures_per_minute = 5
+    });
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let path = format!("/s3/coffer/t1/x/{i}?X-Amz-Signature=00");
+        let (status, headers, body) = h
+            .send(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(String::from_utf8_lossy(&body).contains("SlowDown"));
+            assert!(headers.get("retry-after").is_some());
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[0], StatusCode::FORBIDDEN);
+    assert_eq!(statuses[9], StatusCode::SERVICE_UNAVAILABLE, "{statuses:?}");
+}
