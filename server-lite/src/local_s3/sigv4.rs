@@ -194,3 +194,103 @@ impl Signer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::HeaderValue;
+    use coffer_adapters::storage::{ObjectKey, PresignOp, S3Config, S3Storage};
+
+    use super::*;
+
+    fn setup(origin: &str) -> (Signer, S3Storage) {
+        let config = S3Config::new(
+            "http://127.0.0.1:9/s3/",
+            "us-east-1",
+            "coffer",
+            "ak",
+            "sk-secret",
+        );
+        let signer = Signer {
+            origin: Url::parse(origin).unwrap(),
+            region: "us-east-1".into(),
+            access_key: "ak".into(),
+            secret: Zeroizing::new("sk-secret".into()),
+        };
+        (signer, S3Storage::new(&config).unwrap())
+    }
+
+    fn request(p: &coffer_adapters::storage::PresignedRequest) -> (Method, Uri, HeaderMap) {
+        let url = Url::parse(&p.url).unwrap();
+        let uri: Uri = format!("{}?{}", url.path(), url.query().unwrap())
+            .parse()
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        for (n, v) in &p.headers {
+            headers.insert(*n, HeaderValue::from_str(v).unwrap());
+        }
+        (p.method.parse().unwrap(), uri, headers)
+    }
+
+    #[test]
+    fn presigned_requests_verify_until_expiry_and_not_once_altered() {
+        let (signer, s3) = setup("http://127.0.0.1:9/");
+        let key = ObjectKey::new("t1/abc/k").unwrap();
+        let sum = coffer_adapters::storage::s3::checksum_sha256(b"x");
+        let op = PresignOp::Put {
+            create_only: true,
+            checksum_sha256: Some(&sum),
+        };
+        let signed = s3.presign(op, &key, Duration::from_secs(60)).unwrap();
+        let (method, uri, headers) = request(&signed);
+        let now = Timestamp::now();
+        assert_eq!(signer.verify(&method, &uri, &headers, now), Ok(()));
+        let later = |s: i64| now.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();
+        assert_eq!(signer.verify(&method, &uri, &headers, later(58)), Ok(()));
+        assert_eq!(
+            signer.verify(&method, &uri, &headers, later(62)),
+            Err(Refusal::Expired)
+        );
+        assert!(matches!(
+            signer.verify(&method, &uri, &headers, later(-400)),
+            Err(Refusal::AccessDenied(_))
+        ));
+        // Another method, another signed header value, a missing one.
+        assert_eq!(
+            signer.verify(&Method::GET, &uri, &headers, now),
+            Err(Refusal::SignatureDoesNotMatch)
+        );
+        let mut other = headers.clone();
+        other.insert("if-none-match", HeaderValue::from_static("\"etag\""));
+        assert_eq!(
+            signer.verify(&method, &uri, &other, now),
+            Err(Refusal::SignatureDoesNotMatch)
+        );
+        let mut missing = headers.clone();
+        missing.remove("x-amz-checksum-sha256");
+        assert_eq!(
+            signer.verify(&method, &uri, &missing, now),
+            Err(Refusal::SignatureDoesNotMatch)
+        );
+        // Signed for another host: a server at another origin refuses it.
+        let (elsewhere, _) = setup("http://127.0.0.1:10/");
+        assert_eq!(
+            elsewhere.verify(&method, &uri, &headers, now),
+            Err(Refusal::SignatureDoesNotMatch)
+        );
+        // Not pre-signed at all, or with a duplicated signing parameter.
+        let bare: Uri = "/s3/coffer/t1/abc/k".parse().unwrap();
+        assert!(matches!(
+            signer.verify(&method, &bare, &headers, now),
+            Err(Refusal::AccessDenied(_))
+        ));
+        let doubled: Uri = format!("{uri}&X-Amz-Date=20260101T000000Z")
+            .parse()
+            .unwrap();
+        assert!(matches!(
+            signer.verify(&method, &doubled, &headers, now),
+            Err(Refusal::AccessDenied(_))
+        ));
+    }
+}
