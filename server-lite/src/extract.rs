@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// A JSON body; rejections become [`ApiError`]s naming the field.
@@ -110,4 +110,21 @@ pub fn parse_id(text: &str, what: &'static str) -> Result<i64, ApiError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or(ApiError::NotFound { what })
+}
+
+/// Checks a free-text field: length, presence, no control characters.
+///
+/// # Errors
+/// 400 naming `field`.
+pub fn check_text(field: &str, value: &str, max: usize, required: bool) -> ApiResult<()> {
+    if required && value.is_empty() {
+        return Err(ApiError::field(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(ApiError::field(field, format!("longer than {max} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::field(field, "control characters are not allowed"));
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod enrol;
 pub mod operator;
 
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +26,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(admin::routes())
         .merge(operator::routes())
+        .merge(enrol::routes())
         .merge(agent::routes())
         .layer(DefaultBodyLimit::max(state.config.json_body_limit));
     // The embedded store streams bodies itself (up to 5 GiB a request), so the JSON
