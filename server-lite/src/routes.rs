@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agent;
 pub mod enrol;
 pub mod operator;
+pub mod restores;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
@@ -26,6 +27,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(admin::routes())
         .merge(operator::routes())
+        .merge(restores::routes())
         .merge(enrol::routes())
         .merge(agent::routes())
         .layer(DefaultBodyLimit::max(state.config.json_body_limit));
