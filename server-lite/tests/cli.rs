@@ -10,16 +10,25 @@ const BIN: &str = env!("CARGO_BIN_EXE_coffer-server");
 /// Starts `serve`, waits until it answers /healthz, returns its first stdout line (if
 /// any) and stops it.
 fn serve_once(data_dir: &std::path::Path) -> (Option<String>, String) {
+    serve_once_with(data_dir, None)
+}
+
+fn serve_once_with(data_dir: &std::path::Path, kek_env: Option<&str>) -> (Option<String>, String) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(["serve", "--data-dir"])
         .arg(data_dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env_remove("COFFER_SERVER_KEK")
-        .env_remove("COFFER_SERVER_KEK_FILE")
+        .env_remove("COFFER_SERVER_KEK_FILE");
+    if let Some(kek) = kek_env {
+        command.env("COFFER_SERVER_KEK", kek);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -139,4 +148,19 @@ fn gen_kek_and_rotate_kek_commands() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("malformed"), "{stderr}");
     assert!(!stderr.contains("not-hex"));
+}
+
+#[test]
+fn the_kek_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kek = "ab".repeat(32);
+    let (first, stderr) = serve_once_with(&data, Some(&kek));
+    assert!(first.is_some_and(|l| l.contains("cfa_")));
+    assert!(!stderr.contains("created a new server KEK"), "{stderr}");
+    assert!(
+        !data.join("kek.hex").exists(),
+        "no KEK file when the environment holds it"
+    );
+    assert!(!stderr.contains(&kek));
 }

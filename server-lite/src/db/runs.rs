@@ -381,7 +381,7 @@ pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> ApiResul
         return Ok(None);
     };
     let at = now();
-    let lease = at + lease_secs;
+    let lease = at.saturating_add(lease_secs);
     conn.execute(
         "UPDATE runs SET status = 'running', claimed_at = ?2, lease_expires_at = ?3
          WHERE id = ?1 AND status = 'queued'",
@@ -468,7 +468,7 @@ pub fn progress(
     files: u64,
     lease_secs: i64,
 ) -> ApiResult<Option<i64>> {
-    let lease = now() + lease_secs;
+    let lease = now().saturating_add(lease_secs);
     let changed = conn.execute(
         "UPDATE runs SET bytes = ?2, files = ?3, lease_expires_at = ?4
          WHERE id = ?1 AND status = 'running'",
