@@ -30,6 +30,7 @@ use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
 use crate::auth::ClientIp;
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
+use crate::db::uploads;
 use crate::state::AppState;
 
 /// Where backend probes write (see `stores::probe`).
@@ -393,6 +394,12 @@ async fn put_object(
     let info = std::mem::take(&mut *info.lock().unwrap_or_else(PoisonError::into_inner));
     match outcome {
         Ok(_) => {
+            let meta = uploads::ObjectMeta {
+                size: info.len,
+                etag: info.md5_hex.clone(),
+                sha256: Some(info.sha256_b64.clone()),
+            };
+            record_meta(state, key, Some(meta)).await?;
             let mut response = StatusCode::OK.into_response();
             set_header(&mut response, "etag", &format!("\"{}\"", info.md5_hex));
             if expected.is_some() {
@@ -485,7 +492,16 @@ async fn get_object(
         return Err(not_found());
     }
     let size = meta.len();
-    let etag = file_etag(&meta);
+    let (bucket, k) = (state.stores.bucket.clone(), key.as_str().to_owned());
+    let recorded = state
+        .db
+        .read(move |conn| uploads::meta(conn, &bucket, &k))
+        .await
+        .map_err(|e| S3Error::internal(format!("{e:?}")))?
+        .filter(|m| m.size == meta.len());
+    let etag = recorded
+        .as_ref()
+        .map_or_else(|| file_etag(&meta), |m| m.etag.clone());
     if let Some(want) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
         if want.trim().trim_matches('"') != etag {
             return Err(S3Error::new(
@@ -525,6 +541,11 @@ async fn get_object(
     let mut response = (status, body).into_response();
     set_header(&mut response, "etag", &format!("\"{etag}\""));
     set_header(&mut response, "accept-ranges", "bytes");
+    if let Some(sum) = recorded.and_then(|m| m.sha256) {
+        if status == StatusCode::OK {
+            set_header(&mut response, "x-amz-checksum-sha256", &sum);
+        }
+    }
     set_header(&mut response, "content-length", &(end - start).to_string());
     if status == StatusCode::PARTIAL_CONTENT {
         set_header(
@@ -543,7 +564,25 @@ async fn delete_object(state: &AppState, key: &ObjectKey) -> S3Result {
         .await
         .map_err(S3Error::internal)?
         .map_err(S3Error::internal)?;
+    record_meta(state, key, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Records an object's metadata after it is in place (`None`: after a delete).
+pub(crate) async fn record_meta(
+    state: &AppState,
+    key: &ObjectKey,
+    meta: Option<uploads::ObjectMeta>,
+) -> Result<(), S3Error> {
+    let (bucket, k) = (state.stores.bucket.clone(), key.as_str().to_owned());
+    state
+        .db
+        .call(move |cat| match &meta {
+            Some(m) => uploads::put_meta(cat.connection(), &bucket, &k, m),
+            None => uploads::delete_meta(cat.connection(), &bucket, &k),
+        })
+        .await
+        .map_err(|e| S3Error::internal(format!("{e:?}")))
 }
 
 #[cfg(test)]

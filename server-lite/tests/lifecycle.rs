@@ -135,7 +135,15 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
         .contains(&format!("/s3/coffer/{}/", agent.prefix)));
     let (status, headers, _) = h.send_presigned(&signed, data.clone(), &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers.get("etag").is_some());
+    let put_etag = headers["etag"].to_str().unwrap().to_owned();
+    // S3's ETag of a single put: the body's MD5.
+    assert_eq!(
+        put_etag,
+        format!(
+            "\"{}\"",
+            hex::encode(<md5::Md5 as md5::Digest>::digest(&data))
+        )
+    );
     let stored = h
         .dir
         .path()
@@ -170,6 +178,9 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
     let (status, headers, _) = h.send_presigned(&head, Vec::new(), &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-length"], data.len().to_string().as_str());
+    // HEAD answers with the put's ETag and SHA-256, as S3 clients check after a retry.
+    assert_eq!(headers["etag"], put_etag.as_str());
+    assert_eq!(headers["x-amz-checksum-sha256"], checksum(&data).as_str());
 
     // Complete with the restore point; the same completion again is fine, a different
     // one is a conflict.
@@ -362,6 +373,18 @@ async fn multipart_upload_through_presigned_urls() {
         .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     check_complete_response(std::str::from_utf8(&body).unwrap()).unwrap();
+    let (_, head) = h.presign(a, json!({"op": "head", "key": key})).await;
+    let (status, headers, _) = h.send_presigned(&head, Vec::new(), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut md5s = Vec::new();
+    for p in &parts {
+        md5s.extend(hex::decode(p.etag.trim_matches('"')).unwrap());
+    }
+    let multipart_etag = format!(
+        "\"{}-2\"",
+        hex::encode(<md5::Md5 as md5::Digest>::digest(&md5s))
+    );
+    assert_eq!(headers["etag"], multipart_etag.as_str());
     let stored = std::fs::read(h.dir.path().join("objects").join(&agent.prefix).join(key)).unwrap();
     assert_eq!(stored.len(), part1.len() + part2.len());
     assert_eq!(&stored[..part1.len()], &part1[..]);

@@ -6,10 +6,31 @@ use coffer_adapters::catalogue::Migration;
 pub const SERVER_COMPONENT: &str = "server";
 
 /// The server's schema, step by step.
-pub const SERVER_MIGRATIONS: &[Migration] = &[Migration {
-    description: "tenants, tokens, agents, destinations, jobs, runs, restore points, audit",
-    sql: V1,
-}];
+pub const SERVER_MIGRATIONS: &[Migration] = &[
+    Migration {
+        description: "tenants, tokens, agents, destinations, jobs, runs, restore points, audit",
+        sql: V1,
+    },
+    Migration {
+        description: "embedded store object metadata (ETag, SHA-256)",
+        sql: V2,
+    },
+];
+
+// What the embedded store answers HEAD and GET with, as S3 would: the ETag (MD5 of a
+// single put, or the multipart ETag) and the SHA-256 a put carried. S3 clients use
+// them to confirm a put whose answer was lost; a row is written after its object is
+// in place, so a missing row only means the store falls back to a size-and-time ETag.
+const V2: &str = "
+CREATE TABLE object_meta (
+    bucket  TEXT    NOT NULL,
+    key     TEXT    NOT NULL,
+    size    INTEGER NOT NULL CHECK (size >= 0),
+    etag    TEXT    NOT NULL,
+    sha256  TEXT,
+    PRIMARY KEY (bucket, key)
+) STRICT;
+";
 
 // Times are Unix seconds. Token hashes are SHA-256; `lookup` is the first 8 bytes of
 // the hash in hex, to find the row (see `token`).

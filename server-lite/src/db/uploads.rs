@@ -120,3 +120,60 @@ pub fn remove_stale(conn: &Connection, before: i64) -> ApiResult<Vec<String>> {
     let rows = st.query_map([before], |row| row.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// What the embedded store keeps about a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Its size when recorded.
+    pub size: u64,
+    /// Its ETag (without quotes).
+    pub etag: String,
+    /// Its SHA-256 in base64, for single puts.
+    pub sha256: Option<String>,
+}
+
+/// Records (replacing) an object's metadata.
+///
+/// # Errors
+/// SQLite's.
+pub fn put_meta(conn: &Connection, bucket: &str, key: &str, m: &ObjectMeta) -> ApiResult<()> {
+    conn.execute(
+        "INSERT INTO object_meta (bucket, key, size, etag, sha256) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (bucket, key) DO UPDATE
+         SET size = excluded.size, etag = excluded.etag, sha256 = excluded.sha256",
+        params![bucket, key, m.size, m.etag, m.sha256],
+    )?;
+    Ok(())
+}
+
+/// An object's metadata, if recorded.
+///
+/// # Errors
+/// SQLite's.
+pub fn meta(conn: &Connection, bucket: &str, key: &str) -> ApiResult<Option<ObjectMeta>> {
+    Ok(conn
+        .query_row(
+            "SELECT size, etag, sha256 FROM object_meta WHERE bucket = ?1 AND key = ?2",
+            params![bucket, key],
+            |row| {
+                Ok(ObjectMeta {
+                    size: row.get(0)?,
+                    etag: row.get(1)?,
+                    sha256: row.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Forgets an object's metadata.
+///
+/// # Errors
+/// SQLite's.
+pub fn delete_meta(conn: &Connection, bucket: &str, key: &str) -> ApiResult<()> {
+    conn.execute(
+        "DELETE FROM object_meta WHERE bucket = ?1 AND key = ?2",
+        params![bucket, key],
+    )?;
+    Ok(())
+}

@@ -235,6 +235,13 @@ pub async fn complete(
         }
         Err(e) => return Err(S3Error::internal(e)),
     }
+    let size = chosen.iter().map(|p| p.size).sum();
+    let meta = uploads::ObjectMeta {
+        size,
+        etag: etag.clone(),
+        sha256: None,
+    };
+    super::record_meta(state, key, Some(meta)).await?;
     forget(state, &upload.id).await?;
     let location = format!("/s3/{}/{}", upload.bucket, upload.key);
     let mut response = xml::completed(&location, &upload.bucket, &upload.key, &etag);
