@@ -189,6 +189,19 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (id, _, _) = authenticate(parts, state, TokenKind::Admin).await?;
+        // The admin token opens every tenant: each use is on the record.
+        audit(
+            state,
+            AuditEntry {
+                tenant_id: None,
+                actor: format!("admin:{id}"),
+                action: "admin_token.use",
+                target: format!("route:{} {}", parts.method, parts.uri.path()),
+                outcome: AuditOutcome::Ok,
+                detail: String::new(),
+            },
+        )
+        .await;
         Ok(Admin {
             actor: format!("admin:{id}"),
         })

@@ -300,6 +300,13 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
             "{wanted} missing from {actions:?}"
         );
     }
+    // Every use of the admin token is on the record.
+    let all = h.audit(None).await;
+    assert!(
+        all.iter()
+            .any(|e| e["action"] == "admin_token.use"
+                && e["target"] == "route:POST /v1/admin/tenants")
+    );
     let (status, body) = h.call(Method::GET, "/v1/audit", Some(&op), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!body["entries"].as_array().unwrap().is_empty());
