@@ -397,3 +397,72 @@ async fn heartbeats_are_written_in_batches_and_survive_a_restart() {
     assert_eq!(body["agents"][0]["version"], "9.9.9");
     assert!(body["agents"][0]["last_seen_at"].is_string());
 }
+
+#[tokio::test]
+async fn runs_and_restore_points_keep_the_tenant_and_repository_they_were_made_under() {
+    let h = Harness::new();
+    let (tenant_a, op_a) = h.tenant("alpha").await;
+    let (tenant_b, op_b) = h.tenant("beta").await;
+    let agent = h.enrol(&op_a, "nas").await;
+    let job = h.job(&op_a, &agent.agent_id, "nightly").await;
+    h.call(
+        Method::POST,
+        &format!("/v1/jobs/{job}/run"),
+        Some(&op_a),
+        None,
+    )
+    .await;
+    let (_, body) = h
+        .call(
+            Method::GET,
+            "/v1/agent/poll?wait_secs=0",
+            Some(&agent.api_key),
+            None,
+        )
+        .await;
+    let w = body["work"].clone();
+    let run = w["run_id"].as_str().unwrap().to_owned();
+    let (status, _) = h
+        .call(Method::POST, &format!("/v1/agent/runs/{run}/complete"), Some(&agent.api_key),
+              Some(json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
+                  "name": w["backup"]["name"], "prefix": w["backup"]["prefix"], "key_id": agent.key_id,
+                  "stored_bytes": 1, "content_bytes": 1, "files": 1, "created_at": "2026-11-23T10:00:00Z"}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The agent moves to tenant B (no API does this; an administrator's database
+    // change stands in for whatever moves it).
+    let agent_id: i64 = agent.agent_id.parse().unwrap();
+    let b: i64 = tenant_b.parse().unwrap();
+    h.state.db.blocking(|cat| {
+        cat.connection()
+            .execute(
+                "UPDATE agents SET tenant_id = ?1 WHERE id = ?2",
+                [b, agent_id],
+            )
+            .unwrap();
+    });
+    // Its history stays with tenant A and A's repository.
+    let (status, body) = h
+        .call(Method::GET, &format!("/v1/runs/{run}"), Some(&op_a), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["run"]["tenant_id"], tenant_a.as_str());
+    assert_eq!(body["run"]["repository_id"], agent.repository_id.as_str());
+    let (_, body) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op_a), None)
+        .await;
+    assert_eq!(body["restore_points"][0]["tenant_id"], tenant_a.as_str());
+    assert_eq!(
+        body["restore_points"][0]["repository_id"],
+        agent.repository_id.as_str()
+    );
+    let (_, body) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op_b), None)
+        .await;
+    assert!(body["restore_points"].as_array().unwrap().is_empty());
+    let (status, _) = h
+        .call(Method::GET, &format!("/v1/runs/{run}"), Some(&op_b), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
