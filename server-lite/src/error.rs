@@ -154,3 +154,47 @@ impl From<coffer_adapters::catalogue::rusqlite::Error> for ApiError {
 
 /// Shorthand for handlers and queries.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body_of(e: ApiError) -> (StatusCode, String, Option<String>) {
+        let response = e.into_response();
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap(), retry)
+    }
+
+    #[tokio::test]
+    async fn internal_errors_say_nothing_and_others_say_what_to_fix() {
+        let (status, body, _) = body_of(ApiError::internal(
+            "opening /srv/secret/path: key 0xdeadbeef",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            !body.contains("secret") && !body.contains("deadbeef"),
+            "{body}"
+        );
+        assert!(body.contains("\"code\":\"internal\"") && body.contains("incident"));
+
+        let (status, body, _) = body_of(ApiError::field("hostname", "must not be empty")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("hostname: must not be empty"), "{body}");
+
+        let (status, _, retry) = body_of(ApiError::RateLimited { retry_after: 7 }).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry.as_deref(), Some("7"));
+
+        let (status, body, _) = body_of(ApiError::TooLarge { limit: 65_536 }).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(body.contains("65536"));
+    }
+}
