@@ -85,8 +85,19 @@ impl Server {
     /// # Errors
     /// [`StartError`] saying what to fix.
     pub fn open(config: Config, kek_source: Option<KekSource>) -> Result<Started, StartError> {
+        let fresh = !config.data_dir.exists();
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::Other(format!("{}: {e}", config.data_dir.display())))?;
+        // A data directory this start creates is the server's alone: the database
+        // holds token hashes and wrapped keys, which other users have no reason to read.
+        #[cfg(unix)]
+        if fresh {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| StartError::Other(format!("{}: {e}", config.data_dir.display())))?;
+        }
+        #[cfg(not(unix))]
+        let _ = fresh;
         let db = Db::open(&config.database_path())
             .map_err(|e| StartError::Other(format!("database: {e}")))?;
         let (kek, kek_created) = resolve_kek(&db, &config.data_dir, kek_source)?;

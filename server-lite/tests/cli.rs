@@ -81,6 +81,10 @@ fn one_command_start_creates_the_kek_and_prints_the_admin_token_once() {
             std::fs::metadata(&kek).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        assert_eq!(
+            std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
     // The database holds only the token's hash.
     let db = std::fs::read(data.join("coffer-server.sqlite")).unwrap();
