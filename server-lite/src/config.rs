@@ -1,0 +1,54 @@
+//! The server's settings, with the defaults that make `coffer-server serve` work with
+//! nothing else configured.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+/// Everything the server needs to run, besides the KEK.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the database, the embedded store and (by default) the KEK file live.
+    pub data_dir: PathBuf,
+    /// The URL agents reach the server at (an origin); pre-signed URLs of the
+    /// embedded store point here.
+    pub public_url: Url,
+    /// How long a pre-signed URL stays valid.
+    pub presign_expiry: Duration,
+    /// How long a claimed run may go without progress before it fails ("timed out").
+    pub lease: Duration,
+    /// The longest an enrolment token may live.
+    pub max_enrolment_ttl: Duration,
+    /// The largest JSON body a route accepts.
+    pub json_body_limit: usize,
+    /// Enrolments allowed per client address per minute (burst of the same size).
+    pub enrol_per_minute: u32,
+    /// Failed authentications allowed per client address per minute; beyond that, the
+    /// address gets 429 until the quota refills.
+    pub auth_failures_per_minute: u32,
+    /// How often the scheduler looks for due jobs and lapsed leases.
+    pub scheduler_tick: Duration,
+}
+
+impl Config {
+    /// The defaults for a server at `public_url` with data in `data_dir`.
+    pub fn new(data_dir: PathBuf, public_url: Url) -> Self {
+        Config {
+            data_dir,
+            public_url,
+            presign_expiry: Duration::from_secs(15 * 60),
+            lease: Duration::from_secs(5 * 60),
+            max_enrolment_ttl: Duration::from_secs(7 * 24 * 3600),
+            json_body_limit: 64 * 1024,
+            enrol_per_minute: 10,
+            auth_failures_per_minute: 30,
+            scheduler_tick: Duration::from_secs(5),
+        }
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("coffer-server.sqlite")
+    }
+}

@@ -1,0 +1,173 @@
+//! The server's database: the adapters' catalogue (repositories and key envelopes) plus
+//! the server's own tables, migrated under the component name [`SERVER_COMPONENT`].
+//!
+//! One SQLite connection behind a mutex, used from blocking threads only
+//! ([`Db::call`]), so no async worker ever waits on SQLite's locks or fsyncs. The
+//! catalogue's settings hold here too: WAL, `synchronous = FULL` (an acknowledged
+//! change is on disk), foreign keys on, multi-row changes in `BEGIN IMMEDIATE`
+//! transactions.
+//!
+//! Queries live in submodules named for what they hold.
+
+pub mod agents;
+pub mod audit;
+pub mod backends;
+pub mod jobs;
+pub mod runs;
+mod schema;
+pub mod tenants;
+pub mod tokens;
+pub mod uploads;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use coffer_adapters::catalogue::rusqlite::{self, Connection, TransactionBehavior};
+use coffer_adapters::catalogue::Catalogue;
+
+pub use schema::{SERVER_COMPONENT, SERVER_MIGRATIONS};
+
+use crate::error::{ApiError, ApiResult};
+
+/// The shared database handle. Cheap to clone.
+///
+/// Writes (and reads that must see them in the same transaction) go through the one
+/// read-write connection ([`Db::call`]); the hot read-only lookups (token hashes,
+/// "is there work?") go through a small pool of read-only connections
+/// ([`Db::read`]), which WAL lets run beside the writer, so a writer's fsync does not
+/// hold up every agent's authentication.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Mutex<Catalogue>>,
+    readers: Arc<Readers>,
+}
+
+/// Idle read-only connections, opened on demand.
+struct Readers {
+    path: std::path::PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Read-only connections kept idle at most.
+const MAX_IDLE_READERS: usize = 8;
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+impl Db {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    ///
+    /// # Errors
+    /// What [`Catalogue::open`] and the migrations report.
+    pub fn open(path: &Path) -> Result<Self, coffer_adapters::Error> {
+        let mut catalogue = Catalogue::open(path)?;
+        catalogue.migrate(SERVER_COMPONENT, SERVER_MIGRATIONS)?;
+        Ok(Db {
+            inner: Arc::new(Mutex::new(catalogue)),
+            readers: Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs a read-only `f` on a read-only connection, on a blocking thread.
+    ///
+    /// # Errors
+    /// What `f` returns; SQLite's error opening a connection; a 500 if the task died.
+    pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &readers.path,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    c.busy_timeout(coffer_adapters::catalogue::BUSY_TIMEOUT)?;
+                    c
+                }
+            };
+            let result = f(&conn);
+            let mut idle = readers.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` with the catalogue on a blocking thread.
+    ///
+    /// # Errors
+    /// What `f` returns; a 500 if the blocking task died.
+    pub async fn call<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&mut Catalogue) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` with the catalogue on the current thread (start-up, commands, tests).
+    pub fn blocking<T>(&self, f: impl FnOnce(&mut Catalogue) -> T) -> T {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction, committing if it succeeds.
+///
+/// # Errors
+/// What `f` returns, or SQLite's error (as a 500).
+pub fn immediate<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> ApiResult<T>,
+) -> ApiResult<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Unix seconds as RFC 3339 UTC, as the API writes times.
+pub fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Whether an error is a broken `UNIQUE` (or other) constraint.
+pub fn is_constraint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+}

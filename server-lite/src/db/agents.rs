@@ -1,0 +1,384 @@
+//! Agents, their destinations and their log lines.
+
+use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{now, rfc3339};
+use crate::error::ApiResult;
+
+/// An agent that has not been heard from for this long is shown offline.
+pub const OFFLINE_AFTER_SECS: i64 = 90;
+
+/// An agent, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    /// ID.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Hostname it enrolled with.
+    pub hostname: String,
+    /// Version it last reported.
+    pub version: String,
+    /// `online`, `offline` or `revoked`.
+    pub status: &'static str,
+    /// When it enrolled.
+    pub enrolled_at: String,
+    /// When it was last heard from.
+    pub last_seen_at: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+}
+
+const AGENT_COLUMNS: &str =
+    "id, tenant_id, hostname, version, enrolled_at, last_seen_at, revoked_at";
+
+fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
+    let last_seen: Option<i64> = row.get(5)?;
+    let revoked: Option<i64> = row.get(6)?;
+    let status = match (revoked, last_seen) {
+        (Some(_), _) => "revoked",
+        (None, Some(seen)) if now() - seen <= OFFLINE_AFTER_SECS => "online",
+        _ => "offline",
+    };
+    Ok(Agent {
+        id: row.get::<_, i64>(0)?.to_string(),
+        tenant_id: row.get::<_, i64>(1)?.to_string(),
+        hostname: row.get(2)?,
+        version: row.get(3)?,
+        status,
+        enrolled_at: rfc3339(row.get(4)?),
+        last_seen_at: last_seen.map(rfc3339),
+        revoked_at: revoked.map(rfc3339),
+    })
+}
+
+/// Records a new agent.
+///
+/// # Errors
+/// SQLite's.
+pub fn insert_agent(
+    conn: &Connection,
+    tenant_id: i64,
+    hostname: &str,
+    version: &str,
+) -> rusqlite::Result<i64> {
+    let at = now();
+    conn.execute(
+        "INSERT INTO agents (tenant_id, hostname, version, enrolled_at, last_seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![tenant_id, hostname, version, at],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Agent `id` of `tenant`.
+///
+/// # Errors
+/// SQLite's.
+pub fn agent(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<Option<Agent>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1 AND tenant_id = ?2"),
+            [id, tenant_id],
+            agent_from_row,
+        )
+        .optional()?)
+}
+
+/// Every agent of `tenant`.
+///
+/// # Errors
+/// SQLite's.
+pub fn agents(conn: &Connection, tenant_id: i64) -> ApiResult<Vec<Agent>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = ?1 ORDER BY id"
+    ))?;
+    let rows = st.query_map([tenant_id], agent_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Revokes agent `id` of `tenant` and its API key, and fails its queued work. Returns
+/// false if there is no such agent or it was revoked already.
+///
+/// # Errors
+/// SQLite's.
+pub fn revoke_agent(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<bool> {
+    let at = now();
+    let changed = conn.execute(
+        "UPDATE agents SET revoked_at = ?3 WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
+        params![id, tenant_id, at],
+    )?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    conn.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL",
+        params![id, at],
+    )?;
+    conn.execute(
+        "UPDATE runs SET status = 'failed', finished_at = ?2, error = 'agent revoked',
+                         lease_expires_at = NULL
+         WHERE agent_id = ?1 AND status IN ('queued', 'running')",
+        params![id, at],
+    )?;
+    Ok(true)
+}
+
+/// Records a heartbeat (never moving "last seen" back).
+///
+/// # Errors
+/// SQLite's.
+pub fn heartbeat(conn: &Connection, id: i64, at: i64, version: &str) -> ApiResult<()> {
+    conn.execute(
+        "UPDATE agents SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), version = ?3
+         WHERE id = ?1",
+        params![id, at, version],
+    )?;
+    Ok(())
+}
+
+impl Agent {
+    /// Applies a heartbeat not yet written to the database.
+    pub fn with_presence(mut self, beat: Option<(i64, String)>) -> Self {
+        if let Some((at, version)) = beat {
+            self.last_seen_at = Some(rfc3339(at));
+            self.version = version;
+            if self.status != "revoked" && now() - at <= OFFLINE_AFTER_SECS {
+                self.status = "online";
+            }
+        }
+        self
+    }
+}
+
+/// A destination: where one agent's objects live. Locked: nothing changes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Destination {
+    /// ID.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// The agent it belongs to.
+    pub agent_id: String,
+    /// The S3 backend; `null` for the embedded store.
+    pub backend_id: Option<String>,
+    /// Bucket.
+    pub bucket: String,
+    /// Root prefix of every key the agent uses.
+    pub prefix: String,
+    /// The repository whose key seals what is stored here.
+    pub repository_id: String,
+    /// Always true: destinations cannot be repointed.
+    pub locked: bool,
+    /// When the probe (write, read back, delete) last succeeded.
+    pub tested_at: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// The stored form of a destination, with numeric IDs.
+#[derive(Debug, Clone)]
+pub struct DestinationRow {
+    /// ID.
+    pub id: i64,
+    /// Tenant.
+    pub tenant_id: i64,
+    /// Agent.
+    pub agent_id: i64,
+    /// S3 backend, `None` for the embedded store.
+    pub backend_id: Option<i64>,
+    /// Bucket.
+    pub bucket: String,
+    /// Root prefix.
+    pub prefix: String,
+    /// Repository.
+    pub repository_id: i64,
+    /// Last successful probe.
+    pub tested_at: i64,
+    /// Creation.
+    pub created_at: i64,
+}
+
+impl DestinationRow {
+    /// The API's view.
+    pub fn view(&self) -> Destination {
+        Destination {
+            id: self.id.to_string(),
+            tenant_id: self.tenant_id.to_string(),
+            agent_id: self.agent_id.to_string(),
+            backend_id: self.backend_id.map(|b| b.to_string()),
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            repository_id: self.repository_id.to_string(),
+            locked: true,
+            tested_at: rfc3339(self.tested_at),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+const DEST_COLUMNS: &str =
+    "id, tenant_id, agent_id, backend_id, bucket, prefix, repository_id, tested_at, created_at";
+
+fn dest_from_row(row: &Row<'_>) -> rusqlite::Result<DestinationRow> {
+    Ok(DestinationRow {
+        id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        agent_id: row.get(2)?,
+        backend_id: row.get(3)?,
+        bucket: row.get(4)?,
+        prefix: row.get(5)?,
+        repository_id: row.get(6)?,
+        tested_at: row.get(7)?,
+        created_at: row.get(8)?,
+    })
+}
+
+/// Records a destination (its bucket and prefix must be free: `UNIQUE`).
+///
+/// # Errors
+/// SQLite's; a constraint error if another destination has this bucket and prefix.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_destination(
+    conn: &Connection,
+    tenant_id: i64,
+    agent_id: i64,
+    backend_id: Option<i64>,
+    bucket: &str,
+    prefix: &str,
+    repository_id: i64,
+    tested_at: i64,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO destinations (tenant_id, agent_id, backend_id, bucket, prefix,
+                                   repository_id, tested_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            tenant_id,
+            agent_id,
+            backend_id,
+            bucket,
+            prefix,
+            repository_id,
+            tested_at,
+            now()
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The destination of `agent_id`.
+///
+/// # Errors
+/// SQLite's.
+pub fn destination_of_agent(conn: &Connection, agent_id: i64) -> ApiResult<Option<DestinationRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {DEST_COLUMNS} FROM destinations WHERE agent_id = ?1"),
+            [agent_id],
+            dest_from_row,
+        )
+        .optional()?)
+}
+
+/// Destination `id` of `tenant`.
+///
+/// # Errors
+/// SQLite's.
+pub fn destination(
+    conn: &Connection,
+    tenant_id: i64,
+    id: i64,
+) -> ApiResult<Option<DestinationRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {DEST_COLUMNS} FROM destinations WHERE id = ?1 AND tenant_id = ?2"),
+            [id, tenant_id],
+            dest_from_row,
+        )
+        .optional()?)
+}
+
+/// Every destination of `tenant`.
+///
+/// # Errors
+/// SQLite's.
+pub fn destinations(conn: &Connection, tenant_id: i64) -> ApiResult<Vec<DestinationRow>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {DEST_COLUMNS} FROM destinations WHERE tenant_id = ?1 ORDER BY id"
+    ))?;
+    let rows = st.query_map([tenant_id], dest_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One log line from an agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// `info`, `warn` or `error`.
+    pub level: String,
+    /// The text.
+    pub message: String,
+    /// When the agent says it happened.
+    pub time: String,
+    /// When the server received it.
+    pub received_at: String,
+}
+
+/// Stores log lines (`(level, message, unix time)`).
+///
+/// # Errors
+/// SQLite's.
+pub fn insert_logs(
+    conn: &Connection,
+    tenant_id: i64,
+    agent_id: i64,
+    lines: &[(String, String, i64)],
+) -> ApiResult<()> {
+    let at = now();
+    let mut st = conn.prepare(
+        "INSERT INTO agent_logs (tenant_id, agent_id, level, message, time, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (level, message, time) in lines {
+        st.execute(params![tenant_id, agent_id, level, message, time, at])?;
+    }
+    Ok(())
+}
+
+/// The last `limit` log lines of an agent, oldest first.
+///
+/// # Errors
+/// SQLite's.
+pub fn logs(conn: &Connection, agent_id: i64, limit: u32) -> ApiResult<Vec<LogLine>> {
+    let mut st = conn.prepare(
+        "SELECT level, message, time, received_at FROM
+           (SELECT * FROM agent_logs WHERE agent_id = ?1 ORDER BY id DESC LIMIT ?2)
+         ORDER BY id",
+    )?;
+    let rows = st.query_map(params![agent_id, limit], |row| {
+        Ok(LogLine {
+            level: row.get(0)?,
+            message: row.get(1)?,
+            time: rfc3339(row.get(2)?),
+            received_at: rfc3339(row.get(3)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The tenant an agent belongs to, whoever asks (to tell "not yours" from "missing"
+/// in the audit log; the caller still answers 404).
+///
+/// # Errors
+/// SQLite's.
+pub fn owner_of(conn: &Connection, table: &str, id: i64) -> ApiResult<Option<i64>> {
+    // `table` is one of our own names, never input.
+    Ok(conn
+        .query_row(
+            &format!("SELECT tenant_id FROM {table} WHERE id = ?1"),
+            [id],
+            |row| row.get(0),
+        )
+        .optional()?)
+}

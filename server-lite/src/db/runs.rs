@@ -1,0 +1,731 @@
+//! Runs (one piece of work for one agent) and the restore points backups leave.
+//!
+//! A run is `queued` until its agent claims it by polling, then `running` under a lease
+//! that progress reports extend; it ends `succeeded` or `failed` by the agent's
+//! completion, or `failed` ("timed out") when the lease lapses. Each run copies the
+//! tenant, repository and destination it was made for, and a restore point copies its
+//! run's, so history stays put if an agent moves.
+
+use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::agents::DestinationRow;
+use super::jobs::{JobRow, Retention};
+use super::{now, rfc3339};
+use crate::error::{ApiError, ApiResult};
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// Back up a job's sources.
+    Backup,
+    /// Restore a restore point to a path.
+    Restore,
+    /// Check that a restore point opens.
+    Verify,
+}
+
+impl RunKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Backup => "backup",
+            RunKind::Restore => "restore",
+            RunKind::Verify => "verify",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "restore" => RunKind::Restore,
+            "verify" => RunKind::Verify,
+            _ => RunKind::Backup,
+        }
+    }
+}
+
+/// A run, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// ID.
+    pub id: String,
+    /// Tenant at the time it was made.
+    pub tenant_id: String,
+    /// The agent that does it.
+    pub agent_id: String,
+    /// Repository at the time it was made.
+    pub repository_id: String,
+    /// Destination at the time it was made.
+    pub destination_id: String,
+    /// The job, for backups.
+    pub job_id: Option<String>,
+    /// `backup`, `restore` or `verify`.
+    pub kind: RunKind,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// For restores and verifies.
+    pub restore_point_id: Option<String>,
+    /// Backup name.
+    pub name: Option<String>,
+    /// Key prefix, relative to the destination.
+    pub prefix: Option<String>,
+    /// Restore target path.
+    pub target: Option<String>,
+    /// Who asked for it (`scheduler`, `operator:N`).
+    pub requested_by: String,
+    /// When it was made.
+    pub created_at: String,
+    /// When the agent claimed it.
+    pub claimed_at: Option<String>,
+    /// When its lease lapses, while running.
+    pub lease_expires_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// Bytes processed.
+    pub bytes: u64,
+    /// Files processed.
+    pub files: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+const RUN_COLUMNS: &str = "id, tenant_id, agent_id, repository_id, destination_id, job_id, kind, \
+    status, restore_point_id, name, prefix, target, requested_by, created_at, claimed_at, \
+    lease_expires_at, finished_at, bytes, files, error, paths, sources, level, completion";
+
+/// A run's stored form.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    /// The API's view.
+    pub view: Run,
+    /// Numeric ID.
+    pub id: i64,
+    /// Numeric tenant.
+    pub tenant_id: i64,
+    /// Numeric agent.
+    pub agent_id: i64,
+    /// Numeric repository.
+    pub repository_id: i64,
+    /// Numeric job.
+    pub job_id: Option<i64>,
+    /// Restore paths (JSON).
+    pub paths: Option<String>,
+    /// Backup sources (JSON).
+    pub sources: Option<String>,
+    /// zstd level.
+    pub level: Option<u8>,
+    /// The completion the agent sent, canonical JSON.
+    pub completion: Option<String>,
+    /// Lease, Unix seconds.
+    pub lease_expires_at: Option<i64>,
+}
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
+    let id: i64 = row.get(0)?;
+    let tenant_id: i64 = row.get(1)?;
+    let agent_id: i64 = row.get(2)?;
+    let repository_id: i64 = row.get(3)?;
+    let job_id: Option<i64> = row.get(5)?;
+    let lease: Option<i64> = row.get(15)?;
+    Ok(RunRow {
+        view: Run {
+            id: id.to_string(),
+            tenant_id: tenant_id.to_string(),
+            agent_id: agent_id.to_string(),
+            repository_id: repository_id.to_string(),
+            destination_id: row.get::<_, i64>(4)?.to_string(),
+            job_id: job_id.map(|j| j.to_string()),
+            kind: RunKind::parse(&row.get::<_, String>(6)?),
+            status: row.get(7)?,
+            restore_point_id: row.get::<_, Option<i64>>(8)?.map(|r| r.to_string()),
+            name: row.get(9)?,
+            prefix: row.get(10)?,
+            target: row.get(11)?,
+            requested_by: row.get(12)?,
+            created_at: rfc3339(row.get(13)?),
+            claimed_at: row.get::<_, Option<i64>>(14)?.map(rfc3339),
+            lease_expires_at: lease.map(rfc3339),
+            finished_at: row.get::<_, Option<i64>>(16)?.map(rfc3339),
+            bytes: row.get(17)?,
+            files: row.get(18)?,
+            error: row.get(19)?,
+        },
+        id,
+        tenant_id,
+        agent_id,
+        repository_id,
+        job_id,
+        paths: row.get(20)?,
+        sources: row.get(21)?,
+        level: row.get(22)?,
+        completion: row.get(23)?,
+        lease_expires_at: lease,
+    })
+}
+
+/// Queues a backup of `job` into `dest` (the job's agent's destination).
+///
+/// # Errors
+/// SQLite's.
+pub fn enqueue_backup(
+    conn: &Connection,
+    job: &JobRow,
+    dest: &DestinationRow,
+    requested_by: &str,
+) -> ApiResult<i64> {
+    let at = now();
+    let stamp = jiff::Timestamp::from_second(at)
+        .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_default();
+    conn.execute(
+        "INSERT INTO runs (tenant_id, agent_id, repository_id, destination_id, job_id, kind,
+                           status, name, prefix, sources, level, requested_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'backup', 'queued', ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            dest.tenant_id,
+            dest.agent_id,
+            dest.repository_id,
+            dest.id,
+            job.id,
+            format!("{}-{stamp}", job.name),
+            format!("jobs/{}", job.id),
+            job.sources_json,
+            job.level,
+            requested_by,
+            at
+        ],
+    )?;
+    // Names must be unique per run: two runs of one job in one second differ by ID.
+    let id = conn.last_insert_rowid();
+    conn.execute(
+        "UPDATE runs SET name = name || '-' || id WHERE id = ?1",
+        [id],
+    )?;
+    Ok(id)
+}
+
+/// Queues a restore or verify of `rp` by the agent whose destination is `dest`.
+///
+/// # Errors
+/// SQLite's.
+pub fn enqueue_restore(
+    conn: &Connection,
+    kind: RunKind,
+    rp: &RestorePointRow,
+    dest: &DestinationRow,
+    target: Option<&str>,
+    paths: &[String],
+    requested_by: &str,
+) -> ApiResult<i64> {
+    let paths_json = serde_json::to_string(paths).unwrap_or_else(|_| "[]".to_owned());
+    conn.execute(
+        "INSERT INTO runs (tenant_id, agent_id, repository_id, destination_id, kind, status,
+                           restore_point_id, name, prefix, target, paths, requested_by,
+                           created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            rp.tenant_id,
+            dest.agent_id,
+            rp.repository_id,
+            dest.id,
+            kind.as_str(),
+            rp.id,
+            rp.view.name,
+            rp.view.prefix,
+            target,
+            paths_json,
+            requested_by,
+            now()
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Run `id` of `tenant`.
+///
+/// # Errors
+/// SQLite's.
+pub fn run(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<Option<RunRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 AND tenant_id = ?2"),
+            [id, tenant_id],
+            run_from_row,
+        )
+        .optional()?)
+}
+
+/// Run `id` of `agent`.
+///
+/// # Errors
+/// SQLite's.
+pub fn agent_run(conn: &Connection, agent_id: i64, id: i64) -> ApiResult<Option<RunRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 AND agent_id = ?2"),
+            [id, agent_id],
+            run_from_row,
+        )
+        .optional()?)
+}
+
+/// The newest `limit` runs of `tenant`, optionally of one agent.
+///
+/// # Errors
+/// SQLite's.
+pub fn runs(
+    conn: &Connection,
+    tenant_id: i64,
+    agent_id: Option<i64>,
+    limit: u32,
+) -> ApiResult<Vec<Run>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = ?1 AND (?2 IS NULL OR agent_id = ?2)
+         ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let rows = st.query_map(params![tenant_id, agent_id, limit], run_from_row)?;
+    Ok(rows.map(|r| r.map(|r| r.view)).collect::<Result<_, _>>()?)
+}
+
+/// Whether `agent` has queued work (cheap check before claiming).
+///
+/// # Errors
+/// SQLite's.
+pub fn has_queued(conn: &Connection, agent_id: i64) -> ApiResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM runs WHERE agent_id = ?1 AND status = 'queued' LIMIT 1",
+            [agent_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// What an agent is handed by a poll.
+#[derive(Debug, Clone, Serialize)]
+pub struct Work {
+    /// The run.
+    pub run_id: String,
+    /// `backup`, `restore` or `verify`.
+    pub kind: RunKind,
+    /// Finish, or report progress, before this.
+    pub lease_expires_at: String,
+    /// For backups.
+    pub backup: Option<BackupWork>,
+    /// For restores.
+    pub restore: Option<RestoreWork>,
+    /// For verifies.
+    pub verify: Option<VerifyWork>,
+}
+
+/// A backup to make.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupWork {
+    /// The job.
+    pub job_id: String,
+    /// Absolute paths.
+    pub sources: Vec<String>,
+    /// Key prefix, relative to the destination.
+    pub prefix: String,
+    /// The backup's name.
+    pub name: String,
+    /// zstd level.
+    pub level: u8,
+    /// What the job keeps (the agent prunes after a successful backup).
+    pub retention: Retention,
+}
+
+/// A restore to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreWork {
+    /// The restore point.
+    pub restore_point_id: String,
+    /// Its key prefix, relative to the destination.
+    pub prefix: String,
+    /// Its name.
+    pub name: String,
+    /// Where to restore to (absolute).
+    pub target: String,
+    /// Only these paths (empty: everything).
+    pub paths: Vec<String>,
+}
+
+/// A verify to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyWork {
+    /// The restore point.
+    pub restore_point_id: String,
+    /// Its key prefix, relative to the destination.
+    pub prefix: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Claims `agent`'s oldest queued run under a lease of `lease_secs`.
+///
+/// # Errors
+/// SQLite's.
+pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> ApiResult<Option<Work>> {
+    let Some(row) = conn
+        .query_row(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE agent_id = ?1 AND status = 'queued'
+                 ORDER BY id LIMIT 1"
+            ),
+            [agent_id],
+            run_from_row,
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let at = now();
+    let lease = at.saturating_add(lease_secs);
+    conn.execute(
+        "UPDATE runs SET status = 'running', claimed_at = ?2, lease_expires_at = ?3
+         WHERE id = ?1 AND status = 'queued'",
+        params![row.id, at, lease],
+    )?;
+    let name = row.view.name.clone().unwrap_or_default();
+    let prefix = row.view.prefix.clone().unwrap_or_default();
+    let rp_id = row.view.restore_point_id.clone().unwrap_or_default();
+    let mut work = Work {
+        run_id: row.view.id.clone(),
+        kind: row.view.kind,
+        lease_expires_at: rfc3339(lease),
+        backup: None,
+        restore: None,
+        verify: None,
+    };
+    match row.view.kind {
+        RunKind::Backup => {
+            let retention = match row.job_id {
+                Some(job) => conn
+                    .query_row(
+                        "SELECT keep_last, keep_daily, keep_weekly, keep_monthly FROM jobs
+                         WHERE id = ?1",
+                        [job],
+                        |r| {
+                            Ok(Retention {
+                                keep_last: r.get(0)?,
+                                keep_daily: r.get(1)?,
+                                keep_weekly: r.get(2)?,
+                                keep_monthly: r.get(3)?,
+                            })
+                        },
+                    )
+                    .optional()?
+                    .unwrap_or_default(),
+                None => Retention::default(),
+            };
+            work.backup = Some(BackupWork {
+                job_id: row.view.job_id.clone().unwrap_or_default(),
+                sources: row
+                    .sources
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_default(),
+                prefix,
+                name,
+                level: row.level.unwrap_or(3),
+                retention,
+            });
+        }
+        RunKind::Restore => {
+            work.restore = Some(RestoreWork {
+                restore_point_id: rp_id,
+                prefix,
+                name,
+                target: row.view.target.clone().unwrap_or_default(),
+                paths: row
+                    .paths
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_default(),
+            });
+        }
+        RunKind::Verify => {
+            work.verify = Some(VerifyWork {
+                restore_point_id: rp_id,
+                prefix,
+                name,
+            });
+        }
+    }
+    Ok(Some(work))
+}
+
+/// Records progress of a running run and extends its lease. False if the run is not
+/// running (finished, or timed out).
+///
+/// # Errors
+/// SQLite's.
+pub fn progress(
+    conn: &Connection,
+    run_id: i64,
+    bytes: u64,
+    files: u64,
+    lease_secs: i64,
+) -> ApiResult<Option<i64>> {
+    let lease = now().saturating_add(lease_secs);
+    let changed = conn.execute(
+        "UPDATE runs SET bytes = ?2, files = ?3, lease_expires_at = ?4
+         WHERE id = ?1 AND status = 'running'",
+        params![run_id, bytes, files, lease],
+    )?;
+    Ok((changed == 1).then_some(lease))
+}
+
+/// The outcome an agent reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It worked.
+    Succeeded,
+    /// It did not.
+    Failed,
+}
+
+/// A restore point, as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRestorePoint {
+    /// Backup name.
+    pub name: String,
+    /// Key prefix, relative to the destination.
+    pub prefix: String,
+    /// Key ID of the repository key it is sealed under (hex).
+    pub key_id: String,
+    /// Bytes in storage.
+    pub stored_bytes: u64,
+    /// Bytes of file content.
+    pub content_bytes: u64,
+    /// Files.
+    pub files: u64,
+    /// When the backup was taken (RFC 3339).
+    pub created_at: String,
+}
+
+/// A run's completion, as the agent sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Completion {
+    /// How it ended.
+    pub status: Outcome,
+    /// Bytes processed.
+    pub bytes: u64,
+    /// Files processed.
+    pub files: u64,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The restore point a successful backup made.
+    #[serde(default)]
+    pub restore_point: Option<NewRestorePoint>,
+}
+
+/// Records `completion` of `run` (already checked to be the agent's, and its restore
+/// point validated), in the caller's transaction. Idempotent for the same completion;
+/// a different completion of a finished run is a 409.
+///
+/// # Errors
+/// 409 as above; SQLite's.
+pub fn complete(
+    conn: &Connection,
+    run: &RunRow,
+    completion: &Completion,
+    rp_created_at: Option<i64>,
+) -> ApiResult<()> {
+    let canonical = serde_json::to_string(completion).map_err(ApiError::internal)?;
+    if run.view.status != "running" {
+        if run.completion.as_deref() == Some(canonical.as_str()) {
+            return Ok(());
+        }
+        return Err(ApiError::Conflict {
+            code: "run_finished",
+            message: format!(
+                "run {} is already {}{}",
+                run.id,
+                run.view.status,
+                run.view
+                    .error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    let at = now();
+    let status = match completion.status {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed => "failed",
+    };
+    conn.execute(
+        "UPDATE runs SET status = ?2, finished_at = ?3, lease_expires_at = NULL, bytes = ?4,
+                         files = ?5, error = ?6, completion = ?7
+         WHERE id = ?1",
+        params![
+            run.id,
+            status,
+            at,
+            completion.bytes,
+            completion.files,
+            completion.error,
+            canonical
+        ],
+    )?;
+    if let (Some(rp), Some(created_at)) = (&completion.restore_point, rp_created_at) {
+        conn.execute(
+            "INSERT INTO restore_points (tenant_id, repository_id, agent_id, run_id, job_id, name,
+                                         prefix, key_id, stored_bytes, content_bytes, files,
+                                         created_at, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                run.tenant_id,
+                run.repository_id,
+                run.agent_id,
+                run.id,
+                run.job_id,
+                rp.name,
+                rp.prefix,
+                rp.key_id,
+                rp.stored_bytes,
+                rp.content_bytes,
+                rp.files,
+                created_at,
+                at
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Fails every running run whose lease lapsed before `at`; returns their IDs.
+///
+/// # Errors
+/// SQLite's.
+pub fn expire_leases(conn: &Connection, at: i64) -> ApiResult<Vec<(i64, i64)>> {
+    let mut st = conn.prepare(
+        "UPDATE runs SET status = 'failed', error = 'timed out', finished_at = ?1,
+                         lease_expires_at = NULL
+         WHERE status = 'running' AND lease_expires_at < ?1
+         RETURNING id, tenant_id",
+    )?;
+    let rows = st.query_map([at], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A restore point, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePoint {
+    /// ID.
+    pub id: String,
+    /// Tenant it was made under.
+    pub tenant_id: String,
+    /// Repository it was made under.
+    pub repository_id: String,
+    /// The agent that made it.
+    pub agent_id: String,
+    /// The run that made it.
+    pub run_id: String,
+    /// The job, if any.
+    pub job_id: Option<String>,
+    /// Backup name.
+    pub name: String,
+    /// Key prefix, relative to the destination.
+    pub prefix: String,
+    /// Repository key ID (hex).
+    pub key_id: String,
+    /// Bytes in storage.
+    pub stored_bytes: u64,
+    /// Bytes of content.
+    pub content_bytes: u64,
+    /// Files.
+    pub files: u64,
+    /// When the backup was taken.
+    pub created_at: String,
+    /// When the server recorded it.
+    pub recorded_at: String,
+}
+
+/// A restore point's stored form.
+#[derive(Debug, Clone)]
+pub struct RestorePointRow {
+    /// The API's view.
+    pub view: RestorePoint,
+    /// ID.
+    pub id: i64,
+    /// Tenant.
+    pub tenant_id: i64,
+    /// Repository.
+    pub repository_id: i64,
+    /// Agent.
+    pub agent_id: i64,
+}
+
+const RP_COLUMNS: &str = "id, tenant_id, repository_id, agent_id, run_id, job_id, name, prefix, \
+    key_id, stored_bytes, content_bytes, files, created_at, recorded_at";
+
+fn rp_from_row(row: &Row<'_>) -> rusqlite::Result<RestorePointRow> {
+    let id: i64 = row.get(0)?;
+    let tenant_id: i64 = row.get(1)?;
+    let repository_id: i64 = row.get(2)?;
+    let agent_id: i64 = row.get(3)?;
+    Ok(RestorePointRow {
+        view: RestorePoint {
+            id: id.to_string(),
+            tenant_id: tenant_id.to_string(),
+            repository_id: repository_id.to_string(),
+            agent_id: agent_id.to_string(),
+            run_id: row.get::<_, i64>(4)?.to_string(),
+            job_id: row.get::<_, Option<i64>>(5)?.map(|j| j.to_string()),
+            name: row.get(6)?,
+            prefix: row.get(7)?,
+            key_id: row.get(8)?,
+            stored_bytes: row.get(9)?,
+            content_bytes: row.get(10)?,
+            files: row.get(11)?,
+            created_at: rfc3339(row.get(12)?),
+            recorded_at: rfc3339(row.get(13)?),
+        },
+        id,
+        tenant_id,
+        repository_id,
+        agent_id,
+    })
+}
+
+/// Restore point `id` of `tenant`.
+///
+/// # Errors
+/// SQLite's.
+pub fn restore_point(
+    conn: &Connection,
+    tenant_id: i64,
+    id: i64,
+) -> ApiResult<Option<RestorePointRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {RP_COLUMNS} FROM restore_points WHERE id = ?1 AND tenant_id = ?2"),
+            [id, tenant_id],
+            rp_from_row,
+        )
+        .optional()?)
+}
+
+/// The newest `limit` restore points of `tenant`.
+///
+/// # Errors
+/// SQLite's.
+pub fn restore_points(
+    conn: &Connection,
+    tenant_id: i64,
+    limit: u32,
+) -> ApiResult<Vec<RestorePoint>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {RP_COLUMNS} FROM restore_points WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![tenant_id, limit], rp_from_row)?;
+    Ok(rows.map(|r| r.map(|r| r.view)).collect::<Result<_, _>>()?)
+}

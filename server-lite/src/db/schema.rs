@@ -1,0 +1,216 @@
+//! The server's tables. Append-only, as the catalogue's migration rules say.
+
+use coffer_adapters::catalogue::Migration;
+
+/// The component name of the server's schema in `schema_version`.
+pub const SERVER_COMPONENT: &str = "server";
+
+/// The server's schema, step by step.
+pub const SERVER_MIGRATIONS: &[Migration] = &[
+    Migration {
+        description: "tenants, tokens, agents, destinations, jobs, runs, restore points, audit",
+        sql: V1,
+    },
+    Migration {
+        description: "embedded store object metadata (ETag, SHA-256)",
+        sql: V2,
+    },
+];
+
+// What the embedded store answers HEAD and GET with, as S3 would: the ETag (MD5 of a
+// single put, or the multipart ETag) and the SHA-256 a put carried. S3 clients use
+// them to confirm a put whose answer was lost; a row is written after its object is
+// in place, so a missing row only means the store falls back to a size-and-time ETag.
+const V2: &str = "
+CREATE TABLE object_meta (
+    bucket  TEXT    NOT NULL,
+    key     TEXT    NOT NULL,
+    size    INTEGER NOT NULL CHECK (size >= 0),
+    etag    TEXT    NOT NULL,
+    sha256  TEXT,
+    PRIMARY KEY (bucket, key)
+) STRICT;
+";
+
+// Times are Unix seconds. Token hashes are SHA-256; `lookup` is the first 8 bytes of
+// the hash in hex, to find the row (see `token`).
+const V1: &str = "
+CREATE TABLE backends (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT    NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 100),
+    endpoint       TEXT    NOT NULL CHECK (length(endpoint) BETWEEN 1 AND 2048),
+    region         TEXT    NOT NULL CHECK (length(region) BETWEEN 1 AND 100),
+    bucket         TEXT    NOT NULL CHECK (length(bucket) BETWEEN 1 AND 255),
+    path_style     INTEGER NOT NULL CHECK (path_style IN (0, 1)),
+    access_key_id  TEXT    NOT NULL CHECK (length(access_key_id) BETWEEN 1 AND 256),
+    -- The secret key, sealed under the server KEK (a Coffer sealed stream).
+    secret_sealed  BLOB    NOT NULL,
+    kek_id         TEXT    NOT NULL CHECK (length(kek_id) = 32),
+    created_at     INTEGER NOT NULL,
+    tested_at      INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE tenants (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT    NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 100),
+    backend_id  INTEGER REFERENCES backends (id),
+    created_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE agents (
+    id            INTEGER PRIMARY KEY,
+    tenant_id     INTEGER NOT NULL REFERENCES tenants (id),
+    hostname      TEXT    NOT NULL CHECK (length(hostname) BETWEEN 1 AND 255),
+    version       TEXT    NOT NULL CHECK (length(version) <= 64),
+    enrolled_at   INTEGER NOT NULL,
+    last_seen_at  INTEGER,
+    revoked_at    INTEGER
+) STRICT;
+CREATE INDEX agents_by_tenant ON agents (tenant_id, id);
+
+CREATE TABLE tokens (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT    NOT NULL CHECK (kind IN ('admin', 'operator', 'enrolment', 'agent')),
+    lookup      TEXT    NOT NULL UNIQUE CHECK (length(lookup) = 16),
+    hash        BLOB    NOT NULL CHECK (length(hash) = 32),
+    tenant_id   INTEGER REFERENCES tenants (id),
+    agent_id    INTEGER REFERENCES agents (id),
+    label       TEXT    NOT NULL DEFAULT '' CHECK (length(label) <= 200),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    used_at     INTEGER,
+    revoked_at  INTEGER,
+    CHECK ((kind = 'admin') = (tenant_id IS NULL)),
+    CHECK ((kind = 'agent') = (agent_id IS NOT NULL))
+) STRICT;
+
+-- One destination per agent; no two share a bucket and prefix; never repointed.
+CREATE TABLE destinations (
+    id             INTEGER PRIMARY KEY,
+    tenant_id      INTEGER NOT NULL REFERENCES tenants (id),
+    agent_id       INTEGER NOT NULL UNIQUE REFERENCES agents (id),
+    backend_id     INTEGER REFERENCES backends (id),
+    bucket         TEXT    NOT NULL CHECK (length(bucket) BETWEEN 1 AND 255),
+    prefix         TEXT    NOT NULL CHECK (length(prefix) BETWEEN 1 AND 512),
+    repository_id  INTEGER NOT NULL UNIQUE REFERENCES repositories (id),
+    tested_at      INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,
+    UNIQUE (bucket, prefix)
+) STRICT;
+CREATE TRIGGER destinations_locked BEFORE UPDATE OF tenant_id, agent_id, backend_id, bucket,
+    prefix, repository_id ON destinations
+BEGIN
+    SELECT RAISE(ABORT, 'destinations are locked');
+END;
+
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY,
+    tenant_id     INTEGER NOT NULL REFERENCES tenants (id),
+    agent_id      INTEGER NOT NULL REFERENCES agents (id),
+    name          TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    sources       TEXT    NOT NULL,
+    schedule      TEXT,
+    keep_last     INTEGER NOT NULL CHECK (keep_last >= 0),
+    keep_daily    INTEGER NOT NULL CHECK (keep_daily >= 0),
+    keep_weekly   INTEGER NOT NULL CHECK (keep_weekly >= 0),
+    keep_monthly  INTEGER NOT NULL CHECK (keep_monthly >= 0),
+    level         INTEGER NOT NULL CHECK (level BETWEEN 1 AND 22),
+    next_run_at   INTEGER,
+    created_at    INTEGER NOT NULL,
+    UNIQUE (agent_id, name)
+) STRICT;
+CREATE INDEX jobs_due ON jobs (next_run_at) WHERE next_run_at IS NOT NULL;
+
+-- tenant_id, repository_id and destination_id are what they were when the run was
+-- made: an agent that moves later does not take its history along.
+CREATE TABLE runs (
+    id                INTEGER PRIMARY KEY,
+    tenant_id         INTEGER NOT NULL REFERENCES tenants (id),
+    agent_id          INTEGER NOT NULL REFERENCES agents (id),
+    repository_id     INTEGER NOT NULL REFERENCES repositories (id),
+    destination_id    INTEGER NOT NULL REFERENCES destinations (id),
+    job_id            INTEGER REFERENCES jobs (id) ON DELETE SET NULL,
+    kind              TEXT    NOT NULL CHECK (kind IN ('backup', 'restore', 'verify')),
+    status            TEXT    NOT NULL
+                      CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    restore_point_id  INTEGER REFERENCES restore_points (id),
+    name              TEXT,
+    prefix            TEXT,
+    target            TEXT,
+    paths             TEXT,
+    sources           TEXT,
+    level             INTEGER,
+    requested_by      TEXT    NOT NULL,
+    created_at        INTEGER NOT NULL,
+    claimed_at        INTEGER,
+    lease_expires_at  INTEGER,
+    finished_at       INTEGER,
+    bytes             INTEGER NOT NULL DEFAULT 0 CHECK (bytes >= 0),
+    files             INTEGER NOT NULL DEFAULT 0 CHECK (files >= 0),
+    error             TEXT,
+    completion        TEXT,
+    CHECK ((status = 'running') = (lease_expires_at IS NOT NULL))
+) STRICT;
+CREATE INDEX runs_queue ON runs (agent_id, status, id);
+CREATE INDEX runs_leases ON runs (lease_expires_at) WHERE status = 'running';
+CREATE INDEX runs_by_tenant ON runs (tenant_id, id);
+
+CREATE TABLE restore_points (
+    id             INTEGER PRIMARY KEY,
+    tenant_id      INTEGER NOT NULL REFERENCES tenants (id),
+    repository_id  INTEGER NOT NULL REFERENCES repositories (id),
+    agent_id       INTEGER NOT NULL REFERENCES agents (id),
+    run_id         INTEGER NOT NULL UNIQUE REFERENCES runs (id),
+    job_id         INTEGER REFERENCES jobs (id) ON DELETE SET NULL,
+    name           TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+    prefix         TEXT    NOT NULL CHECK (length(prefix) BETWEEN 1 AND 1024),
+    key_id         TEXT    NOT NULL CHECK (length(key_id) = 32),
+    stored_bytes   INTEGER NOT NULL CHECK (stored_bytes >= 0),
+    content_bytes  INTEGER NOT NULL CHECK (content_bytes >= 0),
+    files          INTEGER NOT NULL CHECK (files >= 0),
+    created_at     INTEGER NOT NULL,
+    recorded_at    INTEGER NOT NULL,
+    UNIQUE (repository_id, prefix, name)
+) STRICT;
+CREATE INDEX restore_points_by_tenant ON restore_points (tenant_id, id);
+
+CREATE TABLE audit (
+    id         INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    tenant_id  INTEGER,
+    actor      TEXT    NOT NULL,
+    action     TEXT    NOT NULL,
+    target     TEXT    NOT NULL,
+    outcome    TEXT    NOT NULL CHECK (outcome IN ('ok', 'denied', 'failed')),
+    detail     TEXT    NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX audit_by_tenant ON audit (tenant_id, id);
+
+CREATE TABLE agent_logs (
+    id           INTEGER PRIMARY KEY,
+    tenant_id    INTEGER NOT NULL REFERENCES tenants (id),
+    agent_id     INTEGER NOT NULL REFERENCES agents (id),
+    level        TEXT    NOT NULL CHECK (level IN ('info', 'warn', 'error')),
+    message      TEXT    NOT NULL CHECK (length(message) <= 4096),
+    time         INTEGER NOT NULL,
+    received_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX agent_logs_by_agent ON agent_logs (agent_id, id);
+
+-- Multipart uploads to the embedded store; parts are files in its staging folder.
+CREATE TABLE uploads (
+    id          TEXT    PRIMARY KEY,
+    bucket      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    checksum    INTEGER NOT NULL CHECK (checksum IN (0, 1)),
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE upload_parts (
+    upload_id    TEXT    NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    part_number  INTEGER NOT NULL CHECK (part_number BETWEEN 1 AND 10000),
+    size         INTEGER NOT NULL CHECK (size >= 0),
+    etag         TEXT    NOT NULL,
+    sha256       TEXT,
+    PRIMARY KEY (upload_id, part_number)
+) STRICT;
+";

@@ -1,0 +1,176 @@
+//! `coffer-server`: the lite control server's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use coffer_server::config::Config;
+use coffer_server::kek::{self, KekSource};
+use coffer_server::server::{self, Server};
+
+/// Coffer's lite control server.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the first start creates the database, the KEK file if none is
+    /// configured, and prints the admin token once).
+    Serve {
+        /// Where the database, the embedded store and the default KEK file live.
+        #[arg(long, default_value = "./coffer-data")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The URL agents reach the server at (default: http://LISTEN).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// The KEK file (64 hex digits, mode 0600). Default: $COFFER_SERVER_KEK_FILE,
+        /// then $COFFER_SERVER_KEK (the KEK itself), then DATA_DIR/kek.hex.
+        #[arg(long)]
+        kek_file: Option<PathBuf>,
+    },
+    /// Create a new random KEK file (mode 0600; never overwrites).
+    GenKek {
+        /// The file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Rewrap every repository key (and reseal stored S3 secrets) from the current KEK
+    /// to a new one, in one transaction. Stop the server first; then point it at the
+    /// new KEK.
+    RotateKek {
+        /// The data directory.
+        #[arg(long, default_value = "./coffer-data")]
+        data_dir: PathBuf,
+        /// The current KEK file (default as for `serve`).
+        #[arg(long)]
+        kek_file: Option<PathBuf>,
+        /// The new KEK file (create it with `gen-kek`).
+        #[arg(long)]
+        new_kek_file: PathBuf,
+    },
+}
+
+fn kek_source(flag: Option<PathBuf>) -> Option<KekSource> {
+    if let Some(path) = flag {
+        return Some(KekSource::File(path));
+    }
+    if let Some(path) = std::env::var_os(kek::KEK_FILE_ENV) {
+        return Some(KekSource::File(path.into()));
+    }
+    std::env::var_os(kek::KEK_ENV).map(|_| KekSource::Env)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("coffer-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::GenKek { out } => {
+            let key = kek::generate_file(&out).map_err(|e| e.to_string())?;
+            println!(
+                "created {} (KEK ID {}), mode 0600",
+                out.display(),
+                hex::encode(key.id().as_bytes())
+            );
+            Ok(())
+        }
+        Command::RotateKek {
+            data_dir,
+            kek_file,
+            new_kek_file,
+        } => {
+            let source = kek_source(kek_file)
+                .unwrap_or_else(|| KekSource::File(data_dir.join(kek::DEFAULT_KEK_FILE)));
+            let report = coffer_server::keys::rotate_data_dir(&data_dir, &source, &new_kek_file)?;
+            println!(
+                "rewrapped {} repository key envelopes and resealed {} backend secrets under KEK {}.\n\
+                 Now point the server at {} (or replace the old KEK file with it) and keep \
+                 the old KEK until you have checked a restore.",
+                report.0.envelopes,
+                report.0.backend_secrets,
+                report.1,
+                new_kek_file.display()
+            );
+            Ok(())
+        }
+        Command::Serve {
+            data_dir,
+            listen,
+            public_url,
+            kek_file,
+        } => {
+            let public = public_url.unwrap_or_else(|| format!("http://{listen}"));
+            let public = url::Url::parse(&public).map_err(|e| format!("--public-url: {e}"))?;
+            let config = Config::new(data_dir, public);
+            let started = Server::open(config, kek_source(kek_file)).map_err(|e| e.to_string())?;
+            if let Some(path) = &started.kek_created {
+                eprintln!(
+                    "created a new server KEK in {} (mode 0600). Back it up apart from the \
+                     data directory: without it no repository key can be recovered.",
+                    path.display()
+                );
+            }
+            if let Some(token) = &started.admin_token {
+                // The one time this token is shown; the server keeps only its hash.
+                println!(
+                    "admin token (shown once, stored only as a hash): {}",
+                    token.as_str()
+                );
+            }
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| format!("listening on {listen}: {e}"))?;
+                tracing::info!("coffer-server listening on {listen}");
+                server::serve(listener, started.state, shutdown_signal())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM (what service managers send) ends the server gracefully.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

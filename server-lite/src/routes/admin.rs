@@ -1,0 +1,311 @@
+//! The administrator's endpoints: tenants, operator tokens, S3 backends, the whole
+//! audit log.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::auth::Admin;
+use crate::db::audit::{self, AuditEntry, AuditOutcome};
+use crate::db::backends::{self, BackendRow};
+use crate::db::{self as dbm, now, rfc3339};
+use crate::db::{tenants, tokens};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, ApiJson, Params};
+use crate::keys;
+use crate::state::AppState;
+use crate::token::{NewToken, TokenKind};
+
+/// The admin's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/tenants", post(create_tenant).get(list_tenants))
+        .route(
+            "/v1/admin/tenants/{id}/operator-tokens",
+            post(create_operator_token),
+        )
+        .route(
+            "/v1/admin/backends",
+            post(create_backend).get(list_backends),
+        )
+        .route("/v1/admin/audit", get(all_audit))
+}
+
+fn ok(admin: &Admin, tenant_id: Option<i64>, action: &'static str, target: String) -> AuditEntry {
+    AuditEntry {
+        tenant_id,
+        actor: admin.actor.clone(),
+        action,
+        target,
+        outcome: AuditOutcome::Ok,
+        detail: String::new(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantRequest {
+    name: String,
+    #[serde(default)]
+    backend_id: Option<String>,
+}
+
+async fn create_tenant(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(req): ApiJson<TenantRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if req.name.is_empty() || req.name.len() > 100 || req.name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "1 to 100 bytes, no control characters",
+        ));
+    }
+    let backend_id = match &req.backend_id {
+        Some(b) => Some(
+            parse_id(b, "backend").map_err(|_| ApiError::field("backend_id", "no such backend"))?,
+        ),
+        None => None,
+    };
+    let e = ok(&admin, None, "tenant.create", String::new());
+    let tenant = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                if let Some(b) = backend_id {
+                    if backends::backend(tx, b)?.is_none() {
+                        return Err(ApiError::field("backend_id", "no such backend"));
+                    }
+                }
+                let tenant = tenants::create_tenant(tx, &req.name, backend_id).map_err(|e| {
+                    if dbm::is_constraint(&e) {
+                        ApiError::Conflict {
+                            code: "tenant_exists",
+                            message: "name: a tenant of this name exists".to_owned(),
+                        }
+                    } else {
+                        e.into()
+                    }
+                })?;
+                let id: i64 = tenant.id.parse().unwrap_or_default();
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        tenant_id: Some(id),
+                        target: format!("tenant:{id}"),
+                        ..e
+                    },
+                )?;
+                Ok(tenant)
+            })
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "tenant": tenant }))))
+}
+
+async fn list_tenants(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
+    let list = state
+        .db
+        .call(|cat| tenants::tenants(cat.connection()))
+        .await?;
+    Ok(Json(json!({ "tenants": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorTokenRequest {
+    #[serde(default)]
+    label: String,
+}
+
+async fn create_operator_token(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<OperatorTokenRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let tenant_id = parse_id(&id, "tenant")?;
+    if req.label.len() > 200 {
+        return Err(ApiError::field("label", "longer than 200 bytes"));
+    }
+    let token = NewToken::generate(TokenKind::Operator);
+    let hash = token.hash.clone();
+    let e = ok(
+        &admin,
+        Some(tenant_id),
+        "operator_token.create",
+        String::new(),
+    );
+    let token_id = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                if tenants::tenant(tx, tenant_id)?.is_none() {
+                    return Err(ApiError::NotFound { what: "tenant" });
+                }
+                let id = tokens::insert_token(
+                    tx,
+                    TokenKind::Operator,
+                    &hash,
+                    Some(tenant_id),
+                    None,
+                    &req.label,
+                    None,
+                )?;
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        target: format!("operator_token:{id}"),
+                        ..e
+                    },
+                )?;
+                Ok(id)
+            })
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": token_id.to_string(), "tenant_id": tenant_id.to_string(), "token": token.secret.as_str()}),
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackendRequest {
+    name: String,
+    endpoint: String,
+    #[serde(default = "default_region")]
+    region: String,
+    bucket: String,
+    #[serde(default = "yes")]
+    path_style: bool,
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Registers an S3 backend: the settings are checked, a probe object is written, read
+/// back and deleted with them, and only then is the backend stored, its secret key
+/// sealed under the KEK.
+async fn create_backend(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(req): ApiJson<BackendRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let secret = Zeroizing::new(req.secret_access_key);
+    if req.name.is_empty() || req.name.len() > 100 || req.name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "1 to 100 bytes, no control characters",
+        ));
+    }
+    let mut row = BackendRow {
+        id: 0,
+        name: req.name,
+        endpoint: req.endpoint,
+        region: req.region,
+        bucket: req.bucket,
+        path_style: req.path_style,
+        access_key_id: req.access_key_id,
+        secret_sealed: Vec::new(),
+        created_at: now(),
+    };
+    let client =
+        crate::stores::s3_client(&row, &secret).map_err(|e| ApiError::field("backend", e))?;
+    tokio::task::spawn_blocking(move || {
+        crate::stores::probe(&client, crate::local_s3::PROBE_PREFIX.trim_end_matches('/'))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    row.secret_sealed = keys::seal_secret(
+        &state.kek,
+        &keys::backend_context(&row.name),
+        secret.as_bytes(),
+    )?;
+    let kek_id = hex::encode(state.kek.id().as_bytes());
+    let e = ok(&admin, None, "backend.create", String::new());
+    let stored = row.clone();
+    let id = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let id = backends::insert_backend(tx, &stored, &kek_id).map_err(|e| {
+                    if dbm::is_constraint(&e) {
+                        ApiError::Conflict {
+                            code: "backend_exists",
+                            message: "name: a backend of this name exists".to_owned(),
+                        }
+                    } else {
+                        e.into()
+                    }
+                })?;
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        target: format!("backend:{id}"),
+                        ..e
+                    },
+                )?;
+                Ok(id)
+            })
+        })
+        .await?;
+    row.id = id;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "backend": backend_view(&row) })),
+    ))
+}
+
+fn backend_view(b: &BackendRow) -> Value {
+    json!({
+        "id": b.id.to_string(),
+        "name": b.name,
+        "endpoint": b.endpoint,
+        "region": b.region,
+        "bucket": b.bucket,
+        "path_style": b.path_style,
+        "access_key_id": b.access_key_id,
+        "created_at": rfc3339(b.created_at),
+    })
+}
+
+async fn list_backends(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
+    let list = state
+        .db
+        .call(|cat| backends::backends(cat.connection()))
+        .await?;
+    Ok(Json(
+        json!({ "backends": list.iter().map(backend_view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn all_audit(
+    State(state): State<AppState>,
+    _admin: Admin,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let limit = params.get::<u32>("limit")?.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::field("limit", "from 1 to 1000"));
+    }
+    let tenant = params.get::<i64>("tenant_id")?;
+    let list = state
+        .db
+        .call(move |cat| audit::list(cat.connection(), tenant, limit))
+        .await?;
+    Ok(Json(json!({ "entries": list })))
+}

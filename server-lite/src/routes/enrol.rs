@@ -1,0 +1,258 @@
+//! Enrolment (`POST /v1/enroll`): a one-time token becomes an agent with an API key,
+//! a locked destination (tested first) and a repository whose key is wrapped under the
+//! KEK, all in one transaction.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use coffer_adapters::catalogue::RepositoryId;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::auth::{self, ClientIp};
+use crate::db::agents;
+use crate::db::audit::{self, AuditEntry, AuditOutcome};
+use crate::db::{self as dbm, backends, now, tenants, tokens};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{check_text, ApiJson};
+use crate::keys;
+use crate::state::AppState;
+use crate::token::{NewToken, TokenHash, TokenKind};
+
+/// The enrolment route (no credential: the token is in the body).
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/enroll", post(enroll))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollRequest {
+    token: String,
+    hostname: String,
+    #[serde(default)]
+    version: String,
+}
+
+/// The repository as the agent receives it (the secret in base64).
+#[derive(Serialize)]
+pub(crate) struct RepositoryOut {
+    id: String,
+    key_id: String,
+    suite: &'static str,
+    #[serde(serialize_with = "expose")]
+    key: Zeroizing<String>,
+    key_version: u32,
+}
+
+/// Serializes a secret string: only into the one response that hands it over.
+fn expose<S: serde::Serializer>(secret: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.as_str())
+}
+
+pub(crate) fn repository_out(
+    id: RepositoryId,
+    key: &coffer_core::SecretKey,
+    suite: coffer_core::Suite,
+) -> RepositoryOut {
+    RepositoryOut {
+        id: id.0.to_string(),
+        key_id: hex::encode(key.id().as_bytes()),
+        suite: keys::suite_name(suite),
+        key: Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose_secret())),
+        key_version: 1,
+    }
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> ApiResult<Response> {
+    let token = Zeroizing::new(req.token);
+    auth::check_blocked(&state, ip)?;
+    if let Err(not_until) = state.limits.enrol.check_key(&ip) {
+        use governor::clock::{Clock, DefaultClock};
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        auth::audit(&state, deny(None, "anonymous", "enrolment rate limit", ip)).await;
+        return Err(ApiError::RateLimited {
+            retry_after: wait.as_secs() + 1,
+        });
+    }
+    check_text("hostname", &req.hostname, 255, true)?;
+    check_text("version", &req.version, 64, false)?;
+    if TokenKind::of(&token) != Some(TokenKind::Enrolment) {
+        auth::count_failure(&state, ip);
+        auth::audit(
+            &state,
+            deny(None, "anonymous", "not an enrolment token", ip),
+        )
+        .await;
+        return Err(ApiError::Unauthorized("unknown enrolment token"));
+    }
+    let hash = TokenHash::of(&token);
+    let row = state
+        .db
+        .read(move |conn| tokens::find_token(conn, &hash))
+        .await?;
+    let Some(row) = row.filter(|r| r.kind == TokenKind::Enrolment) else {
+        auth::count_failure(&state, ip);
+        auth::audit(
+            &state,
+            deny(None, "anonymous", "unknown enrolment token", ip),
+        )
+        .await;
+        return Err(ApiError::Unauthorized("unknown enrolment token"));
+    };
+    let actor = format!("enrolment:{}", row.id);
+    if row.used_at.is_some() {
+        auth::audit(
+            &state,
+            deny(row.tenant_id, &actor, "enrolment token reused", ip),
+        )
+        .await;
+        return Err(used());
+    }
+    if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now()) {
+        auth::audit(
+            &state,
+            deny(row.tenant_id, &actor, "enrolment token expired", ip),
+        )
+        .await;
+        return Err(ApiError::Gone {
+            code: "enrolment_token_expired",
+            message: "this enrolment token has expired",
+        });
+    }
+    let tenant_id = row
+        .tenant_id
+        .ok_or_else(|| ApiError::internal("enrolment token without tenant"))?;
+    let token_id = row.id;
+
+    // Where this agent's objects go: a fresh prefix under its tenant, tested first.
+    let tenant = state
+        .db
+        .call(move |cat| tenants::tenant(cat.connection(), tenant_id))
+        .await?
+        .ok_or_else(|| ApiError::internal("enrolment token of a missing tenant"))?;
+    let backend_id: Option<i64> = tenant.backend_id.as_deref().and_then(|b| b.parse().ok());
+    let backend = match backend_id {
+        Some(id) => Some(
+            state
+                .db
+                .call(move |cat| backends::backend(cat.connection(), id))
+                .await?
+                .ok_or_else(|| ApiError::internal("tenant of a missing backend"))?,
+        ),
+        None => None,
+    };
+    let prefix = format!("t{tenant_id}/{}", crate::token::random_hex(8));
+    let bucket = backend
+        .as_ref()
+        .map_or_else(|| state.stores.bucket.clone(), |b| b.bucket.clone());
+    let client = match &backend {
+        Some(b) => Some(state.stores.backend_client(b, &state.kek)?),
+        None => None,
+    };
+    {
+        let (state, prefix) = (state.clone(), prefix.clone());
+        tokio::task::spawn_blocking(move || state.stores.probe(client.as_ref(), &prefix))
+            .await
+            .map_err(ApiError::internal)??;
+    }
+    let tested_at = now();
+
+    let hostname = req.hostname.clone();
+    let version = req.version.clone();
+    let st = state.clone();
+    let location = match &backend {
+        Some(b) => format!("s3://{}/{prefix}", b.bucket),
+        None => format!("local:{}/{prefix}", state.stores.bucket),
+    };
+    let (agent_id, _dest_id, api_key, repo) = state
+        .db
+        .call(move |cat| {
+            let name = keys::repository_name(tenant_id, &prefix);
+            let (repo_id, key) =
+                keys::create_repository(cat, &st.kek, tenant_id, &name, &location)?;
+            let outcome = dbm::immediate(cat.connection_mut(), |tx| {
+                if !tokens::use_token(tx, token_id)? {
+                    return Err(used());
+                }
+                let agent_id = agents::insert_agent(tx, tenant_id, &hostname, &version)?;
+                let dest_id = agents::insert_destination(
+                    tx, tenant_id, agent_id, backend_id, &bucket, &prefix, repo_id.0, tested_at,
+                )?;
+                let api_key = NewToken::generate(TokenKind::Agent);
+                tokens::insert_token(
+                    tx,
+                    TokenKind::Agent,
+                    &api_key.hash,
+                    Some(tenant_id),
+                    Some(agent_id),
+                    "",
+                    None,
+                )?;
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        tenant_id: Some(tenant_id),
+                        actor: format!("enrolment:{token_id}"),
+                        action: "agent.enrol",
+                        target: format!("agent:{agent_id}"),
+                        outcome: AuditOutcome::Ok,
+                        detail: format!("hostname {hostname:?}, destination {bucket}/{prefix}"),
+                    },
+                )?;
+                Ok((agent_id, dest_id, api_key.secret))
+            });
+            match outcome {
+                Ok((agent_id, dest_id, secret)) => Ok((
+                    agent_id,
+                    dest_id,
+                    secret,
+                    repository_out(repo_id, &key, keys::SUITE),
+                )),
+                Err(e) => {
+                    // The repository was made for this enrolment only.
+                    let _ = cat.delete_repository(repo_id);
+                    Err(e)
+                }
+            }
+        })
+        .await?;
+    let dest = state
+        .db
+        .call(move |cat| agents::destination_of_agent(cat.connection(), agent_id))
+        .await?
+        .ok_or_else(|| ApiError::internal("destination vanished"))?;
+    let body = json!({
+        "agent_id": agent_id.to_string(),
+        "api_key": api_key.as_str(),
+        "tenant_id": tenant_id.to_string(),
+        "destination": {"id": dest.id.to_string(), "bucket": dest.bucket, "prefix": dest.prefix},
+        "repository": repo,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn used() -> ApiError {
+    ApiError::Gone {
+        code: "enrolment_token_used",
+        message: "this enrolment token has already been used",
+    }
+}
+
+fn deny(tenant_id: Option<i64>, actor: &str, detail: &str, ip: std::net::IpAddr) -> AuditEntry {
+    AuditEntry {
+        tenant_id,
+        actor: actor.to_owned(),
+        action: "agent.enrol",
+        target: "enrolment".to_owned(),
+        outcome: AuditOutcome::Denied,
+        detail: format!("{detail} (from {ip})"),
+    }
+}

@@ -1,0 +1,539 @@
+//! An operator's endpoints, every one confined to the operator's tenant: agents,
+//! enrolment tokens, destinations (read-only: they are locked), jobs, runs, restore
+//! and the tenant's audit log. Restore points and restores are in `restores`.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use coffer_adapters::catalogue::RepositoryId;
+use coffer_core::envelope::Purpose;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Operator;
+use crate::db::audit::{self, AuditEntry, AuditOutcome};
+use crate::db::jobs::{self, Retention};
+use crate::db::runs;
+use crate::db::{self as dbm, agents, now, rfc3339, tokens};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, ApiJson, Params};
+use crate::routes::not_found;
+use crate::scheduler;
+use crate::state::AppState;
+use crate::token::{NewToken, TokenKind};
+
+/// How long enrolment tokens live by default.
+pub const DEFAULT_ENROLMENT_TTL: Duration = Duration::from_secs(3600);
+/// Rows a list returns, at most.
+const MAX_LIST: u32 = 1000;
+
+/// The operator's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/enrolment-tokens", post(create_enrolment_token))
+        .route("/v1/agents", get(list_agents))
+        .route("/v1/agents/{id}", get(get_agent))
+        .route("/v1/agents/{id}/revoke", post(revoke_agent))
+        .route("/v1/agents/{id}/logs", get(agent_logs))
+        .route("/v1/destinations", get(list_destinations))
+        .route("/v1/destinations/{id}", get(get_destination))
+        .route("/v1/jobs", post(create_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job).delete(delete_job))
+        .route("/v1/jobs/{id}/run", post(run_job))
+        .route("/v1/runs", get(list_runs))
+        .route("/v1/runs/{id}", get(get_run))
+        .route("/v1/audit", get(tenant_audit))
+}
+
+pub(super) fn limit(params: &Params) -> ApiResult<u32> {
+    let limit = params.get::<u32>("limit")?.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIST {
+        return Err(ApiError::field("limit", format!("from 1 to {MAX_LIST}")));
+    }
+    Ok(limit)
+}
+
+pub(super) async fn record(state: &AppState, entry: AuditEntry) {
+    crate::auth::audit(state, entry).await;
+}
+
+pub(super) fn entry(
+    op: &Operator,
+    action: &'static str,
+    target: String,
+    detail: String,
+) -> AuditEntry {
+    AuditEntry {
+        tenant_id: Some(op.tenant_id),
+        actor: op.actor.clone(),
+        action,
+        target,
+        outcome: AuditOutcome::Ok,
+        detail,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrolmentTokenRequest {
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+    #[serde(default)]
+    label: String,
+}
+
+async fn create_enrolment_token(
+    State(state): State<AppState>,
+    op: Operator,
+    ApiJson(req): ApiJson<EnrolmentTokenRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let ttl = req.ttl_secs.unwrap_or(DEFAULT_ENROLMENT_TTL.as_secs());
+    let max = state.config.max_enrolment_ttl.as_secs();
+    if ttl == 0 || ttl > max {
+        return Err(ApiError::field("ttl_secs", format!("from 1 to {max}")));
+    }
+    if req.label.len() > 200 {
+        return Err(ApiError::field("label", "longer than 200 bytes"));
+    }
+    let expires_at = now() + i64::try_from(ttl).unwrap_or(0);
+    let token = NewToken::generate(TokenKind::Enrolment);
+    let hash = token.hash.clone();
+    let (tenant, label, e) = (
+        op.tenant_id,
+        req.label.clone(),
+        entry(&op, "enrolment_token.create", String::new(), String::new()),
+    );
+    let id = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let id = tokens::insert_token(
+                    tx,
+                    TokenKind::Enrolment,
+                    &hash,
+                    Some(tenant),
+                    None,
+                    &label,
+                    Some(expires_at),
+                )?;
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        target: format!("enrolment_token:{id}"),
+                        ..e
+                    },
+                )?;
+                Ok(id)
+            })
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id.to_string(),
+            "token": token.secret.as_str(),
+            "tenant_id": op.tenant_id.to_string(),
+            "expires_at": rfc3339(expires_at),
+        })),
+    ))
+}
+
+async fn list_agents(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+    let tenant = op.tenant_id;
+    let list = state
+        .db
+        .call(move |cat| agents::agents(cat.connection(), tenant))
+        .await?;
+    let list: Vec<_> = list
+        .into_iter()
+        .map(|a| {
+            let beat = a.id.parse().ok().and_then(|id| state.presence.get(id));
+            a.with_presence(beat)
+        })
+        .collect();
+    Ok(Json(json!({ "agents": list })))
+}
+
+async fn find_agent(state: &AppState, op: &Operator, id: &str) -> ApiResult<agents::Agent> {
+    let id = parse_id(id, "agent")?;
+    let tenant = op.tenant_id;
+    match state
+        .db
+        .call(move |cat| agents::agent(cat.connection(), tenant, id))
+        .await?
+    {
+        Some(a) => Ok(a.with_presence(state.presence.get(id))),
+        None => Err(not_found(state, &op.actor, Some(tenant), "agents", "agent", id).await),
+    }
+}
+
+async fn get_agent(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let agent = find_agent(&state, &op, &id).await?;
+    let agent_id: i64 = agent.id.parse().unwrap_or_default();
+    let dest = state
+        .db
+        .call(move |cat| agents::destination_of_agent(cat.connection(), agent_id))
+        .await?;
+    Ok(Json(
+        json!({ "agent": agent, "destination": dest.map(|d| d.view()) }),
+    ))
+}
+
+async fn revoke_agent(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let agent = find_agent(&state, &op, &id).await?;
+    let agent_id: i64 = agent.id.parse().unwrap_or_default();
+    let tenant = op.tenant_id;
+    let e = entry(
+        &op,
+        "agent.revoke",
+        format!("agent:{agent_id}"),
+        String::new(),
+    );
+    let revoked = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let done = agents::revoke_agent(tx, tenant, agent_id)?;
+                if done {
+                    audit::record(tx, &e)?;
+                }
+                Ok(done)
+            })
+        })
+        .await?;
+    if !revoked {
+        return Err(ApiError::Conflict {
+            code: "already_revoked",
+            message: "the agent is already revoked".to_owned(),
+        });
+    }
+    state.dispatch.wake(agent_id);
+    let agent = find_agent(&state, &op, &id).await?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
+async fn agent_logs(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let limit = limit(&params)?;
+    let agent = find_agent(&state, &op, &id).await?;
+    let agent_id: i64 = agent.id.parse().unwrap_or_default();
+    let lines = state
+        .db
+        .call(move |cat| agents::logs(cat.connection(), agent_id, limit))
+        .await?;
+    Ok(Json(json!({ "lines": lines })))
+}
+
+async fn list_destinations(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+    let tenant = op.tenant_id;
+    let list = state
+        .db
+        .call(move |cat| agents::destinations(cat.connection(), tenant))
+        .await?;
+    Ok(Json(
+        json!({ "destinations": list.iter().map(agents::DestinationRow::view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_destination(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id, "destination")?;
+    let tenant = op.tenant_id;
+    let found = state
+        .db
+        .call(move |cat| {
+            let Some(dest) = agents::destination(cat.connection(), tenant, id)? else {
+                return Ok(None);
+            };
+            let repo_id = RepositoryId(dest.repository_id);
+            let repo = cat.repository(repo_id)?;
+            let envelope = cat.latest_envelope(repo_id, Purpose::RepositoryKey)?;
+            Ok(Some((dest, repo, envelope)))
+        })
+        .await?;
+    let Some((dest, repo, envelope)) = found else {
+        return Err(not_found(
+            &state,
+            &op.actor,
+            Some(tenant),
+            "destinations",
+            "destination",
+            id,
+        )
+        .await);
+    };
+    // The repository's key never leaves through an operator route: only its ID and
+    // how it is wrapped.
+    let repository = repo.map(|r| {
+        json!({
+            "id": r.id.0.to_string(),
+            "key_id": hex::encode(r.key_id.as_bytes()),
+            "suite": crate::keys::suite_name(r.suite),
+            "key_version": envelope.as_ref().map(|e| e.key_version),
+            "kek_id": envelope.as_ref().and_then(|e| e.kek_id).map(|k| hex::encode(k.as_bytes())),
+        })
+    });
+    Ok(Json(
+        json!({ "destination": dest.view(), "repository": repository }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobRequest {
+    agent_id: String,
+    name: String,
+    sources: Vec<String>,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    retention: Retention,
+    #[serde(default = "default_level")]
+    level: u8,
+}
+
+fn default_level() -> u8 {
+    3
+}
+
+async fn create_job(
+    State(state): State<AppState>,
+    op: Operator,
+    ApiJson(req): ApiJson<JobRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if req.name.is_empty()
+        || req.name.len() > 100
+        || req.name.chars().any(|c| c.is_control() || c == '/')
+    {
+        return Err(ApiError::field(
+            "name",
+            "1 to 100 bytes, no '/' or control characters",
+        ));
+    }
+    if req.sources.is_empty() || req.sources.len() > 100 {
+        return Err(ApiError::field("sources", "from 1 to 100 absolute paths"));
+    }
+    for (i, s) in req.sources.iter().enumerate() {
+        if !s.starts_with('/') || s.len() > 4096 || s.chars().any(char::is_control) {
+            return Err(ApiError::field(
+                &format!("sources[{i}]"),
+                "must be an absolute path",
+            ));
+        }
+    }
+    if !(1..=22).contains(&req.level) {
+        return Err(ApiError::field("level", "from 1 to 22"));
+    }
+    let next = match &req.schedule {
+        Some(expr) => {
+            Some(scheduler::next_after(expr, now()).map_err(|e| ApiError::field("schedule", e))?)
+        }
+        None => None,
+    };
+    let agent = find_agent(&state, &op, &req.agent_id).await?;
+    if agent.status == "revoked" {
+        return Err(ApiError::Conflict {
+            code: "agent_revoked",
+            message: "agent_id: the agent is revoked".to_owned(),
+        });
+    }
+    let agent_id: i64 = agent.id.parse().unwrap_or_default();
+    let tenant = op.tenant_id;
+    let e = entry(
+        &op,
+        "job.create",
+        String::new(),
+        format!("name {:?}", req.name),
+    );
+    let job = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let job = jobs::insert_job(
+                    tx,
+                    tenant,
+                    agent_id,
+                    &req.name,
+                    &req.sources,
+                    req.schedule.as_deref(),
+                    req.retention,
+                    req.level,
+                    next,
+                )
+                .map_err(|e| {
+                    if dbm::is_constraint(&e) {
+                        ApiError::Conflict {
+                            code: "job_exists",
+                            message: "name: the agent already has a job of this name".to_owned(),
+                        }
+                    } else {
+                        e.into()
+                    }
+                })?;
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        target: format!("job:{}", job.id),
+                        ..e
+                    },
+                )?;
+                Ok(job)
+            })
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "job": job.view() }))))
+}
+
+async fn list_jobs(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+    let tenant = op.tenant_id;
+    let list = state
+        .db
+        .call(move |cat| jobs::jobs(cat.connection(), tenant))
+        .await?;
+    Ok(Json(
+        json!({ "jobs": list.iter().map(jobs::JobRow::view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn find_job(state: &AppState, op: &Operator, id: &str) -> ApiResult<jobs::JobRow> {
+    let id = parse_id(id, "job")?;
+    let tenant = op.tenant_id;
+    match state
+        .db
+        .call(move |cat| jobs::job(cat.connection(), tenant, id))
+        .await?
+    {
+        Some(j) => Ok(j),
+        None => Err(not_found(state, &op.actor, Some(tenant), "jobs", "job", id).await),
+    }
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "job": find_job(&state, &op, &id).await?.view() }),
+    ))
+}
+
+async fn delete_job(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let job = find_job(&state, &op, &id).await?;
+    let tenant = op.tenant_id;
+    let e = entry(&op, "job.delete", format!("job:{}", job.id), String::new());
+    state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                jobs::delete_job(tx, tenant, job.id)?;
+                audit::record(tx, &e)
+            })
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn run_job(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let job = find_job(&state, &op, &id).await?;
+    let (tenant, actor) = (op.tenant_id, op.actor.clone());
+    let e = entry(&op, "job.run_now", format!("job:{}", job.id), String::new());
+    let run = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let dest = agents::destination_of_agent(tx, job.agent_id)?
+                    .ok_or_else(|| ApiError::internal("agent without destination"))?;
+                if agents::agent(tx, tenant, job.agent_id)?.is_some_and(|a| a.status == "revoked") {
+                    return Err(ApiError::Conflict {
+                        code: "agent_revoked",
+                        message: "the job's agent is revoked".to_owned(),
+                    });
+                }
+                let run_id = runs::enqueue_backup(tx, &job, &dest, &actor)?;
+                audit::record(tx, &e)?;
+                runs::run(tx, tenant, run_id)
+            })
+        })
+        .await?
+        .ok_or_else(|| ApiError::internal("run vanished"))?;
+    state.dispatch.wake(run.agent_id);
+    Ok((StatusCode::CREATED, Json(json!({ "run": run.view }))))
+}
+
+async fn list_runs(
+    State(state): State<AppState>,
+    op: Operator,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let limit = limit(&params)?;
+    let agent = match params.0.get("agent_id") {
+        Some(a) => {
+            Some(parse_id(a, "agent").map_err(|_| ApiError::field("agent_id", "not an agent ID"))?)
+        }
+        None => None,
+    };
+    let tenant = op.tenant_id;
+    let list = state
+        .db
+        .call(move |cat| runs::runs(cat.connection(), tenant, agent, limit))
+        .await?;
+    Ok(Json(json!({ "runs": list })))
+}
+
+async fn get_run(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id, "run")?;
+    let tenant = op.tenant_id;
+    match state
+        .db
+        .call(move |cat| runs::run(cat.connection(), tenant, id))
+        .await?
+    {
+        Some(r) => Ok(Json(json!({ "run": r.view }))),
+        None => Err(not_found(&state, &op.actor, Some(tenant), "runs", "run", id).await),
+    }
+}
+
+async fn tenant_audit(
+    State(state): State<AppState>,
+    op: Operator,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let limit = limit(&params)?;
+    let tenant = op.tenant_id;
+    let list = state
+        .db
+        .call(move |cat| audit::list(cat.connection(), Some(tenant), limit))
+        .await?;
+    Ok(Json(json!({ "entries": list })))
+}

@@ -1,0 +1,283 @@
+//! An operator's restore points and restores: one restore point to a path, many at
+//! once (each item reported, with totals), or a verify; each goes to the agent that
+//! made the restore point. Confined to the operator's tenant like every operator route.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::operator::{entry, limit, record};
+use crate::auth::Operator;
+use crate::db::audit::{self, AuditEntry};
+use crate::db::runs::{self, RunKind};
+use crate::db::{self as dbm, agents};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, ApiJson, Params};
+use crate::routes::not_found;
+use crate::state::AppState;
+
+/// Items in one bulk restore, at most.
+pub const MAX_BULK_ITEMS: usize = 100;
+
+/// The restore routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/restore-points", get(list_restore_points))
+        .route("/v1/restore-points/{id}", get(get_restore_point))
+        .route("/v1/restore-points/{id}/restore", post(restore))
+        .route("/v1/restore-points/{id}/verify", post(verify))
+        .route("/v1/restores", post(bulk_restore))
+}
+
+async fn list_restore_points(
+    State(state): State<AppState>,
+    op: Operator,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let limit = limit(&params)?;
+    let tenant = op.tenant_id;
+    let list = state
+        .db
+        .call(move |cat| runs::restore_points(cat.connection(), tenant, limit))
+        .await?;
+    Ok(Json(json!({ "restore_points": list })))
+}
+
+async fn get_restore_point(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id, "restore point")?;
+    let tenant = op.tenant_id;
+    match state
+        .db
+        .call(move |cat| runs::restore_point(cat.connection(), tenant, id))
+        .await?
+    {
+        Some(r) => Ok(Json(json!({ "restore_point": r.view }))),
+        None => Err(not_found(
+            &state,
+            &op.actor,
+            Some(tenant),
+            "restore_points",
+            "restore point",
+            id,
+        )
+        .await),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreRequest {
+    target: String,
+    #[serde(default)]
+    paths: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkItem {
+    restore_point_id: String,
+    target: String,
+    #[serde(default)]
+    paths: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkRequest {
+    items: Vec<BulkItem>,
+}
+
+fn check_restore(field: &str, target: &str, paths: &[String]) -> ApiResult<()> {
+    if !target.starts_with('/') || target.len() > 4096 || target.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            &format!("{field}target"),
+            "must be an absolute path",
+        ));
+    }
+    if paths.len() > 1000 {
+        return Err(ApiError::field(
+            &format!("{field}paths"),
+            "at most 1000 paths",
+        ));
+    }
+    for (i, p) in paths.iter().enumerate() {
+        if p.is_empty()
+            || p.starts_with('/')
+            || p.split('/').any(|s| s == "..")
+            || p.chars().any(char::is_control)
+        {
+            return Err(ApiError::field(
+                &format!("{field}paths[{i}]"),
+                "must be a relative path inside the backup",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Queues a restore (or verify) of restore point `rp_id` by the agent that made it.
+async fn queue_restore(
+    state: &AppState,
+    op: &Operator,
+    kind: RunKind,
+    rp_id: i64,
+    target: Option<String>,
+    paths: Vec<String>,
+) -> ApiResult<runs::Run> {
+    let tenant = op.tenant_id;
+    let actor = op.actor.clone();
+    let action = if kind == RunKind::Restore {
+        "restore.request"
+    } else {
+        "verify.request"
+    };
+    let e = entry(
+        op,
+        action,
+        format!("restore_point:{rp_id}"),
+        target
+            .clone()
+            .map(|t| format!("to {t}"))
+            .unwrap_or_default(),
+    );
+    let outcome = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let Some(rp) = runs::restore_point(tx, tenant, rp_id)? else {
+                    return Ok(None);
+                };
+                let dest = agents::destination_of_agent(tx, rp.agent_id)?
+                    .ok_or_else(|| ApiError::internal("agent without destination"))?;
+                if agents::agent(tx, tenant, rp.agent_id)?.is_none_or(|a| a.status == "revoked") {
+                    return Err(ApiError::Conflict {
+                        code: "agent_revoked",
+                        message: "the agent that made this restore point is revoked".to_owned(),
+                    });
+                }
+                let run_id =
+                    runs::enqueue_restore(tx, kind, &rp, &dest, target.as_deref(), &paths, &actor)?;
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        detail: format!("{} (run {run_id})", e.detail),
+                        ..e
+                    },
+                )?;
+                runs::run(tx, tenant, run_id)
+            })
+        })
+        .await?;
+    match outcome {
+        Some(run) => {
+            state.dispatch.wake(run.agent_id);
+            Ok(run.view)
+        }
+        None => Err(not_found(
+            state,
+            &op.actor,
+            Some(tenant),
+            "restore_points",
+            "restore point",
+            rp_id,
+        )
+        .await),
+    }
+}
+
+async fn restore(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RestoreRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = parse_id(&id, "restore point")?;
+    check_restore("", &req.target, &req.paths)?;
+    let run = queue_restore(
+        &state,
+        &op,
+        RunKind::Restore,
+        id,
+        Some(req.target),
+        req.paths,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "run": run }))))
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = parse_id(&id, "restore point")?;
+    let run = queue_restore(&state, &op, RunKind::Verify, id, None, Vec::new()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "run": run }))))
+}
+
+/// One request, several restores: each item is queued on its own (one failing does
+/// not stop the others) and reported with the totals.
+async fn bulk_restore(
+    State(state): State<AppState>,
+    op: Operator,
+    ApiJson(req): ApiJson<BulkRequest>,
+) -> ApiResult<Json<Value>> {
+    if req.items.is_empty() || req.items.len() > MAX_BULK_ITEMS {
+        return Err(ApiError::field(
+            "items",
+            format!("from 1 to {MAX_BULK_ITEMS} items"),
+        ));
+    }
+    for (i, item) in req.items.iter().enumerate() {
+        check_restore(&format!("items[{i}]."), &item.target, &item.paths)?;
+    }
+    let mut results = Vec::with_capacity(req.items.len());
+    let mut queued = 0usize;
+    for item in req.items {
+        let outcome = match parse_id(&item.restore_point_id, "restore point") {
+            Ok(id) => {
+                queue_restore(
+                    &state,
+                    &op,
+                    RunKind::Restore,
+                    id,
+                    Some(item.target),
+                    item.paths,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(run) => {
+                queued += 1;
+                results.push(json!({"restore_point_id": item.restore_point_id, "status": "queued", "run_id": run.id, "agent_id": run.agent_id, "error": null}));
+            }
+            Err(e) => {
+                results.push(json!({"restore_point_id": item.restore_point_id, "status": "failed", "run_id": null, "error": {"code": e.code(), "message": e.to_string()}}));
+            }
+        }
+    }
+    let total = results.len();
+    record(
+        &state,
+        entry(
+            &op,
+            "restore.bulk",
+            "restores".to_owned(),
+            format!("{queued} of {total} queued"),
+        ),
+    )
+    .await;
+    Ok(Json(json!({
+        "results": results,
+        "totals": {"requested": total, "queued": queued, "failed": total - queued},
+    })))
+}

@@ -1,0 +1,200 @@
+//! Opening a server on a data directory (database, embedded store, KEK, first admin
+//! token) and serving it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use coffer_core::SecretKey;
+use tokio::net::TcpListener;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::db::audit::{self, AuditEntry, AuditOutcome};
+use crate::db::{self as dbm, tokens, Db};
+use crate::kek::{self, KekSource};
+use crate::keys;
+use crate::state::AppState;
+use crate::stores::Stores;
+use crate::token::{NewToken, TokenKind};
+
+/// A server ready to serve. `Debug` leaves the admin token out.
+pub struct Started {
+    /// The shared state (for `app` and tests).
+    pub state: AppState,
+    /// The admin token, on the very first start only: print it once.
+    pub admin_token: Option<Zeroizing<String>>,
+    /// The KEK file this start created, if it did.
+    pub kek_created: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("state", &self.state)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("kek_created", &self.kek_created)
+            .finish()
+    }
+}
+
+/// Opens data directories.
+#[derive(Debug)]
+pub struct Server;
+
+/// Why the server cannot start. Never contains key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The KEK is missing, malformed or unreadable.
+    #[error("server KEK: {0}")]
+    Kek(#[from] kek::KekError),
+    /// The KEK opens none of the database's keys.
+    #[error(
+        "server KEK: the configured KEK (ID {configured}) is not the one the database's keys \
+         are wrapped under ({in_use}); configure that KEK, or rotate with `coffer-server \
+         rotate-kek`"
+    )]
+    WrongKek {
+        /// The configured KEK's ID.
+        configured: String,
+        /// The IDs in use.
+        in_use: String,
+    },
+    /// No KEK configured and the database already has keys.
+    #[error(
+        "server KEK: none configured and {0} does not exist, but the database already holds \
+         keys; set --kek-file or ${env} to the KEK they were wrapped under",
+        env = kek::KEK_FILE_ENV
+    )]
+    KekLost(PathBuf),
+    /// Anything else (database, folders, settings).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Server {
+    /// Opens (creating on first start) the server in `config.data_dir`.
+    ///
+    /// The KEK comes from `kek_source`; with none, from `kek.hex` in the data
+    /// directory, which the first start creates (mode 0600). A later start without it
+    /// is refused, as is a KEK that opens none of the stored keys.
+    ///
+    /// # Errors
+    /// [`StartError`] saying what to fix.
+    pub fn open(config: Config, kek_source: Option<KekSource>) -> Result<Started, StartError> {
+        let fresh = !config.data_dir.exists();
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::Other(format!("{}: {e}", config.data_dir.display())))?;
+        // A data directory this start creates is the server's alone: the database
+        // holds token hashes and wrapped keys, which other users have no reason to read.
+        #[cfg(unix)]
+        if fresh {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| StartError::Other(format!("{}: {e}", config.data_dir.display())))?;
+        }
+        #[cfg(not(unix))]
+        let _ = fresh;
+        let db = Db::open(&config.database_path())
+            .map_err(|e| StartError::Other(format!("database: {e}")))?;
+        let (kek, kek_created) = resolve_kek(&db, &config.data_dir, kek_source)?;
+        let admin_token = db
+            .blocking(|cat| -> Result<_, crate::error::ApiError> {
+                let conn = cat.connection_mut();
+                dbm::immediate(conn, |tx| {
+                    if tokens::has_admin_token(tx)? {
+                        return Ok(None);
+                    }
+                    let token = NewToken::generate(TokenKind::Admin);
+                    let id = tokens::insert_token(
+                        tx,
+                        TokenKind::Admin,
+                        &token.hash,
+                        None,
+                        None,
+                        "first start",
+                        None,
+                    )?;
+                    audit::record(
+                        tx,
+                        &AuditEntry {
+                            tenant_id: None,
+                            actor: "system".to_owned(),
+                            action: "admin_token.create",
+                            target: format!("admin:{id}"),
+                            outcome: AuditOutcome::Ok,
+                            detail: "first start".to_owned(),
+                        },
+                    )?;
+                    Ok(Some(token.secret))
+                })
+            })
+            .map_err(|e| StartError::Other(format!("database: {e:?}")))?;
+        let stores =
+            Stores::open(&config.data_dir, &config.public_url).map_err(StartError::Other)?;
+        Ok(Started {
+            state: AppState::new(db, kek, config, stores),
+            admin_token,
+            kek_created,
+        })
+    }
+}
+
+fn resolve_kek(
+    db: &Db,
+    data_dir: &Path,
+    source: Option<KekSource>,
+) -> Result<(SecretKey, Option<PathBuf>), StartError> {
+    let in_use = db
+        .blocking(|cat| keys::kek_ids_in_use(cat))
+        .map_err(|e| StartError::Other(format!("database: {e:?}")))?;
+    let (kek, created) = match source {
+        Some(source) => (source.load()?, None),
+        None => {
+            let path = data_dir.join(kek::DEFAULT_KEK_FILE);
+            match kek::load_file(&path) {
+                Ok(k) => (k, None),
+                Err(kek::KekError::Missing(_)) if in_use.is_empty() => {
+                    (kek::generate_file(&path)?, Some(path))
+                }
+                Err(kek::KekError::Missing(_)) => return Err(StartError::KekLost(path)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let id = hex::encode(kek.id().as_bytes());
+    if !in_use.is_empty() && !in_use.contains(&id) {
+        return Err(StartError::WrongKek {
+            configured: id,
+            in_use: in_use.join(", "),
+        });
+    }
+    Ok((kek, created))
+}
+
+/// Serves `started` on `listener` (with the scheduler) until `shutdown` resolves.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let scheduler = tokio::spawn(crate::scheduler::run(state.clone()));
+    let app = crate::app(state.clone());
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    scheduler.abort();
+    if let Err(e) = crate::scheduler::flush_presence(&state).await {
+        tracing::error!("writing heartbeats at shutdown failed: {e:?}");
+    }
+    result
+}

@@ -1,0 +1,160 @@
+//! What every handler shares.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use coffer_core::SecretKey;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::stores::Stores;
+
+/// The shared state: cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+/// The state's contents.
+pub struct Shared {
+    /// The database.
+    pub db: Db,
+    /// The server KEK (zeroized on drop; never printed).
+    pub kek: SecretKey,
+    /// Settings.
+    pub config: Config,
+    /// Object stores.
+    pub stores: Stores,
+    /// Wakes long polls when work is queued.
+    pub dispatch: Dispatch,
+    /// Rate limits.
+    pub limits: Limits,
+    /// Heartbeats not yet written to the database.
+    pub presence: Presence,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("kek", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(db: Db, kek: SecretKey, config: Config, stores: Stores) -> Self {
+        let limits = Limits::new(&config);
+        AppState {
+            inner: Arc::new(Shared {
+                db,
+                kek,
+                config,
+                stores,
+                dispatch: Dispatch::default(),
+                limits,
+                presence: Presence::default(),
+            }),
+        }
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.inner
+    }
+}
+
+/// One wake-up handle per agent, so a long poll returns as soon as work is queued.
+#[derive(Default, Debug)]
+pub struct Dispatch {
+    wakers: Mutex<HashMap<i64, Arc<Notify>>>,
+}
+
+impl Dispatch {
+    /// The handle of `agent`.
+    pub fn waker(&self, agent: i64) -> Arc<Notify> {
+        let mut map = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(agent).or_default())
+    }
+
+    /// Wakes `agent`'s poll (or the next one, if none is waiting).
+    pub fn wake(&self, agent: i64) {
+        self.waker(agent).notify_one();
+    }
+}
+
+/// Rate limits keyed by client address (GCRA, from `governor`).
+pub struct Limits {
+    /// Enrolment attempts.
+    pub enrol: DefaultKeyedRateLimiter<IpAddr>,
+    /// Failed authentications.
+    pub auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses refused until a time, because their failure quota ran out.
+    pub blocked: Mutex<HashMap<IpAddr, std::time::Instant>>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limits")
+    }
+}
+
+impl Limits {
+    fn new(config: &Config) -> Self {
+        let quota =
+            |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+        Limits {
+            enrol: RateLimiter::keyed(quota(config.enrol_per_minute)),
+            auth_failures: RateLimiter::keyed(quota(config.auth_failures_per_minute)),
+            blocked: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Heartbeats held in memory and written in batches (by the scheduler every tick, and
+/// at shutdown): one transaction for all agents instead of an fsync per heartbeat.
+/// Presence is soft state; a crash loses at most one tick of "last seen".
+#[derive(Default, Debug)]
+pub struct Presence {
+    pending: Mutex<HashMap<i64, (i64, String)>>,
+}
+
+impl Presence {
+    /// Records a heartbeat of `agent` at `at` (Unix seconds) reporting `version`.
+    pub fn beat(&self, agent: i64, at: i64, version: String) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(agent, (at, version));
+    }
+
+    /// The heartbeat of `agent` not yet written, if any.
+    pub fn get(&self, agent: i64) -> Option<(i64, String)> {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&agent)
+            .cloned()
+    }
+
+    /// Takes every heartbeat not yet written.
+    pub fn take(&self) -> HashMap<i64, (i64, String)> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts back heartbeats a failed write did not store (newer ones win).
+    pub fn restore(&self, beats: HashMap<i64, (i64, String)>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for (agent, beat) in beats {
+            pending.entry(agent).or_insert(beat);
+        }
+    }
+}

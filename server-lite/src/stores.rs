@@ -1,0 +1,227 @@
+//! Where destinations live: the embedded store (a local folder served as S3 by
+//! [`crate::local_s3`]) or an S3 backend an admin registered. Both are presigned the
+//! same way, through `S3Storage::presign`, so the agent has one code path.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use coffer_adapters::storage::{
+    LocalStorage, ObjectKey, PresignOp, PresignedRequest, PutMode, S3Config, S3Storage, Storage,
+};
+use coffer_core::SecretKey;
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::db::backends::BackendRow;
+use crate::error::{ApiError, ApiResult};
+use crate::keys;
+use crate::local_s3::sigv4::Signer;
+
+/// The embedded store's one bucket.
+pub const LOCAL_BUCKET: &str = "coffer";
+/// The embedded store's signing region.
+const LOCAL_REGION: &str = "us-east-1";
+/// The embedded store's access key ID (the secret is random per start).
+const LOCAL_ACCESS_KEY: &str = "coffer-local";
+
+/// The stores the server reaches.
+pub struct Stores {
+    /// The embedded store's objects.
+    pub local: LocalStorage,
+    /// Staged multipart parts of the embedded store.
+    pub staging: LocalStorage,
+    /// The embedded store's bucket name.
+    pub bucket: String,
+    /// Checks the embedded store's URLs.
+    pub signer: Signer,
+    /// Signs the embedded store's URLs.
+    local_presigner: S3Storage,
+    /// S3 clients of registered backends, by ID (their secrets opened once).
+    backends: Mutex<HashMap<i64, S3Storage>>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("local", &self.local.root())
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Opens the embedded store under `data_dir` and prepares its signer for URLs on
+    /// `public_url` (an origin: scheme, host, port).
+    ///
+    /// # Errors
+    /// I/O errors; a public URL that is not `http(s)://host[:port]`.
+    pub fn open(data_dir: &Path, public_url: &Url) -> Result<Self, String> {
+        let local = LocalStorage::open(data_dir.join("objects")).map_err(|e| e.to_string())?;
+        let staging = LocalStorage::open(data_dir.join("staging")).map_err(|e| e.to_string())?;
+        let origin = origin_of(public_url)?;
+        let secret = Zeroizing::new(crate::token::random_hex(32));
+        let mut endpoint = origin.clone();
+        endpoint.set_path("/s3/");
+        let config = S3Config::new(
+            endpoint.as_str(),
+            LOCAL_REGION,
+            LOCAL_BUCKET,
+            LOCAL_ACCESS_KEY,
+            secret.as_str(),
+        );
+        let local_presigner = build_s3(&config)?;
+        Ok(Stores {
+            local,
+            staging,
+            bucket: LOCAL_BUCKET.to_owned(),
+            signer: Signer {
+                origin,
+                region: LOCAL_REGION.to_owned(),
+                access_key: LOCAL_ACCESS_KEY.to_owned(),
+                secret,
+            },
+            local_presigner,
+            backends: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A pre-signed request for `op` on `key` in the destination's store.
+    ///
+    /// # Errors
+    /// 400 for parameters `presign` refuses; 500 for a backend that does not open.
+    pub fn presign(
+        &self,
+        backend: Option<&BackendRow>,
+        kek: &SecretKey,
+        op: PresignOp<'_>,
+        key: &ObjectKey,
+        expiry: Duration,
+    ) -> ApiResult<PresignedRequest> {
+        let result = match backend {
+            None => self.local_presigner.presign(op, key, expiry),
+            Some(b) => self.backend_client(b, kek)?.presign(op, key, expiry),
+        };
+        result.map_err(|e| match e {
+            coffer_adapters::Error::InvalidConfig { reason } => ApiError::field("presign", reason),
+            other => ApiError::internal(other),
+        })
+    }
+
+    /// The S3 client of a registered backend.
+    ///
+    /// # Errors
+    /// 500 if its secret does not open or its settings are refused.
+    pub fn backend_client(&self, b: &BackendRow, kek: &SecretKey) -> ApiResult<S3Storage> {
+        let mut cache = self.backends.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = cache.get(&b.id) {
+            return Ok(client.clone());
+        }
+        let secret = keys::open_secret(kek, &keys::backend_context(&b.name), &b.secret_sealed)?;
+        let secret = Zeroizing::new(
+            String::from_utf8(secret.to_vec())
+                .map_err(|_| ApiError::internal("secret is not UTF-8"))?,
+        );
+        let client = s3_client(b, &secret).map_err(ApiError::internal)?;
+        cache.insert(b.id, client.clone());
+        Ok(client)
+    }
+
+    /// Tests a destination before use: writes a probe object under `prefix`, reads it
+    /// back, deletes it. Blocking (run it on a blocking thread).
+    ///
+    /// # Errors
+    /// 503 naming the step that failed.
+    pub fn probe(&self, client: Option<&S3Storage>, prefix: &str) -> ApiResult<()> {
+        match client {
+            None => probe(&self.local, prefix),
+            Some(c) => probe(c, prefix),
+        }
+    }
+}
+
+/// An S3 client for backend settings with `secret`.
+///
+/// # Errors
+/// The adapters' refusal of the settings.
+pub fn s3_client(b: &BackendRow, secret: &str) -> Result<S3Storage, String> {
+    let mut config = S3Config::new(
+        b.endpoint.as_str(),
+        b.region.as_str(),
+        b.bucket.as_str(),
+        b.access_key_id.as_str(),
+        secret,
+    );
+    config.path_style = b.path_style;
+    config.max_attempts = 2;
+    config.request_timeout = Duration::from_secs(10);
+    build_s3(&config)
+}
+
+/// Builds an S3 client off the async threads: its blocking HTTP client starts a
+/// runtime of its own, which tokio refuses inside an async context.
+fn build_s3(config: &S3Config) -> Result<S3Storage, String> {
+    std::thread::scope(|s| {
+        s.spawn(|| S3Storage::new(config).map_err(|e| e.to_string()))
+            .join()
+            .map_err(|_| "building the S3 client panicked".to_owned())?
+    })
+}
+
+/// Writes, reads back and deletes a random probe object under `prefix`.
+///
+/// # Errors
+/// 503 naming the step.
+pub fn probe(store: &dyn Storage, prefix: &str) -> ApiResult<()> {
+    let key = ObjectKey::new(format!(
+        "{prefix}/{}{}",
+        crate::local_s3::PROBE_NAME,
+        crate::token::random_hex(8)
+    ))
+    .map_err(ApiError::internal)?;
+    let data = crate::token::random_hex(16).into_bytes();
+    let fail = |step: &'static str, e: coffer_adapters::Error| {
+        tracing::warn!("destination probe failed ({step}): {e}");
+        ApiError::Unavailable(step)
+    };
+    store
+        .put(&key, &mut data.as_slice(), PutMode::CreateOnly)
+        .map_err(|e| fail("the destination probe could not write", e))?;
+    let mut back = Vec::new();
+    store
+        .get(&key)
+        .and_then(|mut r| {
+            r.read_to_end(&mut back)
+                .map_err(|e| coffer_adapters::Error::io("reading the probe", e))
+        })
+        .map_err(|e| fail("the destination probe could not read back", e))?;
+    store
+        .delete(&key)
+        .map_err(|e| fail("the destination probe could not delete", e))?;
+    if back != data {
+        return Err(ApiError::Unavailable(
+            "the destination probe read back different bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// `scheme://host[:port]` of a URL, refusing anything else.
+///
+/// # Errors
+/// A message naming what is wrong.
+pub fn origin_of(url: &Url) -> Result<Url, String> {
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("public URL {url}: must be http(s)://host[:port]"));
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(format!(
+            "public URL {url}: must have no path or query (the server answers at its root)"
+        ));
+    }
+    let mut origin = url.clone();
+    origin.set_path("/");
+    Ok(origin)
+}

@@ -1,0 +1,233 @@
+//! Shared set-up for the integration tests: a server on a temporary data directory,
+//! driven through the real router with `oneshot`.
+#![allow(dead_code, missing_docs, unreachable_pub)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use coffer_server::config::Config;
+use coffer_server::state::AppState;
+use coffer_server::Server;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub const PUBLIC_URL: &str = "http://127.0.0.1:9";
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub state: AppState,
+    pub app: Router,
+    pub admin: String,
+}
+
+pub struct Enrolled {
+    pub agent_id: String,
+    pub api_key: String,
+    pub tenant_id: String,
+    pub destination_id: String,
+    pub prefix: String,
+    pub bucket: String,
+    pub repository_id: String,
+    pub key_b64: String,
+    pub key_id: String,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::new(dir.to_owned(), url::Url::parse(PUBLIC_URL).unwrap());
+    // Tests enrol many agents from one (unspecified) address.
+    config.enrol_per_minute = 1000;
+    config.auth_failures_per_minute = 1000;
+    config
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::open(dir, |_| {})
+    }
+
+    pub fn open(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        let started = Server::open(config, None).unwrap();
+        let admin = started
+            .admin_token
+            .as_ref()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let app = coffer_server::app(started.state.clone());
+        Harness {
+            dir,
+            state: started.state,
+            app,
+            admin,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, headers, body)
+    }
+
+    /// A JSON call; the body is parsed as JSON (Null if empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            builder = builder.header("authorization", format!("Bearer {t}"));
+        }
+        let request = match body {
+            Some(b) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => builder.body(Body::empty()).unwrap(),
+        };
+        let (status, _, bytes) = self.send(request).await;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    /// Creates a tenant and an operator token for it.
+    pub async fn tenant(&self, name: &str) -> (String, String) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/admin/tenants",
+                Some(&self.admin),
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["tenant"]["id"].as_str().unwrap().to_owned();
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/admin/tenants/{id}/operator-tokens"),
+                Some(&self.admin),
+                Some(json!({"label": "ops"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (id, body["token"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn enrolment_token(&self, operator: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/enrolment-tokens",
+                Some(operator),
+                Some(json!({"ttl_secs": 600})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn enrol(&self, operator: &str, hostname: &str) -> Enrolled {
+        let token = self.enrolment_token(operator).await;
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/enroll",
+                None,
+                Some(json!({"token": token, "hostname": hostname, "version": "0.1.0"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Enrolled {
+            agent_id: body["agent_id"].as_str().unwrap().to_owned(),
+            api_key: body["api_key"].as_str().unwrap().to_owned(),
+            tenant_id: body["tenant_id"].as_str().unwrap().to_owned(),
+            destination_id: body["destination"]["id"].as_str().unwrap().to_owned(),
+            prefix: body["destination"]["prefix"].as_str().unwrap().to_owned(),
+            bucket: body["destination"]["bucket"].as_str().unwrap().to_owned(),
+            repository_id: body["repository"]["id"].as_str().unwrap().to_owned(),
+            key_b64: body["repository"]["key"].as_str().unwrap().to_owned(),
+            key_id: body["repository"]["key_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn job(&self, operator: &str, agent_id: &str, name: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/jobs",
+                Some(operator),
+                Some(json!({"agent_id": agent_id, "name": name, "sources": ["/srv/data"],
+                            "schedule": "0 3 * * *", "retention": {"keep_last": 7, "keep_daily": 14}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["job"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Presigns `op` on `key` for an agent; returns the answer.
+    pub async fn presign(&self, agent: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/v1/agent/presign", Some(agent), Some(body))
+            .await
+    }
+
+    /// Sends a pre-signed request through the router (the URL's path and query).
+    pub async fn send_presigned(
+        &self,
+        presigned: &Value,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let url = url::Url::parse(presigned["url"].as_str().unwrap()).unwrap();
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let method: Method = presigned["method"].as_str().unwrap().parse().unwrap();
+        let mut builder = Request::builder().method(method).uri(path);
+        for pair in presigned["headers"].as_array().unwrap() {
+            builder = builder.header(pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+        }
+        for (n, v) in extra {
+            builder = builder.header(*n, *v);
+        }
+        self.send(builder.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Audit entries of a tenant (through the admin API).
+    pub async fn audit(&self, tenant: Option<&str>) -> Vec<Value> {
+        let path = match tenant {
+            Some(t) => format!("/v1/admin/audit?limit=1000&tenant_id={t}"),
+            None => "/v1/admin/audit?limit=1000".to_owned(),
+        };
+        let (status, body) = self.call(Method::GET, &path, Some(&self.admin), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["entries"].as_array().unwrap().clone()
+    }
+}
+
+pub fn checksum(data: &[u8]) -> String {
+    coffer_adapters::storage::s3::checksum_sha256(data)
+}
