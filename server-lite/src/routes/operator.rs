@@ -1,6 +1,6 @@
 //! An operator's endpoints, every one confined to the operator's tenant: agents,
-//! enrolment tokens, destinations (read-only: they are locked), jobs, runs, restore
-//! and the tenant's audit log. Restore points and restores are in `restores`.
+//! enrolment tokens, destinations (read-only: they are locked), jobs, runs and the
+//! tenant's audit log. Restore points and restores are in `restores`.
 
 use std::time::Duration;
 
@@ -48,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit", get(tenant_audit))
 }
 
+/// The `limit` parameter of list routes (default 100).
 pub(super) fn limit(params: &Params) -> ApiResult<u32> {
     let limit = params.get::<u32>("limit")?.unwrap_or(100);
     if limit == 0 || limit > MAX_LIST {
@@ -56,10 +57,12 @@ pub(super) fn limit(params: &Params) -> ApiResult<u32> {
     Ok(limit)
 }
 
+/// Writes an audit entry outside a transaction (logging, not failing, on error).
 pub(super) async fn record(state: &AppState, entry: AuditEntry) {
     crate::auth::audit(state, entry).await;
 }
 
+/// An `ok` audit entry by this operator in its tenant.
 pub(super) fn entry(
     op: &Operator,
     action: &'static str,
