@@ -46,8 +46,23 @@ pub struct Agent {
     pub actor: String,
 }
 
-/// The client's address (unspecified when there is no socket, as under `oneshot`).
-pub fn client_ip(parts: &Parts) -> IpAddr {
+/// The client's address: the socket's peer (unspecified when there is none, as
+/// under `oneshot`), or, when the server is told it sits behind a reverse proxy, the
+/// last address in `X-Forwarded-For` (the one that proxy saw).
+pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for {
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|ip| ip.trim().parse().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -106,7 +121,7 @@ async fn authenticate(
     state: &AppState,
     want: TokenKind,
 ) -> Result<(i64, Option<i64>, Option<i64>), ApiError> {
-    let ip = client_ip(parts);
+    let ip = client_ip(parts, state.config.trust_forwarded_for);
     check_blocked(state, ip)?;
     let presented = parts
         .headers
@@ -242,10 +257,13 @@ impl FromRequestParts<AppState> for Agent {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts, state.config.trust_forwarded_for)))
     }
 }

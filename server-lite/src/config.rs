@@ -29,6 +29,10 @@ pub struct Config {
     pub auth_failures_per_minute: u32,
     /// How often the scheduler looks for due jobs and lapsed leases.
     pub scheduler_tick: Duration,
+    /// Take the client's address for rate limits from the last `X-Forwarded-For`
+    /// entry: set it only behind a reverse proxy that sets that header, or clients
+    /// could pick their own address.
+    pub trust_forwarded_for: bool,
 }
 
 impl Config {
@@ -44,6 +48,7 @@ impl Config {
             enrol_per_minute: 10,
             auth_failures_per_minute: 30,
             scheduler_tick: Duration::from_secs(5),
+            trust_forwarded_for: false,
         }
     }
 

@@ -34,6 +34,10 @@ enum Command {
         /// then $COFFER_SERVER_KEK (the KEK itself), then DATA_DIR/kek.hex.
         #[arg(long)]
         kek_file: Option<PathBuf>,
+        /// Behind a reverse proxy: rate-limit by the last X-Forwarded-For address
+        /// instead of the proxy's.
+        #[arg(long)]
+        trust_forwarded_for: bool,
     },
     /// Create a new random KEK file (mode 0600; never overwrites).
     GenKek {
@@ -119,10 +123,12 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             public_url,
             kek_file,
+            trust_forwarded_for,
         } => {
             let public = public_url.unwrap_or_else(|| format!("http://{listen}"));
             let public = url::Url::parse(&public).map_err(|e| format!("--public-url: {e}"))?;
-            let config = Config::new(data_dir, public);
+            let mut config = Config::new(data_dir, public);
+            config.trust_forwarded_for = trust_forwarded_for;
             let started = Server::open(config, kek_source(kek_file)).map_err(|e| e.to_string())?;
             if let Some(path) = &started.kek_created {
                 eprintln!(

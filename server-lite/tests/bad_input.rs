@@ -568,3 +568,31 @@ async fn repeated_bad_signatures_slow_the_address_down() {
     assert_eq!(statuses[0], StatusCode::FORBIDDEN);
     assert_eq!(statuses[9], StatusCode::SERVICE_UNAVAILABLE, "{statuses:?}");
 }
+
+#[tokio::test]
+async fn behind_a_proxy_one_client_guessing_does_not_block_the_others() {
+    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
+        c.auth_failures_per_minute = 3;
+        c.trust_forwarded_for = true;
+    });
+    let (_, op) = h.tenant("acme").await;
+    let from = |ip: &str, token: &str| {
+        Request::get("/v1/agents")
+            .header("x-forwarded-for", format!("203.0.113.9, {ip}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut last = StatusCode::OK;
+    for _ in 0..6 {
+        last = h.send(from("198.51.100.1", "cfo_guess")).await.0;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy is not affected...
+    assert_eq!(h.send(from("198.51.100.2", &op)).await.0, StatusCode::OK);
+    // ...and the guesser stays blocked even with a valid token.
+    assert_eq!(
+        h.send(from("198.51.100.1", &op)).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -88,6 +88,7 @@ async fn a_second_tenant_cannot_reach_the_first_tenants_objects() {
         (Method::DELETE, format!("/v1/jobs/{job}"), None),
         (Method::POST, format!("/v1/jobs/{job}/run"), None),
         (Method::GET, format!("/v1/runs/{run}"), None),
+        (Method::POST, format!("/v1/runs/{run}/retry"), None),
         (Method::GET, format!("/v1/restore-points/{rp}"), None),
         (
             Method::POST,

@@ -542,6 +542,35 @@ async fn scheduler_queues_due_jobs_and_times_out_abandoned_runs() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+
+    // The operator retries it: a new run with the same work, handed out again.
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/runs/{run_id}/retry"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let retried = body["run"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(retried, run_id);
+    assert_eq!(body["run"]["job_id"], job.as_str());
+    let (_, body) = h
+        .call(Method::GET, "/v1/agent/poll?wait_secs=0", Some(a), None)
+        .await;
+    assert_eq!(body["work"]["run_id"], retried.as_str());
+    assert_eq!(body["work"]["backup"]["sources"], json!(["/srv/data"]));
+    // Only failed runs are retried.
+    let (status, _) = h
+        .call(
+            Method::POST,
+            &format!("/v1/runs/{retried}/retry"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! An operator's endpoints, every one confined to the operator's tenant: agents,
-//! enrolment tokens, destinations (read-only: they are locked), jobs, runs, restore
-//! and the tenant's audit log. Restore points and restores are in `restores`.
+//! enrolment tokens, destinations (read-only: they are locked), jobs, runs and the
+//! tenant's audit log. Restore points and restores are in `restores`.
 
 use std::time::Duration;
 
@@ -45,9 +45,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/jobs/{id}/run", post(run_job))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
+        .route("/v1/runs/{id}/retry", post(retry_run))
         .route("/v1/audit", get(tenant_audit))
 }
 
+/// The `limit` parameter of list routes (default 100).
 pub(super) fn limit(params: &Params) -> ApiResult<u32> {
     let limit = params.get::<u32>("limit")?.unwrap_or(100);
     if limit == 0 || limit > MAX_LIST {
@@ -56,10 +58,12 @@ pub(super) fn limit(params: &Params) -> ApiResult<u32> {
     Ok(limit)
 }
 
+/// Writes an audit entry outside a transaction (logging, not failing, on error).
 pub(super) async fn record(state: &AppState, entry: AuditEntry) {
     crate::auth::audit(state, entry).await;
 }
 
+/// An `ok` audit entry by this operator in its tenant.
 pub(super) fn entry(
     op: &Operator,
     action: &'static str,
@@ -520,6 +524,100 @@ async fn get_run(
         .await?
     {
         Some(r) => Ok(Json(json!({ "run": r.view }))),
+        None => Err(not_found(&state, &op.actor, Some(tenant), "runs", "run", id).await),
+    }
+}
+
+/// Queues a failed run again, as a new run with the same work (a backup gets a new
+/// name, so nothing the failed attempt left behind is in its way).
+async fn retry_run(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = parse_id(&id, "run")?;
+    let tenant = op.tenant_id;
+    let actor = op.actor.clone();
+    let e = entry(&op, "run.retry", format!("run:{id}"), String::new());
+    let outcome = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let Some(old) = runs::run(tx, tenant, id)? else {
+                    return Ok(None);
+                };
+                if old.view.status != "failed" {
+                    return Err(ApiError::Conflict {
+                        code: "run_not_failed",
+                        message: format!(
+                            "only failed runs are retried; this one is {}",
+                            old.view.status
+                        ),
+                    });
+                }
+                if agents::agent(tx, tenant, old.agent_id)?.is_none_or(|a| a.status == "revoked") {
+                    return Err(ApiError::Conflict {
+                        code: "agent_revoked",
+                        message: "the run's agent is revoked".to_owned(),
+                    });
+                }
+                let dest = agents::destination_of_agent(tx, old.agent_id)?
+                    .ok_or_else(|| ApiError::internal("agent without destination"))?;
+                let new_id = match old.view.kind {
+                    runs::RunKind::Backup => {
+                        let job = match old.job_id {
+                            Some(j) => jobs::job(tx, tenant, j)?,
+                            None => None,
+                        }
+                        .ok_or(ApiError::Conflict {
+                            code: "job_deleted",
+                            message: "the run's job no longer exists".to_owned(),
+                        })?;
+                        runs::enqueue_backup(tx, &job, &dest, &actor)?
+                    }
+                    kind => {
+                        let rp_id: i64 = old
+                            .view
+                            .restore_point_id
+                            .as_deref()
+                            .and_then(|r| r.parse().ok())
+                            .ok_or_else(|| {
+                                ApiError::internal("restore run without restore point")
+                            })?;
+                        let rp = runs::restore_point(tx, tenant, rp_id)?
+                            .ok_or_else(|| ApiError::internal("restore point vanished"))?;
+                        let paths: Vec<String> = old
+                            .paths
+                            .as_deref()
+                            .and_then(|p| serde_json::from_str(p).ok())
+                            .unwrap_or_default();
+                        runs::enqueue_restore(
+                            tx,
+                            kind,
+                            &rp,
+                            &dest,
+                            old.view.target.as_deref(),
+                            &paths,
+                            &actor,
+                        )?
+                    }
+                };
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        detail: format!("as run {new_id}"),
+                        ..e
+                    },
+                )?;
+                runs::run(tx, tenant, new_id)
+            })
+        })
+        .await?;
+    match outcome {
+        Some(run) => {
+            state.dispatch.wake(run.agent_id);
+            Ok((StatusCode::CREATED, Json(json!({ "run": run.view }))))
+        }
         None => Err(not_found(&state, &op.actor, Some(tenant), "runs", "run", id).await),
     }
 }
