@@ -72,8 +72,10 @@ fn kek_source(flag: Option<PathBuf>) -> Option<KekSource> {
 }
 
 fn main() -> ExitCode {
+    // Colours only on a terminal: a log file or journal gets plain text.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),
