@@ -421,26 +421,8 @@ fn prune_keeps_what_the_policy_says_and_dry_run_deletes_nothing() {
 fn a_full_disk_on_restore_exits_5_and_leaves_nothing() {
     let s = setup();
     s.run(&with_repo(&["backup", "src", "--name", "t"])).ok();
-    fs::create_dir_all(s.path("small")).unwrap();
     let script = "\"$COFFER\" restore t --to small/out --repo repo --key-file k.key";
-    let probe = s.sh("unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs small' 2>&1");
-    let (how, run) = if probe.code == 0 {
-        (
-            "tmpfs",
-            s.sh(&format!(
-                "unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs small && {script}; \
-                 rc=$?; echo LEFT: $(ls -A small); exit $rc'"
-            )),
-        )
-    } else {
-        (
-            "ulimit -f",
-            s.sh(&format!(
-                "trap '' XFSZ; ulimit -f 2048; {script}; rc=$?; echo LEFT: $(ls -A small); \
-                 exit $rc"
-            )),
-        )
-    };
+    let (how, run) = s.with_small_disk(script);
     eprintln!("full disk simulated with {how}");
     assert_eq!(run.code, 5, "{how}: {}", run.stderr);
     assert!(

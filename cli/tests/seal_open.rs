@@ -179,36 +179,13 @@ fn outputs_are_never_overwritten() {
     assert_eq!(fs::read(s.path("f")).unwrap(), b"data");
 }
 
-/// Runs `script` with the current folder's `small` a 1 MiB tmpfs (in a private mount
-/// namespace), or where that is not allowed, with a 1 MiB file-size limit
-/// (`ulimit -f`, SIGXFSZ ignored so writes fail with EFBIG). Returns which was used.
-pub fn with_small_disk(s: &Scratch, script: &str) -> (&'static str, support::Run) {
-    fs::create_dir_all(s.path("small")).unwrap();
-    let probe = s.sh("unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs small' 2>&1");
-    if probe.code == 0 {
-        let run = s.sh(&format!(
-            "unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs small && {{ {script}; }}; \
-             rc=$?; echo LEFT: $(ls -A small); exit $rc'"
-        ));
-        ("tmpfs", run)
-    } else {
-        let run = s.sh(&format!(
-            "trap '' XFSZ; ulimit -f 2048; {script}; rc=$?; echo LEFT: $(ls -A small); exit $rc"
-        ));
-        ("ulimit -f", run)
-    }
-}
-
 #[test]
 fn a_full_disk_on_open_exits_5_and_leaves_nothing() {
     let s = Scratch::new();
     let key = s.key("k.key");
     s.write("big", &noise(3 << 20, 9));
     s.run(&["seal", "big", "--key-file", &key]).ok();
-    let (how, run) = with_small_disk(
-        &s,
-        "\"$COFFER\" open big.coffer -o small/big --key-file k.key",
-    );
+    let (how, run) = s.with_small_disk("\"$COFFER\" open big.coffer -o small/big --key-file k.key");
     eprintln!("full disk simulated with {how}");
     assert_eq!(run.code, 5, "{how}: {}", run.stderr);
     assert!(run.stderr.contains("writing small/big"), "{}", run.stderr);

@@ -117,6 +117,26 @@ impl Scratch {
     }
 
     /// Runs `sh -c script` in the scratch folder (`$COFFER` is the binary).
+    /// Runs `script` with the current folder's `small` a 1 MiB tmpfs (in a private mount
+    /// namespace), or where that is not allowed, with a 1 MiB file-size limit
+    /// (`ulimit -f`, SIGXFSZ ignored so writes fail with EFBIG). Returns which was used.
+    pub fn with_small_disk(&self, script: &str) -> (&'static str, Run) {
+        fs::create_dir_all(self.path("small")).unwrap();
+        let probe = self.sh("unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs small' 2>&1");
+        if probe.code == 0 {
+            let run = self.sh(&format!(
+                "unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs small && {{ {script}; }}; \
+                 rc=$?; echo LEFT: $(ls -A small); exit $rc'"
+            ));
+            ("tmpfs", run)
+        } else {
+            let run = self.sh(&format!(
+                "trap '' XFSZ; ulimit -f 2048; {script}; rc=$?; echo LEFT: $(ls -A small); exit $rc"
+            ));
+            ("ulimit -f", run)
+        }
+    }
+
     pub fn sh(&self, script: &str) -> Run {
         finish(
             Command::new("sh")
