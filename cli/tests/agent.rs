@@ -1,22 +1,24 @@
 //! The agent end to end against the real lite server (`coffer-server`, built from the
-//! workspace's `server-lite/`): enrol with a one-time token, run a backup job over a
-//! tree with nested folders, empty files, a 100 MB file, symlinks, a non-UTF-8 name and
-//! modes, through the server's pre-signed URLs; restore the restore point to a new
-//! folder and compare; verify; and a server that is away.
+//! workspace's `server-lite/`): enrol with a one-time token; a job whose cron schedule
+//! comes due is dispatched by the server's scheduler to the running agent, which backs
+//! up a tree with nested folders, empty files, a 100 MB file, symlinks, a non-UTF-8
+//! name, modes and times through the server's pre-signed URLs; the restore point is
+//! restored to a new folder and compared; once on the embedded store, once on an S3
+//! backend (s3s-fs); and a server that is away.
 //!
-//! The server binary is `$COFFER_SERVER_BIN`, else `target/debug/coffer-server` of this
-//! workspace. Without either the test says so and does nothing (the `cli` branch does
-//! not hold the server; once both are on main the second path exists).
+//! The server binary is `$COFFER_SERVER_BIN`, else the workspace's `coffer-server`,
+//! built by the test (once per test process) into the profile folder `coffer` is in.
 
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{describe, make_tree, noise, Scratch};
+use support::{noise, s3s, tree, Scratch};
 
 struct Server {
     child: Child,
@@ -31,12 +33,50 @@ impl Drop for Server {
     }
 }
 
-fn server_binary() -> Option<PathBuf> {
+/// The server binary: `$COFFER_SERVER_BIN`, else built with the cargo running this
+/// test, next to `coffer` (same target folder and profile), so it is never missing
+/// nor stale.
+fn server_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("COFFER_SERVER_BIN") {
-        return Some(PathBuf::from(bin));
+        return PathBuf::from(bin);
     }
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/coffer-server");
-    built.is_file().then_some(built)
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let profile_dir = Path::new(support::BIN).parent().unwrap();
+            let target_dir = profile_dir.parent().unwrap();
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args([
+                    "build",
+                    "-p",
+                    "coffer-server",
+                    "--bin",
+                    "coffer-server",
+                    "--locked",
+                ])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") => {}
+                Some("release") => {
+                    build.arg("--release");
+                }
+                Some(other) => {
+                    build.args(["--profile", other]);
+                }
+                None => panic!("no profile folder for {}", support::BIN),
+            }
+            let status = build
+                .status()
+                .expect("running cargo to build coffer-server");
+            assert!(status.success(), "building coffer-server failed: {status}");
+            let bin = profile_dir.join("coffer-server");
+            assert!(bin.is_file(), "cargo built no {}", bin.display());
+            bin
+        })
+        .clone()
 }
 
 fn free_port() -> u16 {
@@ -47,7 +87,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_server(bin: &PathBuf, data: &std::path::Path, port: u16) -> Server {
+/// Starts the server over `data` and waits until it listens; on a first start (no
+/// data folder yet) also for the one-time admin token it prints, which may arrive on
+/// either stream in either order.
+fn start_server(bin: &Path, data: &Path, port: u16) -> Server {
+    let first_start = !data.exists();
     let mut child = Command::new(bin)
         .args([
             "serve",
@@ -62,8 +106,6 @@ fn start_server(bin: &PathBuf, data: &std::path::Path, port: u16) -> Server {
         .spawn()
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    // The admin token (first start only) and the log line saying it listens, from
-    // whichever stream carries them.
     let watch = |stream: Box<dyn std::io::Read + Send>,
                  tx: std::sync::mpsc::Sender<Option<String>>| {
         std::thread::spawn(move || {
@@ -81,15 +123,15 @@ fn start_server(bin: &PathBuf, data: &std::path::Path, port: u16) -> Server {
     watch(Box::new(child.stderr.take().unwrap()), tx);
     let mut admin = String::new();
     let mut listening = false;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !listening || (admin.is_empty() && !data.join("kek.hex").exists()) {
-        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !listening || (first_start && admin.is_empty()) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(Some(token)) => admin = token,
             Ok(None) => listening = true,
-            Err(_) => panic!("coffer-server did not start"),
-        }
-        if listening && !admin.is_empty() {
-            break;
+            Err(_) => panic!(
+                "coffer-server did not start (listening: {listening}, admin token: {})",
+                !admin.is_empty()
+            ),
         }
     }
     Server {
@@ -129,19 +171,41 @@ struct Setup {
     bin: PathBuf,
 }
 
-fn setup(s: &Scratch) -> Option<Setup> {
-    let Some(bin) = server_binary() else {
-        eprintln!("SKIPPED: no coffer-server binary (set COFFER_SERVER_BIN)");
-        return None;
-    };
+/// An S3 backend for the tenant, as an admin registers one.
+struct Backend<'a> {
+    endpoint: &'a str,
+    bucket: &'a str,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+}
+
+fn setup(s: &Scratch, backend: Option<Backend<'_>>) -> Setup {
+    let bin = server_binary();
     let port = free_port();
     let server = start_server(&bin, &s.path("server-data"), port);
     let url = server.url.clone();
+    let mut tenant_req = json!({"name": "acme"});
+    if let Some(b) = backend {
+        // The secret travels in the request body only; the server seals it under its KEK.
+        let created = call(
+            "POST",
+            &format!("{url}/v1/admin/backends"),
+            &server.admin,
+            Some(json!({
+                "name": "s3s-fs", "endpoint": b.endpoint, "bucket": b.bucket,
+                "access_key_id": b.access_key_id, "secret_access_key": b.secret_access_key})),
+        );
+        assert!(
+            !created.to_string().contains(b.secret_access_key),
+            "{created}"
+        );
+        tenant_req["backend_id"] = created["backend"]["id"].clone();
+    }
     let tenant = call(
         "POST",
         &format!("{url}/v1/admin/tenants"),
         &server.admin,
-        Some(json!({"name": "acme"})),
+        Some(tenant_req),
     );
     let tid = tenant["tenant"]["id"].as_str().unwrap().to_owned();
     let op = call(
@@ -178,17 +242,17 @@ fn setup(s: &Scratch) -> Option<Setup> {
         .ok()
         .json();
     let agent_id = enrolled["agent_id"].as_str().unwrap().to_owned();
-    Some(Setup {
+    Setup {
         server,
         url,
         op,
         agent_id,
         port,
         bin,
-    })
+    }
 }
 
-fn run_job(url: &str, op: &str, agent_id: &str, src: &std::path::Path) -> String {
+fn run_job(url: &str, op: &str, agent_id: &str, src: &Path) -> String {
     let job = call(
         "POST",
         &format!("{url}/v1/jobs"),
@@ -231,40 +295,95 @@ fn runs(url: &str, op: &str) -> Vec<Value> {
         .clone()
 }
 
-#[test]
-fn enrol_back_up_restore_and_verify_through_the_server() {
-    let s = Scratch::new();
-    let Some(Setup {
-        server,
-        url,
-        op,
-        agent_id,
-        ..
-    }) = setup(&s)
-    else {
-        return;
-    };
-    // The token is one-time.
-    s.run(&[
-        "agent",
-        "enroll",
-        "--server",
-        &url,
-        "--token-file",
-        "token",
-        "--state-dir",
-        "agent2",
-    ])
-    .fails(3, "enrolment_token_used");
+/// A cron expression (with seconds) matching once in the next hour: `secs` from now,
+/// UTC like the scheduler, so the job comes due while the test waits.
+fn due_in(secs: u64) -> String {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + secs;
+    format!("{} {} * * * *", at % 60, (at / 60) % 60)
+}
 
+/// Waits for a run `pred` accepts; any failed run, or none within `limit`, fails the
+/// test with the runs and the agent's log.
+fn wait_for_run(
+    s: &Scratch,
+    url: &str,
+    op: &str,
+    limit: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let all = runs(url, op);
+        if let Some(run) = all.iter().find(|r| pred(r)) {
+            return run.clone();
+        }
+        let failed = all.iter().any(|r| r["status"] == "failed");
+        if failed || Instant::now() > deadline {
+            let log = std::fs::read_to_string(s.path("agent.log")).unwrap_or_default();
+            panic!("no such run (failed: {failed}): {all:#?}\nagent log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Text of one source file, which no stored object may contain: they are sealed.
+const MARKER: &[u8] = b"coffer e2e plaintext marker: readable in the store means unsealed\n";
+
+/// The source tree: the shared tree of what backups meet, plus a 100 MB file (runs of
+/// zeros and of noise, so it spans many chunks and frames yet is quick to make and to
+/// compress) and the marker file.
+fn make_source(src: &Path) {
+    std::fs::create_dir_all(src.join("big")).unwrap();
+    let mut big = vec![0u8; 100 << 20];
+    for (i, block) in big.chunks_mut(10 << 20).enumerate() {
+        block[..1 << 20].copy_from_slice(&noise(1 << 20, i as u64 + 11));
+    }
+    std::fs::write(src.join("big/hundred-mb.bin"), &big).unwrap();
+    std::fs::write(src.join("big/marker.txt"), MARKER).unwrap();
+    // Last, since it sets the times of everything in the tree.
+    tree::make_tree(src);
+}
+
+/// The whole job as the issue states it: a job over the tree comes due, the scheduler
+/// dispatches it to the running agent, the restore point is restored to a new folder
+/// and verified; the trees are identical, and the objects under the destination's
+/// prefix in `store_root` (the folder the store keeps keys in) are sealed.
+fn scheduled_backup_restores_the_same_tree(s: &Scratch, setup: &Setup, store_root: &Path) {
+    let (url, op) = (setup.url.as_str(), setup.op.as_str());
     let src = s.path("src");
-    make_tree(&src);
-    std::fs::write(src.join("a/hundred-mb.bin"), noise(100 << 20, 11)).unwrap();
-    run_job(&url, &op, &agent_id, &src);
-    s.run(&["agent", "run", "--once", "--state-dir", "agent"])
-        .ok();
-    assert_eq!(runs(&url, &op)[0]["status"], "succeeded");
-    let points = call("GET", &format!("{url}/v1/restore-points"), &op, None);
+    make_source(&src);
+    let job = call(
+        "POST",
+        &format!("{url}/v1/jobs"),
+        op,
+        Some(json!({
+            "agent_id": setup.agent_id, "name": "hourly", "sources": [src.to_str().unwrap()],
+            "schedule": due_in(3), "retention": {"keep_last": 7}})),
+    );
+    let job_id = job["job"]["id"].clone();
+    assert!(runs(url, op).is_empty(), "a run before the job came due");
+    let log = std::fs::File::create(s.path("agent.log")).unwrap();
+    let agent = Killed(
+        s.cmd(&["agent", "run", "--state-dir", "agent"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let backup = wait_for_run(s, url, op, Duration::from_secs(240), |r| {
+        r["kind"] == "backup" && r["status"] == "succeeded"
+    });
+    eprintln!("scheduled backup done after {:?}", started.elapsed());
+    // Nobody asked for it: the scheduler queued it.
+    assert_eq!(backup["requested_by"], "scheduler", "{backup}");
+    assert_eq!(backup["job_id"], job_id, "{backup}");
+    assert_eq!(runs(url, op).len(), 1);
+    let points = call("GET", &format!("{url}/v1/restore-points"), op, None);
     let point = &points["restore_points"][0];
     assert!(
         point["content_bytes"].as_u64().unwrap() > 100 << 20,
@@ -276,47 +395,107 @@ fn enrol_back_up_restore_and_verify_through_the_server() {
     call(
         "POST",
         &format!("{url}/v1/restore-points/{point_id}/restore"),
-        &op,
+        op,
         Some(json!({"target": target.to_str().unwrap(), "paths": []})),
     );
-    s.run(&["agent", "run", "--once", "--state-dir", "agent"])
-        .ok();
-    assert_eq!(describe(&src), describe(&target.join("src")));
+    wait_for_run(s, url, op, Duration::from_secs(240), |r| {
+        r["kind"] == "restore" && r["status"] == "succeeded"
+    });
+    let (want, got) = (tree::describe(&src), tree::describe(&target.join("src")));
+    assert!(want.len() > 10, "{:?}", want.keys());
+    assert_eq!(want, got);
 
     call(
         "POST",
         &format!("{url}/v1/restore-points/{point_id}/verify"),
-        &op,
+        op,
         None,
     );
-    s.run(&["agent", "run", "--once", "--state-dir", "agent"])
-        .ok();
-    let all = runs(&url, &op);
-    assert_eq!(all.len(), 3);
-    assert!(all.iter().all(|r| r["status"] == "succeeded"), "{all:?}");
-    assert!(pending(&s).is_empty());
+    wait_for_run(s, url, op, Duration::from_secs(240), |r| {
+        r["kind"] == "verify" && r["status"] == "succeeded"
+    });
+    drop(agent);
+    assert!(pending(s).is_empty());
+
+    let destinations = call("GET", &format!("{url}/v1/destinations"), op, None);
+    let prefix = destinations["destinations"][0]["prefix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stored = Vec::new();
+    tree::walk(&store_root.join(&prefix), &mut stored);
+    stored.retain(|p| p.is_file());
+    let total: u64 = stored.iter().map(|p| p.metadata().unwrap().len()).sum();
+    assert!(
+        total > 1 << 20,
+        "{total} bytes stored under {prefix}: {stored:?}"
+    );
+    for object in &stored {
+        let bytes = std::fs::read(object).unwrap();
+        assert!(
+            !bytes.windows(MARKER.len()).any(|w| w == MARKER),
+            "plaintext in {}",
+            object.display()
+        );
+    }
+}
+
+#[test]
+fn the_scheduler_dispatches_a_backup_that_restores_the_same_tree_on_the_embedded_store() {
+    let s = Scratch::new();
+    let setup = setup(&s, None);
+    // The token is one-time.
+    s.run(&[
+        "agent",
+        "enroll",
+        "--server",
+        &setup.url,
+        "--token-file",
+        "token",
+        "--state-dir",
+        "agent2",
+    ])
+    .fails(3, "enrolment_token_used");
+    scheduled_backup_restores_the_same_tree(&s, &setup, &s.path("server-data/objects"));
 
     // The server goes away: the agent says so with exit code 5 (the looping agent
     // retries with backoff instead).
-    drop(server);
+    drop(setup);
     s.run(&["agent", "run", "--once", "--state-dir", "agent"])
         .fails(5, "server unavailable");
 }
 
 #[test]
+fn the_scheduler_dispatches_a_backup_that_restores_the_same_tree_on_an_s3_backend() {
+    let s = Scratch::new();
+    let (_s3, endpoint) = s3s::start(&s.path("s3root"));
+    let setup = setup(
+        &s,
+        Some(Backend {
+            endpoint: &endpoint,
+            bucket: s3s::BUCKET,
+            access_key_id: s3s::ACCESS,
+            secret_access_key: s3s::SECRET,
+        }),
+    );
+    scheduled_backup_restores_the_same_tree(&s, &setup, &s.path("s3root").join(s3s::BUCKET));
+    // Nothing went to the embedded store.
+    let mut local = Vec::new();
+    tree::walk(&s.path("server-data/objects"), &mut local);
+    assert!(local.iter().all(|p| !p.is_file()), "{local:?}");
+}
+
+#[test]
 fn a_server_gone_mid_upload_fails_the_run_and_the_result_survives_an_agent_restart() {
     let s = Scratch::new();
-    let Some(Setup {
+    let Setup {
         server,
         url,
         op,
         agent_id,
         port,
         bin,
-    }) = setup(&s)
-    else {
-        return;
-    };
+    } = setup(&s, None);
     let src = s.path("src");
     std::fs::create_dir_all(&src).unwrap();
     let big = noise(100 << 20, 12);

@@ -4,70 +4,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-use support::{describe, make_tree, noise, Scratch};
-
-const SECRET: &str = "cli-test-secret-DO-NOT-PRINT";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn s3s_fs() -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap();
-    let bin = home.join("bin/s3s-fs");
-    assert!(
-        bin.is_file(),
-        "needs s3s-fs: cargo install s3s-fs --version 0.14.1 --features binary --locked"
-    );
-    bin
-}
-
-/// Starts s3s-fs over `root` (whose folder `bucket` is the bucket); returns its URL.
-fn start(root: &std::path::Path) -> (Server, String) {
-    std::fs::create_dir_all(root.join("bucket")).unwrap();
-    let mut child = Command::new(s3s_fs())
-        .args(["--host", "127.0.0.1", "--port", "0"])
-        .args(["--access-key", "cli-test-access", "--secret-key", SECRET])
-        .arg(root)
-        .env("RUST_LOG", "s3s_fs=info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("server is running at ").nth(1) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-            }
-        }
-    });
-    let server = Server(child);
-    let url = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("s3s-fs did not start");
-    (server, url)
-}
+use support::s3s::{start, SECRET};
+use support::tree::{describe, make_tree};
+use support::{noise, Scratch};
 
 #[test]
 fn a_bucket_repository_round_trips_and_rebuilds_its_catalogue() {

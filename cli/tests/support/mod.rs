@@ -1,14 +1,16 @@
 //! Running the built `coffer` binary in a scratch folder, and checking what it left.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+
+pub mod s3s;
+/// The adapters' tree of what backups meet and its description (mtimes of folders
+/// and links too), shared rather than copied.
+#[path = "../../../adapters/tests/tree_support/mod.rs"]
+pub mod tree;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_coffer");
 
@@ -184,75 +186,4 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
-}
-
-/// A tree with nested folders, empty files and folders, symlinks (relative,
-/// absolute, dangling), a non-UTF-8 name, several modes, and a file spanning several
-/// zstd frames and many chunks.
-pub fn make_tree(root: &Path) {
-    fs::create_dir_all(root.join("a/b/c")).unwrap();
-    fs::create_dir_all(root.join("empty-dir")).unwrap();
-    fs::write(root.join("a/empty"), b"").unwrap();
-    fs::write(root.join("a/b/small.txt"), b"hello coffer\n").unwrap();
-    fs::write(root.join("a/b/c/large.bin"), noise(5 << 20, 7)).unwrap();
-    fs::write(
-        root.join(OsStr::from_bytes(b"caf\xe9-latin1.txt")),
-        b"non-UTF-8 name",
-    )
-    .unwrap();
-    fs::write(root.join("script.sh"), b"#!/bin/sh\necho hi\n").unwrap();
-    fs::set_permissions(root.join("script.sh"), fs::Permissions::from_mode(0o750)).unwrap();
-    fs::write(root.join("a/private"), b"secret-ish").unwrap();
-    fs::set_permissions(root.join("a/private"), fs::Permissions::from_mode(0o600)).unwrap();
-    std::os::unix::fs::symlink("b/small.txt", root.join("a/rel-link")).unwrap();
-    std::os::unix::fs::symlink("/etc/hostname", root.join("abs-link")).unwrap();
-    std::os::unix::fs::symlink("missing", root.join("dangling")).unwrap();
-    fs::set_permissions(root.join("a/b/c"), fs::Permissions::from_mode(0o700)).unwrap();
-    for (p, t) in [
-        ("a/b/small.txt", 1_600_000_000),
-        ("script.sh", 1_500_000_000),
-    ] {
-        let t = filetime_from(t);
-        set_times(&root.join(p), t);
-    }
-}
-
-fn filetime_from(secs: i64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
-}
-
-fn set_times(path: &Path, t: std::time::SystemTime) {
-    let f = fs::File::options().write(true).open(path).unwrap();
-    f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
-        .unwrap();
-}
-
-/// Every path under `root`: kind, mode, file mtime, and content or link target.
-pub fn describe(root: &Path) -> BTreeMap<Vec<u8>, (char, u32, i64, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<Vec<u8>, (char, u32, i64, Vec<u8>)>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let rel = path
-            .strip_prefix(root)
-            .unwrap()
-            .as_os_str()
-            .as_bytes()
-            .to_vec();
-        let meta = fs::symlink_metadata(&path).unwrap();
-        let mode = meta.mode() & 0o7777;
-        if meta.file_type().is_symlink() {
-            let target = fs::read_link(&path).unwrap();
-            out.insert(rel, ('l', 0, 0, target.as_os_str().as_bytes().to_vec()));
-        } else if meta.is_dir() {
-            out.insert(rel, ('d', mode, 0, Vec::new()));
-            walk(root, &path, out);
-        } else {
-            out.insert(rel, ('f', mode, meta.mtime(), fs::read(&path).unwrap()));
-        }
-    }
 }
