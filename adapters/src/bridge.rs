@@ -3,36 +3,71 @@
 //! batches of chunks on several threads; [`OpenReader`] turns a sealed stream into its
 //! plaintext, releasing each chunk only after its tag verified.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
-use coffer_core::chunked::{self, ChunkKeys, CHUNK_LEN, OPEN_BUFFER_LEN};
+use coffer_core::chunked::{ChunkKeys, CHUNK_LEN};
 use coffer_core::provider::{ChunkCipher, CryptoProvider, TAG_LEN};
-use coffer_core::stream::{self, StreamHeader};
-use coffer_core::{SecretKey, Suite};
-use embedded_io_adapters::std::FromStd;
+use coffer_core::stream::{self, StreamHeader, STREAM_PREFIX_LEN};
+use coffer_core::{chunked, SecretKey, Suite};
 
 use crate::Error;
 
-/// Chunks each sealing thread takes per batch: big enough to amortise the thread
-/// hand-off, small enough that a batch stays in cache (8 × 16 KiB).
-const CHUNKS_PER_THREAD: usize = 8;
+/// Chunks each thread seals or opens per batch: enough to amortise starting the
+/// threads (a batch is 32 × 16 KiB per thread), few enough to stay in cache.
+const CHUNKS_PER_THREAD: usize = 32;
 
 const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
 
 /// A reader of the sealed stream of everything `inner` yields.
 ///
-/// Memory is two batch buffers of `threads × 8` chunks (256 KiB each with two
-/// threads), whatever the length of the input.
+/// Plaintext is read straight into its place in a batch of sealed chunks, sealed in
+/// place on `threads` threads and handed out from there ([`BufRead`] without a copy).
+/// Memory is that one batch, `threads × 32` chunks (1 MiB with two threads), whatever
+/// the length of the input.
 pub struct SealReader<R, C> {
     inner: R,
     keys: ChunkKeys<C>,
     threads: usize,
-    plain: Vec<u8>,
-    sealed: Vec<u8>,
-    sealed_pos: usize,
+    /// The batch; `batch[pos..len]` is sealed and not yet handed out.
+    batch: Vec<u8>,
+    pos: usize,
+    len: usize,
     next_index: u64,
     plaintext_len: u64,
-    finished: bool,
+    state: State,
+}
+
+/// Where a reader stands; a failure repeats, so no caller can skip past lost data.
+#[derive(Clone, Copy)]
+enum State {
+    Going,
+    Done,
+    Failed(io::ErrorKind, Option<coffer_core::Error>),
+}
+
+impl State {
+    fn error(self) -> Option<io::Error> {
+        match self {
+            State::Failed(kind, Some(core)) => Some(io::Error::new(kind, Error::Core(core))),
+            State::Failed(kind, None) => Some(io::Error::new(
+                kind,
+                "an earlier read of this stream failed",
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The I/O error for a core error, and the state that repeats it.
+fn core_failure(e: coffer_core::Error) -> (io::Error, State) {
+    let kind = match e {
+        coffer_core::Error::Io(kind) => kind.into(),
+        _ => io::ErrorKind::InvalidData,
+    };
+    (
+        io::Error::new(kind, Error::Core(e)),
+        State::Failed(kind, Some(e)),
+    )
 }
 
 impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
@@ -61,16 +96,20 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
             &mut rand_core::OsRng,
         )?;
         let threads = threads.max(1);
+        // The header and preamble go out first, from the batch's place.
+        let mut batch = vec![0u8; threads * CHUNKS_PER_THREAD * SEALED_CHUNK_LEN];
+        let prefix = [&header[..], &preamble].concat();
+        batch[..prefix.len()].copy_from_slice(&prefix);
         Ok(SealReader {
             inner,
             keys,
             threads,
-            plain: Vec::with_capacity(threads * CHUNKS_PER_THREAD * CHUNK_LEN),
-            sealed: [&header[..], &preamble].concat(),
-            sealed_pos: 0,
+            batch,
+            pos: 0,
+            len: prefix.len(),
             next_index: 0,
             plaintext_len: 0,
-            finished: false,
+            state: State::Going,
         })
     }
 
@@ -84,52 +123,33 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
         self.plaintext_len
     }
 
-    /// Reads the next batch of plaintext and seals it into `self.sealed`.
+    /// Reads the next batch of plaintext into its chunks' places and seals them.
     fn seal_batch(&mut self) -> io::Result<()> {
-        let capacity = self.plain.capacity();
-        self.plain.clear();
+        let slots = self.batch.len() / SEALED_CHUNK_LEN;
+        let mut chunks = 0;
+        let mut used = 0;
         let mut at_end = false;
-        while self.plain.len() < capacity {
-            let start = self.plain.len();
-            self.plain.resize(capacity, 0);
-            match self.inner.read(&mut self.plain[start..]) {
-                Ok(0) => {
-                    self.plain.truncate(start);
-                    at_end = true;
-                    break;
-                }
-                Ok(n) => self.plain.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.plain.truncate(start),
-                Err(e) => {
-                    self.plain.truncate(start);
-                    return Err(e);
-                }
+        // Full chunks are sealed as they come (chunks carry no final flag); the stream
+        // ends with a short final chunk, empty if the length is a multiple of 16 KiB.
+        while chunks < slots {
+            let got = fill(&mut self.inner, &mut self.batch[used..used + CHUNK_LEN])?;
+            self.plaintext_len += got as u64;
+            chunks += 1;
+            used += got + TAG_LEN;
+            if got < CHUNK_LEN {
+                at_end = true;
+                break;
             }
         }
-        self.plaintext_len += self.plain.len() as u64;
-        // Full chunks are sealed as they come (chunks carry no final flag); at the end
-        // comes the short final chunk, empty if the length is a multiple of 16 KiB.
-        let full = self.plain.len() / CHUNK_LEN;
-        let count = if at_end { full + 1 } else { full };
-        self.sealed.clear();
-        self.sealed_pos = 0;
-        for piece in self.plain.chunks(CHUNK_LEN) {
-            self.sealed.extend_from_slice(piece);
-            self.sealed.extend_from_slice(&[0; TAG_LEN]);
-        }
-        if at_end && self.plain.len() % CHUNK_LEN == 0 {
-            self.sealed.extend_from_slice(&[0; TAG_LEN]);
-        }
-        // Split the batch into one share of whole chunks per thread; the last share
-        // runs on this thread.
-        let per_thread = count.div_ceil(self.threads).max(1) * SEALED_CHUNK_LEN;
+        // One share of whole chunks per thread; the last share runs on this thread.
+        let per_thread = chunks.div_ceil(self.threads) * SEALED_CHUNK_LEN;
         let keys = &self.keys;
         let mut shares: Vec<(u64, &mut [u8])> = Vec::new();
         let mut index = self.next_index;
-        for share in self.sealed.chunks_mut(per_thread) {
-            let chunks = share.len().div_ceil(SEALED_CHUNK_LEN) as u64;
+        for share in self.batch[..used].chunks_mut(per_thread) {
+            let count = share.len().div_ceil(SEALED_CHUNK_LEN) as u64;
             shares.push((index, share));
-            index += chunks;
+            index += count;
         }
         let last = shares.pop();
         let result = std::thread::scope(|scope| {
@@ -145,8 +165,12 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
                 .collect::<Result<(), _>>()
         });
         result.map_err(|e| io::Error::other(Error::Core(e)))?;
-        self.next_index += count as u64;
-        self.finished = at_end;
+        self.next_index = index;
+        self.pos = 0;
+        self.len = used;
+        if at_end {
+            self.state = State::Done;
+        }
         Ok(())
     }
 }
@@ -167,34 +191,70 @@ fn seal_in_place<C: ChunkCipher>(
     Ok(())
 }
 
+impl<R: Read, C: ChunkCipher + Sync> BufRead for SealReader<R, C> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.len {
+            match self.state {
+                State::Done => return Ok(&[]),
+                State::Failed(..) => {
+                    return Err(self.state.error().unwrap_or(io::ErrorKind::Other.into()))
+                }
+                State::Going => {
+                    if let Err(e) = self.seal_batch() {
+                        self.state = State::Failed(e.kind(), core_error(&e));
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(&self.batch[self.pos..self.len])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.len);
+    }
+}
+
 impl<R: Read, C: ChunkCipher + Sync> Read for SealReader<R, C> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.sealed_pos == self.sealed.len() {
-            if self.finished {
-                return Ok(0);
-            }
-            self.seal_batch()?;
-        }
-        let n = buf.len().min(self.sealed.len() - self.sealed_pos);
-        buf[..n].copy_from_slice(&self.sealed[self.sealed_pos..self.sealed_pos + n]);
-        self.sealed_pos += n;
+        let n = {
+            let ready = self.fill_buf()?;
+            let n = buf.len().min(ready.len());
+            buf[..n].copy_from_slice(&ready[..n]);
+            n
+        };
+        self.consume(n);
         Ok(n)
     }
 }
 
 /// The plaintext of a sealed stream read from `R`.
 ///
-/// A read that fails (wrong key, corrupted chunk N, truncated) returns an
-/// [`io::Error`] wrapping [`Error::Core`] (see [`core_error`]), and every later read
-/// fails the same way; `Ok(0)` comes only after the final chunk verified.
-pub struct OpenReader<R: Read, C> {
+/// Chunks are read a batch at a time and opened in place on `threads` threads; a
+/// batch's plaintext is released only after every chunk in it verified. A read that
+/// fails (wrong key, corrupted chunk N, truncated) returns an [`io::Error`] wrapping
+/// [`Error::Core`] (see [`core_error`]), and every later read fails the same way;
+/// `Ok(0)` comes only after the final chunk verified.
+pub struct OpenReader<R, C> {
     header: StreamHeader,
-    opener: chunked::StreamOpener<FromStd<R>, C, Vec<u8>>,
+    inner: R,
+    keys: ChunkKeys<C>,
+    threads: usize,
+    /// The batch, opened in place: chunk `i`'s plaintext starts at
+    /// `i * SEALED_CHUNK_LEN`; `chunks` chunks, the last with `last_body` bytes.
+    batch: Vec<u8>,
+    chunks: usize,
+    last_body: usize,
+    /// What is handed out next: chunk `chunk` of the batch, from byte `pos`.
+    chunk: usize,
+    pos: usize,
+    next_index: u64,
+    state: State,
 }
 
-impl<R: Read, C: ChunkCipher> OpenReader<R, C> {
-    /// Opens the stream `inner` with `key` and `context`: checks the header, the key ID
-    /// and the commitment before any chunk.
+impl<R: Read, C: ChunkCipher + Sync> OpenReader<R, C> {
+    /// Opens the stream `inner` with `key` and `context` on one thread: checks the
+    /// header, the key ID and the commitment before any chunk.
     ///
     /// # Errors
     /// [`Error::Core`]: `WrongKey`, `CommitmentMismatch`, `BadMagic`, `Truncated`, ...
@@ -204,32 +264,185 @@ impl<R: Read, C: ChunkCipher> OpenReader<R, C> {
         context: &[u8],
         inner: R,
     ) -> Result<Self, Error> {
-        let (header, opener) = stream::open(
-            provider,
-            key,
-            context,
-            FromStd::new(inner),
-            vec![0u8; OPEN_BUFFER_LEN],
-        )?;
-        Ok(OpenReader { header, opener })
+        Self::with_threads(provider, key, context, inner, 1)
+    }
+
+    /// As [`OpenReader::new`], opening chunks on `threads` threads.
+    ///
+    /// # Errors
+    /// As [`OpenReader::new`].
+    pub fn with_threads<P: CryptoProvider<Cipher = C>>(
+        provider: &P,
+        key: &SecretKey,
+        context: &[u8],
+        mut inner: R,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        let mut prefix = [0u8; STREAM_PREFIX_LEN];
+        let got = fill(&mut inner, &mut prefix).map_err(core_io)?;
+        let (header, keys) = stream::accept_prefix(provider, key, context, &prefix[..got])?;
+        let threads = threads.max(1);
+        Ok(OpenReader {
+            header,
+            inner,
+            keys,
+            threads,
+            batch: vec![0u8; threads * CHUNKS_PER_THREAD * SEALED_CHUNK_LEN],
+            chunks: 0,
+            last_body: 0,
+            chunk: 0,
+            pos: 0,
+            next_index: 0,
+            state: State::Going,
+        })
     }
 
     /// The stream's header (suite, key ID).
     pub fn header(&self) -> &StreamHeader {
         &self.header
     }
+
+    /// Plaintext length of chunk `i` of the batch.
+    fn body_len(&self, i: usize) -> usize {
+        if i + 1 == self.chunks {
+            self.last_body
+        } else {
+            CHUNK_LEN
+        }
+    }
+
+    /// Reads the next batch of sealed chunks and opens them.
+    fn open_batch(&mut self) -> Result<(), coffer_core::Error> {
+        let got = fill(&mut self.inner, &mut self.batch).map_err(core_io)?;
+        let at_end = got < self.batch.len();
+        let tail = got % SEALED_CHUNK_LEN;
+        // Every chunk but the last is full; the stream ends with a shorter one holding at
+        // least its tag. Anything else (no final chunk after full ones, a piece of a
+        // tag) is a truncated stream.
+        if at_end && tail < TAG_LEN {
+            return Err(coffer_core::Error::Truncated);
+        }
+        let used = got;
+        let chunks = used.div_ceil(SEALED_CHUNK_LEN);
+        let per_thread = chunks.div_ceil(self.threads) * SEALED_CHUNK_LEN;
+        let keys = &self.keys;
+        let mut shares: Vec<(u64, &mut [u8])> = Vec::new();
+        let mut index = self.next_index;
+        for share in self.batch[..used].chunks_mut(per_thread) {
+            let count = share.len().div_ceil(SEALED_CHUNK_LEN) as u64;
+            shares.push((index, share));
+            index = index
+                .checked_add(count)
+                .ok_or(coffer_core::Error::StreamTooLong)?;
+        }
+        let last = shares.pop();
+        // The first failure in stream order is the one reported.
+        std::thread::scope(|scope| {
+            let spawned: Vec<_> = shares
+                .into_iter()
+                .map(|(first, share)| scope.spawn(move || open_in_place(keys, first, share)))
+                .collect();
+            let mine = last.map_or(Ok(()), |(first, share)| open_in_place(keys, first, share));
+            spawned
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(coffer_core::Error::Provider)))
+                .chain([mine])
+                .collect::<Result<(), _>>()
+        })?;
+        self.next_index = index;
+        self.chunks = chunks;
+        self.last_body = if at_end { tail - TAG_LEN } else { CHUNK_LEN };
+        self.chunk = 0;
+        self.pos = 0;
+        if at_end {
+            self.state = State::Done;
+        }
+        Ok(())
+    }
 }
 
-impl<R: Read, C: ChunkCipher> Read for OpenReader<R, C> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        embedded_io::Read::read(&mut self.opener, buf).map_err(|e| {
-            let kind = match e {
-                coffer_core::Error::Io(kind) => kind.into(),
-                _ => io::ErrorKind::InvalidData,
-            };
-            io::Error::new(kind, Error::Core(e))
-        })
+/// Opens the chunks laid out in `area` (each `body ‖ tag`, the last possibly short),
+/// the first at index `first`.
+fn open_in_place<C: ChunkCipher>(
+    keys: &ChunkKeys<C>,
+    first: u64,
+    area: &mut [u8],
+) -> Result<(), coffer_core::Error> {
+    for (i, chunk) in area.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
+        let body_len = chunk.len() - TAG_LEN;
+        let (body, tag) = chunk.split_at_mut(body_len);
+        let mut tag_array = [0u8; TAG_LEN];
+        tag_array.copy_from_slice(tag);
+        keys.open_chunk(first + i as u64, body, &tag_array)?;
     }
+    Ok(())
+}
+
+impl<R: Read, C: ChunkCipher + Sync> BufRead for OpenReader<R, C> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        // Past the batch's chunks (or an emptied one): the next batch, if any.
+        while self.chunk >= self.chunks || self.pos == self.body_len(self.chunk) {
+            if self.chunk < self.chunks {
+                self.chunk += 1;
+                self.pos = 0;
+                continue;
+            }
+            match self.state {
+                State::Done => return Ok(&[]),
+                State::Failed(..) => {
+                    return Err(self.state.error().unwrap_or(io::ErrorKind::Other.into()))
+                }
+                State::Going => {
+                    if let Err(e) = self.open_batch() {
+                        self.batch.fill(0);
+                        let (err, state) = core_failure(e);
+                        self.state = state;
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        let start = self.chunk * SEALED_CHUNK_LEN;
+        Ok(&self.batch[start + self.pos..start + self.body_len(self.chunk)])
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.chunk < self.chunks {
+            self.pos = (self.pos + n).min(self.body_len(self.chunk));
+        }
+    }
+}
+
+impl<R: Read, C: ChunkCipher + Sync> Read for OpenReader<R, C> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let ready = self.fill_buf()?;
+            let n = buf.len().min(ready.len());
+            buf[..n].copy_from_slice(&ready[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// A read error of the sealed stream as the core's opener reports one.
+fn core_io(e: io::Error) -> coffer_core::Error {
+    coffer_core::Error::Io(embedded_io::ErrorKind::from(e.kind()))
+}
+
+/// Reads until `buf` is full or `reader` ends; returns how many bytes were read.
+fn fill<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// The core error inside an I/O error from [`OpenReader`] or [`SealReader`], if any.

@@ -1,8 +1,9 @@
 //! The std::io bridges: the parallel sealer produces streams the core opens, for every
-//! length around chunk and batch boundaries and any thread count; the open reader
-//! releases nothing unverified and reports the core's errors.
+//! length around chunk and batch boundaries and any thread count; the parallel open
+//! reader returns what the core's opener returns, releases nothing unverified, and
+//! reports the core's errors, again on every later read.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use coffer_adapters::bridge::{core_error, OpenReader, SealReader};
 use coffer_core::chunked::CHUNK_LEN;
@@ -22,9 +23,35 @@ fn seal(suite: Suite, key: &SecretKey, ctx: &[u8], data: &[u8], threads: usize) 
     out
 }
 
-fn open(key: &SecretKey, ctx: &[u8], sealed: &[u8]) -> (Vec<u8>, Result<(), std::io::Error>) {
+/// The plaintext as the core's own streaming opener releases it.
+fn core_open(key: &SecretKey, ctx: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    let (_, mut opener) = coffer_core::stream::open(
+        &RustCrypto,
+        key,
+        ctx,
+        sealed,
+        vec![0u8; coffer_core::chunked::OPEN_BUFFER_LEN],
+    )?;
     let mut out = Vec::new();
-    let mut reader = match OpenReader::new(&RustCrypto, key, ctx, sealed) {
+    while let Some(chunk) = opener.next_chunk()? {
+        out.extend_from_slice(chunk);
+    }
+    Ok(out)
+}
+
+fn open(key: &SecretKey, ctx: &[u8], sealed: &[u8]) -> (Vec<u8>, Result<(), std::io::Error>) {
+    open_with(key, ctx, sealed, 1)
+}
+
+/// Opens through `read` with `threads` threads: what it released, and how it ended.
+fn open_with(
+    key: &SecretKey,
+    ctx: &[u8],
+    sealed: &[u8],
+    threads: usize,
+) -> (Vec<u8>, Result<(), std::io::Error>) {
+    let mut out = Vec::new();
+    let mut reader = match OpenReader::with_threads(&RustCrypto, key, ctx, sealed, threads) {
         Ok(r) => r,
         Err(e) => return (out, Err(std::io::Error::other(e))),
     };
@@ -41,9 +68,10 @@ fn open(key: &SecretKey, ctx: &[u8], sealed: &[u8]) -> (Vec<u8>, Result<(), std:
 #[test]
 fn parallel_sealing_round_trips_at_every_boundary() {
     let key = SecretKey::from_bytes([3; 32]);
-    // 16 chunks is one batch with two threads; cover lengths around it and its multiples.
+    // A batch is 32 chunks per thread; cover lengths around batches of one to three
+    // threads and their multiples.
     let mut lengths = vec![0, 1, CHUNK_LEN - 1, CHUNK_LEN, CHUNK_LEN + 1];
-    for chunks in [8usize, 16, 24, 32, 33] {
+    for chunks in [31usize, 32, 64, 96, 128, 192] {
         for delta in [-1isize, 0, 1] {
             lengths.push((chunks * CHUNK_LEN).checked_add_signed(delta).unwrap());
         }
@@ -55,9 +83,16 @@ fn parallel_sealing_round_trips_at_every_boundary() {
                 let sealed = seal(suite, &key, b"ctx", &data, threads);
                 let expected_len = 88 + len + 16 * (len / CHUNK_LEN + 1);
                 assert_eq!(sealed.len(), expected_len, "{suite:?} {threads} {len}");
-                let (out, result) = open(&key, b"ctx", &sealed);
-                result.unwrap();
-                assert!(out == data, "{suite:?} threads {threads} len {len}");
+                let core = core_open(&key, b"ctx", &sealed).unwrap();
+                assert!(core == data, "core: {suite:?} threads {threads} len {len}");
+                for open_threads in [1, 2, 3] {
+                    let (out, result) = open_with(&key, b"ctx", &sealed, open_threads);
+                    result.unwrap();
+                    assert!(
+                        out == data,
+                        "{suite:?} threads {threads}/{open_threads} len {len}"
+                    );
+                }
             }
         }
     }
@@ -75,11 +110,98 @@ fn open_reader_reports_the_core_error_and_releases_nothing_unverified() {
     let err = result.unwrap_err();
     assert_eq!(core_error(&err), Some(Error::CorruptedChunk { index: 1 }));
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-    assert_eq!(out, data[..CHUNK_LEN]);
+    // Chunk 0 verified, but its batch also holds the bad chunk: none of it is released.
+    assert!(out.is_empty(), "{} bytes released", out.len());
 
+    // A byte short: the final chunk's tag no longer verifies.
     let (out, result) = open(&key, b"", &sealed[..sealed.len() - 1]);
-    assert!(result.is_err());
-    assert!(out.len() <= 3 * CHUNK_LEN);
+    assert_eq!(
+        core_error(&result.unwrap_err()),
+        Some(Error::CorruptedChunk { index: 3 })
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn the_open_reader_fails_as_the_core_does_and_keeps_failing() {
+    let key = SecretKey::from_bytes([6; 32]);
+    let data = plaintext(100 * CHUNK_LEN + 7);
+    let sealed = seal(Suite::ChaCha20Poly1305, &key, b"c", &data, 2);
+    let chunk_at = |i: usize| 88 + i * (CHUNK_LEN + 16);
+    let last = 100;
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut flipped = sealed.clone();
+    flipped[chunk_at(70) + 5] ^= 0x80;
+    cases.push(("chunk 70 flipped", flipped));
+    let mut tag = sealed.clone();
+    tag[chunk_at(40) + CHUNK_LEN + 3] ^= 1;
+    cases.push(("chunk 40's tag flipped", tag));
+    cases.push(("final chunk dropped", sealed[..chunk_at(last)].to_vec()));
+    cases.push(("cut in the final tag", sealed[..sealed.len() - 3].to_vec()));
+    cases.push((
+        "only a piece of a tag after full chunks",
+        sealed[..chunk_at(last) + 15].to_vec(),
+    ));
+    cases.push(("cut inside chunk 64", sealed[..chunk_at(64) + 999].to_vec()));
+    let mut garbage = sealed.clone();
+    garbage.extend_from_slice(b"xyz");
+    cases.push(("trailing garbage", garbage));
+    let mut swapped = sealed.clone();
+    let (a, b) = (chunk_at(3), chunk_at(4));
+    let chunk3 = sealed[a..b].to_vec();
+    swapped.copy_within(b..b + (b - a), a);
+    swapped[b..b + (b - a)].copy_from_slice(&chunk3);
+    cases.push(("chunks 3 and 4 swapped", swapped));
+    for (what, bytes) in &cases {
+        let want = core_open(&key, b"c", bytes).unwrap_err();
+        for threads in [1, 2, 3] {
+            let mut reader =
+                OpenReader::with_threads(&RustCrypto, &key, b"c", &bytes[..], threads).unwrap();
+            let mut out = Vec::new();
+            let err = reader.read_to_end(&mut out).unwrap_err();
+            assert_eq!(core_error(&err), Some(want), "{what}, {threads} threads");
+            // Only whole verified batches before the failure came out, all authentic.
+            let batch = 32 * threads * CHUNK_LEN;
+            assert_eq!(out.len() % batch, 0, "{what}, {threads} threads");
+            assert!(out == data[..out.len()], "{what}, {threads} threads");
+            // And the failure repeats: no later read skips past it.
+            let again = reader.read(&mut [0u8; 100]).unwrap_err();
+            assert_eq!(core_error(&again), Some(want), "{what}, {threads} threads");
+            assert!(reader.fill_buf().is_err());
+        }
+    }
+}
+
+#[test]
+fn buffered_reads_hand_out_the_same_bytes() {
+    let key = SecretKey::from_bytes([7; 32]);
+    let data = plaintext(70 * CHUNK_LEN + 123);
+    let mut sealer =
+        SealReader::new(&RustCrypto, Suite::Aes256Gcm, &key, b"", &data[..], 2).unwrap();
+    let mut sealed = Vec::new();
+    loop {
+        let ready = sealer.fill_buf().unwrap();
+        if ready.is_empty() {
+            break;
+        }
+        // Take odd amounts, so consume splits batches and chunks.
+        let n = ready.len().min(7777);
+        sealed.extend_from_slice(&ready[..n]);
+        sealer.consume(n);
+    }
+    assert_eq!(core_open(&key, b"", &sealed).unwrap(), data);
+    let mut reader = OpenReader::with_threads(&RustCrypto, &key, b"", &sealed[..], 2).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let ready = reader.fill_buf().unwrap();
+        if ready.is_empty() {
+            break;
+        }
+        let n = ready.len().min(5000);
+        out.extend_from_slice(&ready[..n]);
+        reader.consume(n);
+    }
+    assert!(out == data);
 
     let other = SecretKey::from_bytes([5; 32]);
     match OpenReader::new(&RustCrypto, &other, b"", &sealed[..]) {
@@ -88,5 +210,46 @@ fn open_reader_reports_the_core_error_and_releases_nothing_unverified() {
         }
         Err(e) => panic!("{e:?}"),
         Ok(_) => panic!("opened with the wrong key"),
+    }
+}
+
+#[test]
+fn the_open_reader_agrees_with_the_core_on_random_damage() {
+    // Seeded damage (flips, cuts, insertions, deletions) anywhere in a 70-chunk stream:
+    // the parallel reader ends as the core's opener does, and what it released is a
+    // prefix of what the core released.
+    let key = SecretKey::from_bytes([8; 32]);
+    let data = plaintext(70 * CHUNK_LEN + 999);
+    let sealed = seal(Suite::Aes256Gcm, &key, b"d", &data, 2);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |below: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % below as u64) as usize
+    };
+    for round in 0..300 {
+        let mut bytes = sealed.clone();
+        let at = next(bytes.len());
+        match round % 4 {
+            0 => bytes[at] ^= 1 << next(8),
+            1 => bytes.truncate(at),
+            2 => bytes.insert(at, next(256) as u8),
+            _ => {
+                bytes.remove(at);
+            }
+        }
+        let want = core_open(&key, b"d", &bytes);
+        for threads in [1, 2] {
+            let (out, got) = open_with(&key, b"d", &bytes, threads);
+            match (&want, got) {
+                (Ok(plain), Ok(())) => assert!(out == *plain, "round {round}"),
+                (Err(want), Err(got)) => {
+                    assert_eq!(core_error(&got), Some(*want), "round {round} at {at}");
+                    assert!(out == data[..out.len()], "round {round}");
+                }
+                (want, got) => panic!("round {round} at {at}: core {want:?}, reader {got:?}"),
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! key with context `coffer/file\0` ‖ the envelope, so the two cannot be separated.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use coffer_adapters::bridge::{OpenReader, SealReader};
@@ -151,8 +151,15 @@ pub(crate) fn open(args: &OpenArgs, json: bool) -> Result<()> {
         inner: io::Cursor::new(head).chain(input),
         bar: bar.clone(),
     };
-    let mut opened = OpenReader::new(&coffer_adapters::default_provider(), &key, &context, source)
-        .map_err(|e| CliError::from(e).context(&name))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut opened = OpenReader::with_threads(
+        &coffer_adapters::default_provider(),
+        &key,
+        &context,
+        source,
+        threads,
+    )
+    .map_err(|e| CliError::from(e).context(&name))?;
     let mut out = Output::create(&out_path)?;
     let written = copy(&mut opened, &mut out, &args.input, &out_path)?;
     out.commit()?;
@@ -204,24 +211,26 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
 }
 
 /// Copies everything, telling read errors (named after the input, classified: wrong
-/// key, corrupted...) from write errors (named after the output: disk full...).
+/// key, corrupted...) from write errors (named after the output: disk full...). Writes
+/// straight from the reader's buffer: sealed and opened batches are not copied again.
 pub(crate) fn copy(
-    from: &mut dyn Read,
+    from: &mut dyn BufRead,
     to: &mut dyn Write,
     input: &Path,
     output: &Path,
 ) -> Result<u64> {
-    let mut buf = vec![0u8; 256 << 10];
     let mut total = 0u64;
     loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
+        let ready = match from.fill_buf() {
+            Ok([]) => break,
+            Ok(ready) => ready,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CliError::io(shown(input), e)),
         };
-        to.write_all(&buf[..n])
+        to.write_all(ready)
             .map_err(|e| CliError::io(format!("writing {}", shown(output)), e))?;
+        let n = ready.len();
+        from.consume(n);
         total += n as u64;
     }
     Ok(total)

@@ -184,8 +184,13 @@ pub fn open_random_access<P: CryptoProvider, R: Read + Seek, B: AsMut<[u8]>>(
     Ok((header, opener))
 }
 
-/// Header, key ID and commitment checks on the first bytes of a stream.
-fn accept_prefix<P: CryptoProvider>(
+/// Header, key ID and commitment checks on the first [`STREAM_PREFIX_LEN`] bytes of a
+/// stream (fewer is [`Error::Truncated`]); returns the header and the keys to open its
+/// chunks, for callers that open chunks themselves (several at a time, say).
+///
+/// # Errors
+/// As [`open`].
+pub fn accept_prefix<P: CryptoProvider>(
     provider: &P,
     key: &SecretKey,
     context: &[u8],

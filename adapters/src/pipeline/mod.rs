@@ -199,7 +199,7 @@ where
 ///
 /// # Errors
 /// [`Error::NotFound`]; [`Error::Core`] for a wrong key or damaged manifest.
-pub fn read_manifest<P: CryptoProvider>(
+pub fn read_manifest<P: CryptoProvider<Cipher: Sync>>(
     provider: &P,
     store: &dyn Storage,
     prefix: &ObjectKey,

@@ -52,7 +52,7 @@ pub struct RestoreSummary {
 /// [`Error::Core`] for a wrong key or damaged data (files completed before the damage
 /// stay, each whole and verified); [`Error::HostileArchivePath`];
 /// [`Error::DestinationExists`]; storage and I/O errors.
-pub fn restore<P: CryptoProvider>(
+pub fn restore<P: CryptoProvider<Cipher: Sync>>(
     provider: &P,
     store: &dyn Storage,
     prefix: &ObjectKey,

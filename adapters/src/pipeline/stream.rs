@@ -198,7 +198,7 @@ where
 /// [`Error::NotFound`]; [`Error::Core`] for a wrong key or damaged data (including a
 /// stream whose length or SHA-256 differs from the manifest's, as `MalformedRecord`);
 /// [`Error::Io`] if `out` fails; storage errors.
-pub fn restore_stream<P: CryptoProvider>(
+pub fn restore_stream<P: CryptoProvider<Cipher: Sync>>(
     provider: &P,
     store: &dyn Storage,
     prefix: &ObjectKey,

@@ -34,7 +34,7 @@ pub struct VerifySummary {
 /// [`Error::NotFound`]; [`Error::Core`] for a wrong key or damaged data (a content
 /// mismatch is `MalformedRecord`); [`Error::HostileArchivePath`] for an archive whose
 /// entries do not match the manifest; storage errors.
-pub fn verify<P: CryptoProvider>(
+pub fn verify<P: CryptoProvider<Cipher: Sync>>(
     provider: &P,
     store: &dyn Storage,
     prefix: &ObjectKey,
@@ -57,7 +57,7 @@ pub fn verify<P: CryptoProvider>(
     }
 }
 
-fn verify_archive<P: CryptoProvider>(
+fn verify_archive<P: CryptoProvider<Cipher: Sync>>(
     provider: &P,
     store: &dyn Storage,
     prefix: &ObjectKey,
