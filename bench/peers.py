@@ -240,13 +240,14 @@ def rotate(items, rep):
     return items[k:] + items[:k]
 
 
-def raw_primitive():
+def raw_primitive(quick):
     """The ring AEADs over whole 16 KiB chunks (criterion, the providers bench), the
     ceiling for `coffer seal` and `coffer open`: GiB/s per (suite, op), from criterion's
     median time per iteration and the bytes each iteration seals or opens."""
     progress("criterion: raw AEADs (ring) over 16 KiB chunks")
     quiet(["cargo", "bench", "-q", "-p", "coffer-adapters", "--locked", "--bench",
-           "providers", "--", "ring/raw"], cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
+           "providers", "--", "ring/raw"] + (["--quick"] if quick else []),
+          cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
     found = {}
     for suite, (group, _) in AEADS.items():
         for op in ("seal", "open"):
@@ -276,7 +277,7 @@ def run(args):
         corpus.make_file(path, size, "flat")
         flats[human(size)] = path
 
-    raw = raw_primitive()
+    raw = raw_primitive(args.smoke)
 
     # Seal and open: 1 GiB of random bytes, output to /dev/null.
     tools = ["coffer aes-256-gcm", "coffer chacha20-poly1305", "age", "rage"]
@@ -457,45 +458,45 @@ def report(args, res, raw, mixed_bytes, sizes, started, seconds):
     w(f"{sum(targets)} of {len(targets)} targets met.")
     w("")
 
-    w(f"## Seal and open: {sizes[1]} of random bytes to /dev/null")
-    w("")
-    w("Input read from the page cache; output to /dev/null, so the figures are the tools' "
-      "own cost. age and rage use X25519 recipients and ChaCha20-Poly1305 in 64 KiB "
-      "chunks; Coffer uses 16 KiB chunks, AES-256-GCM (default) or ChaCha20-Poly1305, "
-      "with the ring provider. Output MiB is the sealed file's size.")
-    w("")
-    w(HEADER)
-    for (tool, op), samples in res.rows["crypt"].items():
-        w(row(f"{tool} {op}", samples))
-    for (suite, op), gib in sorted(raw.items()):
-        name = AEADS[suite][1]
-        w(f"| raw {name} {op} (criterion, ring, ceiling) | {gib * 1024:,.0f} | | | | |")
-    w("")
+    def section(title, prose, rows, extra=()):
+        w(f"## {title}")
+        w("")
+        w(prose)
+        w("")
+        w(HEADER)
+        for label, samples in rows:
+            w(row(label, samples))
+        lines.extend(extra)
+        w("")
 
-    w(f"## Backup and restore: the mixed tree ({mixed_bytes / MIB:,.0f} MiB)")
-    w("")
-    w("The tree (`bench/corpus.py mixed`): documentation and manual pages shipped in "
-      "Debian packages (many small files, text and .gz), shared libraries, and large files "
-      "of random data and of log text. Each repetition starts from a new, empty repository "
-      "on the same disk. *First backup* fills it; *second backup* backs up the unchanged "
-      "tree again; *restore* writes the first backup to a new folder (checked to hold every "
-      "byte). Output MiB is what the repository grew by.")
-    w("")
-    w(HEADER)
-    for (tool, op), samples in res.rows["backup"].items():
-        w(row(f"{tool} {op}", samples))
-    w("")
-
-    w("## Memory as the input grows (Coffer)")
-    w("")
-    w("One file each, half random and half log text (`bench/corpus.py flat`). Seal writes "
-      "a file, open writes to /dev/null, backup goes to a new repository, restore to a new "
-      "folder.")
-    w("")
-    w(HEADER)
-    for (op, size), samples in res.rows["memory"].items():
-        w(row(f"coffer {op}, {size}", samples))
-    w("")
+    section(
+        f"Seal and open: {sizes[1]} of random bytes to /dev/null",
+        "Input read from the page cache; output to /dev/null, so the figures are the tools' "
+        "own cost. age and rage use X25519 recipients and ChaCha20-Poly1305 in 64 KiB "
+        "chunks; Coffer uses 16 KiB chunks, AES-256-GCM (default) or ChaCha20-Poly1305, "
+        "with the ring provider. Output MiB is the sealed file's size.",
+        [(f"{tool} {op}", samples) for (tool, op), samples in res.rows["crypt"].items()],
+        [f"| raw {AEADS[suite][1]} {op} (criterion, ring, ceiling) | {gib * 1024:,.0f} | | | | |"
+         for (suite, op), gib in sorted(raw.items())],
+    )
+    section(
+        f"Backup and restore: the mixed tree ({mixed_bytes / MIB:,.0f} MiB)",
+        "The tree (`bench/corpus.py mixed`): documentation and manual pages shipped in "
+        "Debian packages (many small files, text and .gz), shared libraries, and large files "
+        "of random data and of log text. Each repetition starts from a new, empty repository "
+        "on the same disk. *First backup* fills it; *second backup* backs up the unchanged "
+        "tree again; *restore* writes the first backup to a new folder (checked to hold every "
+        "byte). Output MiB is what the repository grew by.",
+        [(f"{tool} {op}", samples) for (tool, op), samples in res.rows["backup"].items()],
+    )
+    section(
+        "Memory as the input grows (Coffer)",
+        "One file each, half random and half log text (`bench/corpus.py flat`). Seal writes "
+        "a file, open writes to /dev/null, backup goes to a new repository, restore to a new "
+        "folder.",
+        [(f"coffer {op}, {size}", samples)
+         for (op, size), samples in res.rows["memory"].items()],
+    )
 
     w("## Commands")
     w("")
@@ -555,7 +556,12 @@ def main():
     ap.add_argument("--scale", type=int, default=1,
                     help="divide every corpus size by this (a quick trial of the script; "
                          "the report says so)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a quick check that the whole script works (CI): one repetition, "
+                         "corpora scaled down 256x, criterion --quick; not for figures")
     args = ap.parse_args()
+    if args.smoke:
+        args.reps, args.scale = 1, 256
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     try:

@@ -12,9 +12,10 @@ use coffer_core::{chunked, SecretKey, Suite};
 
 use crate::Error;
 
-/// Chunks each thread seals or opens per batch: enough to amortise starting the
-/// threads (a batch is 32 × 16 KiB per thread), few enough to stay in cache.
-const CHUNKS_PER_THREAD: usize = 32;
+/// Chunks each thread seals or opens per batch (128 × 16 KiB = 2 MiB): enough to
+/// amortise starting the threads for each batch, which at 32 chunks cost a third of
+/// the time of sealing 1 GiB (`bench/peers.py`).
+const CHUNKS_PER_THREAD: usize = 128;
 
 const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
 
@@ -22,7 +23,7 @@ const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
 ///
 /// Plaintext is read straight into its place in a batch of sealed chunks, sealed in
 /// place on `threads` threads and handed out from there ([`BufRead`] without a copy).
-/// Memory is that one batch, `threads × 32` chunks (1 MiB with two threads), whatever
+/// Memory is that one batch, `threads × 128` chunks (4 MiB with two threads), whatever
 /// the length of the input.
 pub struct SealReader<R, C> {
     inner: R,
@@ -141,30 +142,14 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
                 break;
             }
         }
-        // One share of whole chunks per thread; the last share runs on this thread.
-        let per_thread = chunks.div_ceil(self.threads) * SEALED_CHUNK_LEN;
-        let keys = &self.keys;
-        let mut shares: Vec<(u64, &mut [u8])> = Vec::new();
-        let mut index = self.next_index;
-        for share in self.batch[..used].chunks_mut(per_thread) {
-            let count = share.len().div_ceil(SEALED_CHUNK_LEN) as u64;
-            shares.push((index, share));
-            index += count;
-        }
-        let last = shares.pop();
-        let result = std::thread::scope(|scope| {
-            let spawned: Vec<_> = shares
-                .into_iter()
-                .map(|(first, share)| scope.spawn(move || seal_in_place(keys, first, share)))
-                .collect();
-            let mine = last.map_or(Ok(()), |(first, share)| seal_in_place(keys, first, share));
-            spawned
-                .into_iter()
-                .map(|h| h.join().unwrap_or(Err(coffer_core::Error::Provider)))
-                .chain([mine])
-                .collect::<Result<(), _>>()
-        });
-        result.map_err(|e| io::Error::other(Error::Core(e)))?;
+        let index = in_parallel(
+            &self.keys,
+            self.next_index,
+            &mut self.batch[..used],
+            self.threads,
+            seal_in_place,
+        )
+        .map_err(|e| io::Error::other(Error::Core(e)))?;
         self.next_index = index;
         self.pos = 0;
         self.len = used;
@@ -173,6 +158,47 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
         }
         Ok(())
     }
+}
+
+/// Seals or opens, in place, the chunks of an area whose first chunk has the index given.
+type ChunkWork<C> = fn(&ChunkKeys<C>, u64, &mut [u8]) -> Result<(), coffer_core::Error>;
+
+/// Runs `work` over the chunks laid out in `area` (each `body ‖ tag`, the last possibly
+/// short; the first at index `first`) in one share of whole chunks per thread, the last
+/// share on this thread. Returns the index after the last chunk, or the first failure
+/// in stream order.
+fn in_parallel<C: ChunkCipher + Sync>(
+    keys: &ChunkKeys<C>,
+    first: u64,
+    area: &mut [u8],
+    threads: usize,
+    work: ChunkWork<C>,
+) -> Result<u64, coffer_core::Error> {
+    let chunks = area.len().div_ceil(SEALED_CHUNK_LEN);
+    let per_thread = (chunks.div_ceil(threads) * SEALED_CHUNK_LEN).max(1);
+    let mut shares: Vec<(u64, &mut [u8])> = Vec::new();
+    let mut index = first;
+    for share in area.chunks_mut(per_thread) {
+        let count = share.len().div_ceil(SEALED_CHUNK_LEN) as u64;
+        shares.push((index, share));
+        index = index
+            .checked_add(count)
+            .ok_or(coffer_core::Error::StreamTooLong)?;
+    }
+    let last = shares.pop();
+    std::thread::scope(|scope| {
+        let spawned: Vec<_> = shares
+            .into_iter()
+            .map(|(first, share)| scope.spawn(move || work(keys, first, share)))
+            .collect();
+        let mine = last.map_or(Ok(()), |(first, share)| work(keys, first, share));
+        spawned
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(coffer_core::Error::Provider)))
+            .chain([mine])
+            .collect::<Result<(), _>>()
+    })?;
+    Ok(index)
 }
 
 /// Seals the chunks laid out in `area` (each `body ‖ tag slot`, the last possibly
@@ -217,14 +243,7 @@ impl<R: Read, C: ChunkCipher + Sync> BufRead for SealReader<R, C> {
 
 impl<R: Read, C: ChunkCipher + Sync> Read for SealReader<R, C> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let ready = self.fill_buf()?;
-            let n = buf.len().min(ready.len());
-            buf[..n].copy_from_slice(&ready[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        read_buffered(self, buf)
     }
 }
 
@@ -322,35 +341,15 @@ impl<R: Read, C: ChunkCipher + Sync> OpenReader<R, C> {
         if at_end && tail < TAG_LEN {
             return Err(coffer_core::Error::Truncated);
         }
-        let used = got;
-        let chunks = used.div_ceil(SEALED_CHUNK_LEN);
-        let per_thread = chunks.div_ceil(self.threads) * SEALED_CHUNK_LEN;
-        let keys = &self.keys;
-        let mut shares: Vec<(u64, &mut [u8])> = Vec::new();
-        let mut index = self.next_index;
-        for share in self.batch[..used].chunks_mut(per_thread) {
-            let count = share.len().div_ceil(SEALED_CHUNK_LEN) as u64;
-            shares.push((index, share));
-            index = index
-                .checked_add(count)
-                .ok_or(coffer_core::Error::StreamTooLong)?;
-        }
-        let last = shares.pop();
-        // The first failure in stream order is the one reported.
-        std::thread::scope(|scope| {
-            let spawned: Vec<_> = shares
-                .into_iter()
-                .map(|(first, share)| scope.spawn(move || open_in_place(keys, first, share)))
-                .collect();
-            let mine = last.map_or(Ok(()), |(first, share)| open_in_place(keys, first, share));
-            spawned
-                .into_iter()
-                .map(|h| h.join().unwrap_or(Err(coffer_core::Error::Provider)))
-                .chain([mine])
-                .collect::<Result<(), _>>()
-        })?;
+        let index = in_parallel(
+            &self.keys,
+            self.next_index,
+            &mut self.batch[..got],
+            self.threads,
+            open_in_place,
+        )?;
         self.next_index = index;
-        self.chunks = chunks;
+        self.chunks = got.div_ceil(SEALED_CHUNK_LEN);
         self.last_body = if at_end { tail - TAG_LEN } else { CHUNK_LEN };
         self.chunk = 0;
         self.pos = 0;
@@ -415,15 +414,17 @@ impl<R: Read, C: ChunkCipher + Sync> BufRead for OpenReader<R, C> {
 
 impl<R: Read, C: ChunkCipher + Sync> Read for OpenReader<R, C> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let ready = self.fill_buf()?;
-            let n = buf.len().min(ready.len());
-            buf[..n].copy_from_slice(&ready[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        read_buffered(self, buf)
     }
+}
+
+/// `Read::read` through a reader's own buffer.
+fn read_buffered(reader: &mut impl BufRead, buf: &mut [u8]) -> io::Result<usize> {
+    let ready = reader.fill_buf()?;
+    let n = buf.len().min(ready.len());
+    buf[..n].copy_from_slice(&ready[..n]);
+    reader.consume(n);
+    Ok(n)
 }
 
 /// A read error of the sealed stream as the core's opener reports one.

@@ -68,10 +68,10 @@ fn open_with(
 #[test]
 fn parallel_sealing_round_trips_at_every_boundary() {
     let key = SecretKey::from_bytes([3; 32]);
-    // A batch is 32 chunks per thread; cover lengths around batches of one to three
-    // threads and their multiples.
+    // A batch is 128 chunks per thread; cover lengths around batches of one to three
+    // threads.
     let mut lengths = vec![0, 1, CHUNK_LEN - 1, CHUNK_LEN, CHUNK_LEN + 1];
-    for chunks in [31usize, 32, 64, 96, 128, 192] {
+    for chunks in [128usize, 256, 384] {
         for delta in [-1isize, 0, 1] {
             lengths.push((chunks * CHUNK_LEN).checked_add_signed(delta).unwrap());
         }
@@ -125,24 +125,27 @@ fn open_reader_reports_the_core_error_and_releases_nothing_unverified() {
 #[test]
 fn the_open_reader_fails_as_the_core_does_and_keeps_failing() {
     let key = SecretKey::from_bytes([6; 32]);
-    let data = plaintext(100 * CHUNK_LEN + 7);
+    let data = plaintext(300 * CHUNK_LEN + 7);
     let sealed = seal(Suite::ChaCha20Poly1305, &key, b"c", &data, 2);
     let chunk_at = |i: usize| 88 + i * (CHUNK_LEN + 16);
-    let last = 100;
+    let last = 300;
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     let mut flipped = sealed.clone();
-    flipped[chunk_at(70) + 5] ^= 0x80;
-    cases.push(("chunk 70 flipped", flipped));
+    flipped[chunk_at(270) + 5] ^= 0x80;
+    cases.push(("chunk 270 flipped", flipped));
     let mut tag = sealed.clone();
-    tag[chunk_at(40) + CHUNK_LEN + 3] ^= 1;
-    cases.push(("chunk 40's tag flipped", tag));
+    tag[chunk_at(140) + CHUNK_LEN + 3] ^= 1;
+    cases.push(("chunk 140's tag flipped", tag));
     cases.push(("final chunk dropped", sealed[..chunk_at(last)].to_vec()));
     cases.push(("cut in the final tag", sealed[..sealed.len() - 3].to_vec()));
     cases.push((
         "only a piece of a tag after full chunks",
         sealed[..chunk_at(last) + 15].to_vec(),
     ));
-    cases.push(("cut inside chunk 64", sealed[..chunk_at(64) + 999].to_vec()));
+    cases.push((
+        "cut inside chunk 256",
+        sealed[..chunk_at(256) + 999].to_vec(),
+    ));
     let mut garbage = sealed.clone();
     garbage.extend_from_slice(b"xyz");
     cases.push(("trailing garbage", garbage));
@@ -161,7 +164,7 @@ fn the_open_reader_fails_as_the_core_does_and_keeps_failing() {
             let err = reader.read_to_end(&mut out).unwrap_err();
             assert_eq!(core_error(&err), Some(want), "{what}, {threads} threads");
             // Only whole verified batches before the failure came out, all authentic.
-            let batch = 32 * threads * CHUNK_LEN;
+            let batch = 128 * threads * CHUNK_LEN;
             assert_eq!(out.len() % batch, 0, "{what}, {threads} threads");
             assert!(out == data[..out.len()], "{what}, {threads} threads");
             // And the failure repeats: no later read skips past it.
@@ -175,7 +178,7 @@ fn the_open_reader_fails_as_the_core_does_and_keeps_failing() {
 #[test]
 fn buffered_reads_hand_out_the_same_bytes() {
     let key = SecretKey::from_bytes([7; 32]);
-    let data = plaintext(70 * CHUNK_LEN + 123);
+    let data = plaintext(300 * CHUNK_LEN + 123);
     let mut sealer =
         SealReader::new(&RustCrypto, Suite::Aes256Gcm, &key, b"", &data[..], 2).unwrap();
     let mut sealed = Vec::new();
@@ -215,11 +218,11 @@ fn buffered_reads_hand_out_the_same_bytes() {
 
 #[test]
 fn the_open_reader_agrees_with_the_core_on_random_damage() {
-    // Seeded damage (flips, cuts, insertions, deletions) anywhere in a 70-chunk stream:
+    // Seeded damage (flips, cuts, insertions, deletions) anywhere in a 140-chunk stream:
     // the parallel reader ends as the core's opener does, and what it released is a
     // prefix of what the core released.
     let key = SecretKey::from_bytes([8; 32]);
-    let data = plaintext(70 * CHUNK_LEN + 999);
+    let data = plaintext(140 * CHUNK_LEN + 999);
     let sealed = seal(Suite::Aes256Gcm, &key, b"d", &data, 2);
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let mut next = |below: usize| {
