@@ -147,7 +147,7 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
             self.next_index,
             &mut self.batch[..used],
             self.threads,
-            seal_in_place,
+            seal_one,
         )
         .map_err(|e| io::Error::other(Error::Core(e)))?;
         self.next_index = index;
@@ -160,8 +160,8 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
     }
 }
 
-/// Seals or opens, in place, the chunks of an area whose first chunk has the index given.
-type ChunkWork<C> = fn(&ChunkKeys<C>, u64, &mut [u8]) -> Result<(), coffer_core::Error>;
+/// Seals or opens one chunk in place: its index, its body, its tag's place.
+type ChunkWork<C> = fn(&ChunkKeys<C>, u64, &mut [u8], &mut [u8]) -> Result<(), coffer_core::Error>;
 
 /// Runs `work` over the chunks laid out in `area` (each `body ‖ tag`, the last possibly
 /// short; the first at index `first`) in one share of whole chunks per thread, the last
@@ -186,12 +186,20 @@ fn in_parallel<C: ChunkCipher + Sync>(
             .ok_or(coffer_core::Error::StreamTooLong)?;
     }
     let last = shares.pop();
+    // Each share's chunks in order: `body ‖ tag`, the last possibly short.
+    let run = move |first: u64, share: &mut [u8]| {
+        for (i, chunk) in share.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
+            let (body, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
+            work(keys, first + i as u64, body, tag)?;
+        }
+        Ok(())
+    };
     std::thread::scope(|scope| {
         let spawned: Vec<_> = shares
             .into_iter()
-            .map(|(first, share)| scope.spawn(move || work(keys, first, share)))
+            .map(|(first, share)| scope.spawn(move || run(first, share)))
             .collect();
-        let mine = last.map_or(Ok(()), |(first, share)| work(keys, first, share));
+        let mine = last.map_or(Ok(()), |(first, share)| run(first, share));
         spawned
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(coffer_core::Error::Provider)))
@@ -201,19 +209,14 @@ fn in_parallel<C: ChunkCipher + Sync>(
     Ok(index)
 }
 
-/// Seals the chunks laid out in `area` (each `body ‖ tag slot`, the last possibly
-/// short), the first at index `first`.
-fn seal_in_place<C: ChunkCipher>(
+/// Seals one chunk's body in place and writes its tag.
+fn seal_one<C: ChunkCipher>(
     keys: &ChunkKeys<C>,
-    first: u64,
-    area: &mut [u8],
+    index: u64,
+    body: &mut [u8],
+    tag: &mut [u8],
 ) -> Result<(), coffer_core::Error> {
-    for (i, chunk) in area.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
-        let body_len = chunk.len() - TAG_LEN;
-        let (body, tag_slot) = chunk.split_at_mut(body_len);
-        let tag = keys.seal_chunk(first + i as u64, body)?;
-        tag_slot.copy_from_slice(&tag);
-    }
+    tag.copy_from_slice(&keys.seal_chunk(index, body)?);
     Ok(())
 }
 
@@ -346,7 +349,7 @@ impl<R: Read, C: ChunkCipher + Sync> OpenReader<R, C> {
             self.next_index,
             &mut self.batch[..got],
             self.threads,
-            open_in_place,
+            open_one,
         )?;
         self.next_index = index;
         self.chunks = got.div_ceil(SEALED_CHUNK_LEN);
@@ -360,21 +363,16 @@ impl<R: Read, C: ChunkCipher + Sync> OpenReader<R, C> {
     }
 }
 
-/// Opens the chunks laid out in `area` (each `body ‖ tag`, the last possibly short),
-/// the first at index `first`.
-fn open_in_place<C: ChunkCipher>(
+/// Opens one chunk's body in place against its tag.
+fn open_one<C: ChunkCipher>(
     keys: &ChunkKeys<C>,
-    first: u64,
-    area: &mut [u8],
+    index: u64,
+    body: &mut [u8],
+    tag: &mut [u8],
 ) -> Result<(), coffer_core::Error> {
-    for (i, chunk) in area.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
-        let body_len = chunk.len() - TAG_LEN;
-        let (body, tag) = chunk.split_at_mut(body_len);
-        let mut tag_array = [0u8; TAG_LEN];
-        tag_array.copy_from_slice(tag);
-        keys.open_chunk(first + i as u64, body, &tag_array)?;
-    }
-    Ok(())
+    let mut expected = [0u8; TAG_LEN];
+    expected.copy_from_slice(tag);
+    keys.open_chunk(index, body, &expected)
 }
 
 impl<R: Read, C: ChunkCipher + Sync> BufRead for OpenReader<R, C> {
