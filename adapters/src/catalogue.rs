@@ -143,9 +143,8 @@ impl Catalogue {
         conn.busy_timeout(BUSY_TIMEOUT).or_catalogue(what)?;
         // Before anything writes: never switch the journal of another program's file.
         claim_application_id(&mut conn, what)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .or_catalogue(|| format!("{}: setting WAL journal mode", what()))?;
+        let mode =
+            wal_mode(&conn).or_catalogue(|| format!("{}: setting WAL journal mode", what()))?;
         let expected = if file { "wal" } else { "memory" };
         if !mode.eq_ignore_ascii_case(expected) {
             return Err(Error::CatalogueInvalid {
@@ -192,6 +191,24 @@ impl fmt::Display for BackupId {
 
 /// Stamps an empty database with [`APPLICATION_ID`]; refuses one stamped otherwise,
 /// or unstamped but holding tables.
+/// Switches the journal to WAL. SQLite answers "busy" to this switch without calling
+/// the busy handler while another connection opens the same new file at that moment
+/// (seen with four processes creating one catalogue at once), so it is retried for up
+/// to [`BUSY_TIMEOUT`] here.
+fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
 fn claim_application_id(conn: &mut Connection, what: &dyn Fn() -> String) -> Result<(), Error> {
     let reading = || format!("{}: reading the application ID", what());
     let read_id = |conn: &Connection| -> Result<i32, Error> {
