@@ -12,6 +12,8 @@ use coffer_core::{chunked, SecretKey, Suite};
 
 use crate::Error;
 
+pub mod relay;
+
 /// Chunks each thread seals or opens per batch (128 × 16 KiB = 2 MiB): enough to
 /// amortise starting the threads for each batch, which at 32 chunks cost a third of
 /// the time of sealing 1 GiB (`bench/peers.py`).
@@ -126,22 +128,8 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
 
     /// Reads the next batch of plaintext into its chunks' places and seals them.
     fn seal_batch(&mut self) -> io::Result<()> {
-        let slots = self.batch.len() / SEALED_CHUNK_LEN;
-        let mut chunks = 0;
-        let mut used = 0;
-        let mut at_end = false;
-        // Full chunks are sealed as they come (chunks carry no final flag); the stream
-        // ends with a short final chunk, empty if the length is a multiple of 16 KiB.
-        while chunks < slots {
-            let got = fill(&mut self.inner, &mut self.batch[used..used + CHUNK_LEN])?;
-            self.plaintext_len += got as u64;
-            chunks += 1;
-            used += got + TAG_LEN;
-            if got < CHUNK_LEN {
-                at_end = true;
-                break;
-            }
-        }
+        let (used, at_end) = read_plaintext(&mut self.inner, &mut self.batch)?;
+        self.plaintext_len += (used - used.div_ceil(SEALED_CHUNK_LEN) * TAG_LEN) as u64;
         let index = in_parallel(
             &self.keys,
             self.next_index,
@@ -186,14 +174,7 @@ fn in_parallel<C: ChunkCipher + Sync>(
             .ok_or(coffer_core::Error::StreamTooLong)?;
     }
     let last = shares.pop();
-    // Each share's chunks in order: `body ‖ tag`, the last possibly short.
-    let run = move |first: u64, share: &mut [u8]| {
-        for (i, chunk) in share.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
-            let (body, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
-            work(keys, first + i as u64, body, tag)?;
-        }
-        Ok(())
-    };
+    let run = move |first: u64, share: &mut [u8]| each_chunk(keys, first, share, work);
     std::thread::scope(|scope| {
         let spawned: Vec<_> = shares
             .into_iter()
@@ -207,6 +188,54 @@ fn in_parallel<C: ChunkCipher + Sync>(
             .collect::<Result<(), _>>()
     })?;
     Ok(index)
+}
+
+/// Runs `work` over the chunks of `area` in order (each `body ‖ tag`, the last possibly
+/// short), the first at index `first`.
+fn each_chunk<C: ChunkCipher>(
+    keys: &ChunkKeys<C>,
+    first: u64,
+    area: &mut [u8],
+    work: ChunkWork<C>,
+) -> Result<(), coffer_core::Error> {
+    for (i, chunk) in area.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
+        let (body, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
+        work(keys, first + i as u64, body, tag)?;
+    }
+    Ok(())
+}
+
+/// Reads plaintext into the chunk places of `batch` (each `CHUNK_LEN` bytes of body
+/// and a tag's room): returns the length of the chunks laid out, tags included, and
+/// whether the input ended. Full chunks are sealed as they come (chunks carry no final
+/// flag); the stream ends with a short final chunk, empty if the length is a multiple
+/// of 16 KiB.
+fn read_plaintext(reader: &mut impl Read, batch: &mut [u8]) -> io::Result<(usize, bool)> {
+    let mut used = 0;
+    while used + SEALED_CHUNK_LEN <= batch.len() {
+        let got = fill(reader, &mut batch[used..used + CHUNK_LEN])?;
+        used += got + TAG_LEN;
+        if got < CHUNK_LEN {
+            return Ok((used, true));
+        }
+    }
+    Ok((used, false))
+}
+
+/// Reads sealed chunks into `batch`: returns how many bytes came and whether the stream
+/// ended. Every chunk but the last is full; the stream ends with a shorter one holding
+/// at least its tag. Anything else (no final chunk after full ones, a piece of a tag)
+/// is a truncated stream.
+fn read_sealed(
+    reader: &mut impl Read,
+    batch: &mut [u8],
+) -> Result<(usize, bool), coffer_core::Error> {
+    let got = fill(reader, batch).map_err(core_io)?;
+    let at_end = got < batch.len();
+    if at_end && got % SEALED_CHUNK_LEN < TAG_LEN {
+        return Err(coffer_core::Error::Truncated);
+    }
+    Ok((got, at_end))
 }
 
 /// Seals one chunk's body in place and writes its tag.
@@ -335,15 +364,8 @@ impl<R: Read, C: ChunkCipher + Sync> OpenReader<R, C> {
 
     /// Reads the next batch of sealed chunks and opens them.
     fn open_batch(&mut self) -> Result<(), coffer_core::Error> {
-        let got = fill(&mut self.inner, &mut self.batch).map_err(core_io)?;
-        let at_end = got < self.batch.len();
+        let (got, at_end) = read_sealed(&mut self.inner, &mut self.batch)?;
         let tail = got % SEALED_CHUNK_LEN;
-        // Every chunk but the last is full; the stream ends with a shorter one holding at
-        // least its tag. Anything else (no final chunk after full ones, a piece of a
-        // tag) is a truncated stream.
-        if at_end && tail < TAG_LEN {
-            return Err(coffer_core::Error::Truncated);
-        }
         let index = in_parallel(
             &self.keys,
             self.next_index,

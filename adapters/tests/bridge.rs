@@ -1,10 +1,12 @@
 //! The std::io bridges: the parallel sealer produces streams the core opens, for every
 //! length around chunk and batch boundaries and any thread count; the parallel open
 //! reader returns what the core's opener returns, releases nothing unverified, and
-//! reports the core's errors, again on every later read.
+//! reports the core's errors, again on every later read. The relay (reader to writer on
+//! several threads) does the same in one call.
 
 use std::io::{BufRead, Read};
 
+use coffer_adapters::bridge::relay::{Failure, Relay, Relayed};
 use coffer_adapters::bridge::{core_error, OpenReader, SealReader};
 use coffer_core::chunked::CHUNK_LEN;
 use coffer_core::{Error, RustCrypto, SecretKey, Suite};
@@ -65,6 +67,38 @@ fn open_with(
     }
 }
 
+/// Opens through a relay with `threads` threads: what it wrote, and how it ended.
+fn relay_open(
+    key: &SecretKey,
+    ctx: &[u8],
+    sealed: &[u8],
+    threads: usize,
+) -> (Vec<u8>, Result<Relayed, Failure>) {
+    let mut out = Vec::new();
+    let result = match Relay::open(&RustCrypto, key, ctx, sealed) {
+        Ok(relay) => relay.run(&mut out, threads),
+        Err(e) => Err(Failure::Input(std::io::Error::other(e))),
+    };
+    (out, result)
+}
+
+fn relay_seal(suite: Suite, key: &SecretKey, ctx: &[u8], data: &[u8], threads: usize) -> Vec<u8> {
+    let relay = Relay::seal(&RustCrypto, suite, key, ctx, data).unwrap();
+    let mut out = Vec::new();
+    let done = relay.run(&mut out, threads).unwrap();
+    assert_eq!(done.read, data.len() as u64);
+    assert_eq!(done.written, out.len() as u64);
+    out
+}
+
+/// The core error a failed relay reports, if the input was at fault.
+fn relay_core_error(result: Result<Relayed, Failure>) -> Option<Error> {
+    match result {
+        Err(Failure::Input(e)) => core_error(&e),
+        other => panic!("expected an input failure, got {other:?}"),
+    }
+}
+
 #[test]
 fn parallel_sealing_round_trips_at_every_boundary() {
     let key = SecretKey::from_bytes([3; 32]);
@@ -92,7 +126,24 @@ fn parallel_sealing_round_trips_at_every_boundary() {
                         out == data,
                         "{suite:?} threads {threads}/{open_threads} len {len}"
                     );
+                    let (out, result) = relay_open(&key, b"ctx", &sealed, open_threads);
+                    let done = result.unwrap();
+                    assert!(
+                        out == data,
+                        "relay: {suite:?} {threads}/{open_threads} {len}"
+                    );
+                    assert_eq!(done.read as usize, sealed.len() - 88);
+                    assert_eq!(done.written as usize, len);
                 }
+                // The relay seals what the core opens, at every thread count.
+                let relayed = relay_seal(suite, &key, b"ctx", &data, threads);
+                assert_eq!(
+                    relayed.len(),
+                    expected_len,
+                    "relay {suite:?} {threads} {len}"
+                );
+                let core = core_open(&key, b"ctx", &relayed).unwrap();
+                assert!(core == data, "relay: {suite:?} threads {threads} len {len}");
             }
         }
     }
@@ -171,6 +222,15 @@ fn the_open_reader_fails_as_the_core_does_and_keeps_failing() {
             let again = reader.read(&mut [0u8; 100]).unwrap_err();
             assert_eq!(core_error(&again), Some(want), "{what}, {threads} threads");
             assert!(reader.fill_buf().is_err());
+            // The relay writes only whole verified 128-chunk batches before the failure.
+            let (out, result) = relay_open(&key, b"c", bytes, threads);
+            assert_eq!(
+                relay_core_error(result),
+                Some(want),
+                "relay: {what}, {threads}"
+            );
+            assert_eq!(out.len() % (128 * CHUNK_LEN), 0, "relay: {what}, {threads}");
+            assert!(out == data[..out.len()], "relay: {what}, {threads} threads");
         }
     }
 }
@@ -253,6 +313,100 @@ fn the_open_reader_agrees_with_the_core_on_random_damage() {
                 }
                 (want, got) => panic!("round {round} at {at}: core {want:?}, reader {got:?}"),
             }
+            let (out, got) = relay_open(&key, b"d", &bytes, threads);
+            match (&want, got) {
+                (Ok(plain), Ok(_)) => assert!(out == *plain, "relay: round {round}"),
+                (Err(want), got @ Err(_)) => {
+                    assert_eq!(relay_core_error(got), Some(*want), "relay: round {round}");
+                    assert!(out == data[..out.len()], "relay: round {round}");
+                }
+                (want, got) => panic!("relay: round {round} at {at}: {want:?}, {got:?}"),
+            }
         }
+    }
+}
+
+/// A writer that takes `room` bytes, then fails as a full disk does.
+struct FullAfter {
+    room: usize,
+    taken: Vec<u8>,
+}
+
+impl std::io::Write for FullAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.room - self.taken.len());
+        if n == 0 {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.taken.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A reader that yields `good` bytes of `data`, then fails.
+struct BrokenAfter<'a> {
+    data: &'a [u8],
+    good: usize,
+}
+
+impl Read for BrokenAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.good == 0 {
+            return Err(std::io::Error::other("the disk went away"));
+        }
+        let n = buf.len().min(self.good).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.good -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn the_relay_tells_read_failures_from_write_failures() {
+    let key = SecretKey::from_bytes([9; 32]);
+    let data = plaintext(700 * CHUNK_LEN + 3);
+    let sealed = relay_seal(Suite::Aes256Gcm, &key, b"", &data, 2);
+    for threads in [1, 2, 3] {
+        // A full disk while opening: an output failure, and nothing more written.
+        let relay = Relay::open(&RustCrypto, &key, b"", &sealed[..]).unwrap();
+        let mut full = FullAfter {
+            room: 5 * CHUNK_LEN + 1,
+            taken: Vec::new(),
+        };
+        match relay.run(&mut full, threads) {
+            Err(Failure::Output(e)) => assert_eq!(e.raw_os_error(), Some(28)),
+            other => panic!("{threads} threads: {other:?}"),
+        }
+        assert!(full.taken == data[..full.taken.len()]);
+        assert_eq!(full.taken.len(), 5 * CHUNK_LEN + 1);
+
+        // A read error while sealing: an input failure naming it, and no sealed chunk
+        // after the batch it broke.
+        let broken = BrokenAfter {
+            data: &data,
+            good: 300 * CHUNK_LEN + 10,
+        };
+        let relay = Relay::seal(&RustCrypto, Suite::Aes256Gcm, &key, b"", broken).unwrap();
+        let mut out = Vec::new();
+        match relay.run(&mut out, threads) {
+            Err(Failure::Input(e)) => assert_eq!(e.to_string(), "the disk went away"),
+            other => panic!("{threads} threads: {other:?}"),
+        }
+        // The header and the two whole batches (256 chunks) before the broken one.
+        assert_eq!(out.len(), 88 + 256 * (CHUNK_LEN + 16), "{threads} threads");
+    }
+
+    // The wrong key is refused before anything is read past the prefix.
+    let other = SecretKey::from_bytes([1; 32]);
+    match Relay::open(&RustCrypto, &other, b"", &sealed[..]) {
+        Err(coffer_adapters::Error::Core(Error::WrongKey { expected })) => {
+            assert_eq!(expected, key.id())
+        }
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("opened with the wrong key"),
     }
 }

@@ -6,12 +6,14 @@
 //! key with context `coffer/file\0` ‖ the envelope, so the two cannot be separated.
 
 use std::fs::File;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use coffer_adapters::bridge::{OpenReader, SealReader};
+use coffer_adapters::bridge::relay::{Failure, Relay, Relayed};
 use coffer_core::envelope::Purpose;
 use coffer_core::passphrase::PASSPHRASE_ENVELOPE_LEN;
+use coffer_core::provider::ChunkCipher;
 use coffer_core::stream::{StreamHeader, STREAM_HEADER_LEN};
 use coffer_core::{SecretKey, Suite};
 use serde_json::json;
@@ -56,8 +58,7 @@ pub(crate) fn seal(args: &SealArgs, json: bool) -> Result<()> {
         SuiteArg::Aes256Gcm => Suite::Aes256Gcm,
         SuiteArg::ChaCha20Poly1305 => Suite::ChaCha20Poly1305,
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut sealer = SealReader::new(
+    let relay = Relay::seal(
         &coffer_adapters::default_provider(),
         suite,
         &key,
@@ -66,15 +67,13 @@ pub(crate) fn seal(args: &SealArgs, json: bool) -> Result<()> {
             inner: input,
             bar: bar.clone(),
         },
-        threads,
     )?;
     let mut out = Output::create(&out_path)?;
     if let Some(envelope) = &envelope {
         out.write_all(envelope)
             .map_err(|e| CliError::io(format!("writing {}", shown(&out_path)), e))?;
     }
-    let written = copy(&mut sealer, &mut out, &args.input, &out_path)?;
-    let read = sealer.plaintext_len();
+    let Relayed { read, written } = run(relay, &mut out, &args.input, &out_path)?;
     out.commit()?;
     bar.finish_and_clear();
     let prefix = envelope.as_ref().map_or(0, Vec::len) as u64;
@@ -151,17 +150,10 @@ pub(crate) fn open(args: &OpenArgs, json: bool) -> Result<()> {
         inner: io::Cursor::new(head).chain(input),
         bar: bar.clone(),
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut opened = OpenReader::with_threads(
-        &coffer_adapters::default_provider(),
-        &key,
-        &context,
-        source,
-        threads,
-    )
-    .map_err(|e| CliError::from(e).context(&name))?;
+    let relay = Relay::open(&coffer_adapters::default_provider(), &key, &context, source)
+        .map_err(|e| CliError::from(e).context(&name))?;
     let mut out = Output::create(&out_path)?;
-    let written = copy(&mut opened, &mut out, &args.input, &out_path)?;
+    let written = run(relay, &mut out, &args.input, &out_path)?.written;
     out.commit()?;
     bar.finish_and_clear();
     emit_beside(
@@ -210,30 +202,20 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
     Ok((Box::new(file), len))
 }
 
-/// Copies everything, telling read errors (named after the input, classified: wrong
-/// key, corrupted...) from write errors (named after the output: disk full...). Writes
-/// straight from the reader's buffer: sealed and opened batches are not copied again.
-pub(crate) fn copy(
-    from: &mut dyn BufRead,
-    to: &mut dyn Write,
+/// Seals or opens on every core, telling read errors (named after the input,
+/// classified: wrong key, corrupted...) from write errors (named after the output:
+/// disk full...).
+fn run<R: Read + Send, C: ChunkCipher + Sync>(
+    relay: Relay<R, C>,
+    out: &mut Output,
     input: &Path,
     output: &Path,
-) -> Result<u64> {
-    let mut total = 0u64;
-    loop {
-        let ready = match from.fill_buf() {
-            Ok([]) => break,
-            Ok(ready) => ready,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CliError::io(shown(input), e)),
-        };
-        to.write_all(ready)
-            .map_err(|e| CliError::io(format!("writing {}", shown(output)), e))?;
-        let n = ready.len();
-        from.consume(n);
-        total += n as u64;
-    }
-    Ok(total)
+) -> Result<Relayed> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    relay.run(out, threads).map_err(|f| match f {
+        Failure::Input(e) => CliError::io(shown(input), e),
+        Failure::Output(e) => CliError::io(format!("writing {}", shown(output)), e),
+    })
 }
 
 /// Stdout, or a file written under a temporary name in its folder and linked into
@@ -241,7 +223,7 @@ pub(crate) fn copy(
 /// temporary is removed, so a failure leaves nothing behind.
 pub(crate) enum Output {
     /// Standard output.
-    Stdout(io::Stdout),
+    Stdout(File),
     /// A file being written.
     File {
         /// The temporary.
@@ -255,7 +237,13 @@ impl Output {
     /// Starts writing `path` ('-' for stdout).
     pub(crate) fn create(path: &Path) -> Result<Self> {
         if is_dash(path) {
-            return Ok(Output::Stdout(io::stdout()));
+            // A descriptor of its own: `io::Stdout` is line-buffered, and would look for
+            // newlines in every batch of binary output.
+            let fd = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| CliError::io("writing stdout", e))?;
+            return Ok(Output::Stdout(File::from(fd)));
         }
         if std::fs::symlink_metadata(path).is_ok() {
             return Err(CliError::Exists(format!(
@@ -301,6 +289,12 @@ impl Write for Output {
         match self {
             Output::Stdout(s) => s.write(buf),
             Output::File { tmp, .. } => tmp.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Output::Stdout(s) => s.write_vectored(bufs),
+            Output::File { tmp, .. } => tmp.as_file_mut().write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
