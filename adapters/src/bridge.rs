@@ -3,7 +3,7 @@
 //! batches of chunks on several threads; [`OpenReader`] turns a sealed stream into its
 //! plaintext, releasing each chunk only after its tag verified.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, IoSliceMut, Read};
 
 use coffer_core::chunked::{ChunkKeys, CHUNK_LEN};
 use coffer_core::provider::{ChunkCipher, CryptoProvider, TAG_LEN};
@@ -206,20 +206,36 @@ fn each_chunk<C: ChunkCipher>(
 }
 
 /// Reads plaintext into the chunk places of `batch` (each `CHUNK_LEN` bytes of body
-/// and a tag's room): returns the length of the chunks laid out, tags included, and
-/// whether the input ended. Full chunks are sealed as they come (chunks carry no final
-/// flag); the stream ends with a short final chunk, empty if the length is a multiple
-/// of 16 KiB.
+/// and a tag's room), in one vectored read where the reader can (a file: one `readv`
+/// per batch, not one `read` per chunk): returns the length of the chunks laid out,
+/// tags included, and whether the input ended. Full chunks are sealed as they come
+/// (chunks carry no final flag); the stream ends with a short final chunk, empty if
+/// the length is a multiple of 16 KiB.
 fn read_plaintext(reader: &mut impl Read, batch: &mut [u8]) -> io::Result<(usize, bool)> {
-    let mut used = 0;
-    while used + SEALED_CHUNK_LEN <= batch.len() {
-        let got = fill(reader, &mut batch[used..used + CHUNK_LEN])?;
-        used += got + TAG_LEN;
-        if got < CHUNK_LEN {
-            return Ok((used, true));
+    let slots = batch.len() / SEALED_CHUNK_LEN;
+    let mut bodies: Vec<IoSliceMut> = batch
+        .chunks_mut(SEALED_CHUNK_LEN)
+        .take(slots)
+        .map(|chunk| IoSliceMut::new(&mut chunk[..CHUNK_LEN]))
+        .collect();
+    let mut rest = &mut bodies[..];
+    let mut got = 0;
+    while !rest.is_empty() {
+        match reader.read_vectored(rest) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                IoSliceMut::advance_slices(&mut rest, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok((used, false))
+    let (full, tail) = (got / CHUNK_LEN, got % CHUNK_LEN);
+    if full == slots {
+        return Ok((slots * SEALED_CHUNK_LEN, false));
+    }
+    Ok((full * SEALED_CHUNK_LEN + tail + TAG_LEN, true))
 }
 
 /// Reads sealed chunks into `batch`: returns how many bytes came and whether the stream

@@ -47,6 +47,13 @@ impl<R: Read> Read for Counting<R> {
         self.bar.inc(n as u64);
         Ok(n)
     }
+    // Sealing reads a batch of chunk bodies in one call (readv).
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        crate::interrupt::check()?;
+        let n = self.inner.read_vectored(bufs)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
 }
 
 impl<W: Write> Write for Counting<W> {
