@@ -41,6 +41,15 @@ pub enum Error {
         /// The key.
         key: ObjectKey,
     },
+    /// A key that a folder-backed store cannot hold beside the objects it already has:
+    /// it names a folder of other objects, or lies under an existing object.
+    #[error("object {key} cannot be stored here: {reason}")]
+    KeyConflict {
+        /// The key.
+        key: ObjectKey,
+        /// Which of the two it is.
+        reason: &'static str,
+    },
     /// A storage backend (S3) refused or failed a request, after any retries. Carries
     /// the service's error code and message, never a credential or a signed URL.
     #[error(

@@ -95,12 +95,7 @@ pub fn check_blocked(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
 pub fn count_failure(state: &AppState, ip: IpAddr) {
     if let Err(not_until) = state.limits.auth_failures.check_key(&ip) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
-        state
-            .limits
-            .blocked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(ip, Instant::now() + wait);
+        state.limits.block(ip, Instant::now() + wait);
     }
 }
 
@@ -116,87 +111,98 @@ pub async fn audit(state: &AppState, entry: AuditEntry) {
 }
 
 /// A token of kind `want`, live. Returns (token ID, tenant, agent).
+///
+/// A valid credential is let through even from an address whose failure quota ran out,
+/// so a guesser on the same address (or behind the same NAT) cannot lock out the agent
+/// or operator beside it. Every refusal (unknown, revoked, expired or wrong-kind
+/// token, or none) counts against the address; once its quota is out, refusals are
+/// answered 429 and no longer audited, so they cannot flood the audit log either.
 async fn authenticate(
     parts: &Parts,
     state: &AppState,
     want: TokenKind,
 ) -> Result<(i64, Option<i64>, Option<i64>), ApiError> {
     let ip = client_ip(parts, state.config.trust_forwarded_for);
-    check_blocked(state, ip)?;
     let presented = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let route = parts.uri.path().to_owned();
-    let deny = |tenant_id: Option<i64>, actor: String, detail: String| AuditEntry {
-        tenant_id,
-        actor,
-        action: "auth",
-        target: format!("route:{route}"),
-        outcome: AuditOutcome::Denied,
-        detail,
+    let row = match presented {
+        // Not even shaped like one of our tokens: no need to look it up.
+        Some(presented) if TokenKind::of(presented).is_some() => {
+            let hash = TokenHash::of(presented);
+            state
+                .db
+                .read(move |conn| tokens::find_token(conn, &hash))
+                .await?
+        }
+        _ => None,
     };
-    let Some(presented) = presented else {
-        count_failure(state, ip);
-        audit(
-            state,
-            deny(None, "anonymous".into(), "no bearer token".into()),
-        )
-        .await;
-        return Err(ApiError::Unauthorized("a bearer token is required"));
+    let refusal = match &row {
+        None if presented.is_none() => Refusal::new(None, "anonymous", "no bearer token")
+            .answer(ApiError::Unauthorized("a bearer token is required")),
+        None => Refusal::new(None, "anonymous", "unknown token")
+            .answer(ApiError::Unauthorized("unknown token")),
+        Some(row) => {
+            let actor = format!("{}:{}", row.kind.as_str(), row.agent_id.unwrap_or(row.id));
+            if row.revoked_at.is_some() {
+                Refusal::new(row.tenant_id, &actor, "revoked credential")
+                    .answer(ApiError::Unauthorized("this credential has been revoked"))
+            } else if row.expires_at.is_some_and(|e| e <= now()) {
+                Refusal::new(row.tenant_id, &actor, "expired credential")
+                    .answer(ApiError::Unauthorized("this credential has expired"))
+            } else if row.kind != want {
+                Refusal::new(
+                    row.tenant_id,
+                    &actor,
+                    &format!("{} token on a {} route", row.kind.as_str(), want.as_str()),
+                )
+                .answer(ApiError::Forbidden("this credential cannot use this route"))
+            } else {
+                return Ok((row.id, row.tenant_id, row.agent_id));
+            }
+        }
     };
-    let hash = TokenHash::of(presented);
-    let row = state
-        .db
-        .read(move |conn| tokens::find_token(conn, &hash))
-        .await?;
-    let Some(row) = row else {
-        count_failure(state, ip);
-        audit(
-            state,
-            deny(None, "anonymous".into(), format!("unknown token from {ip}")),
-        )
-        .await;
-        return Err(ApiError::Unauthorized("unknown token"));
-    };
-    let actor = format!("{}:{}", row.kind.as_str(), row.agent_id.unwrap_or(row.id));
-    // Revoked and expired tokens are real, not guesses: they are audited but not
-    // counted, or one revoked agent behind a NAT would get its neighbours blocked.
-    if row.revoked_at.is_some() {
-        audit(
-            state,
-            deny(row.tenant_id, actor, "revoked credential".into()),
-        )
-        .await;
-        return Err(ApiError::Unauthorized("this credential has been revoked"));
+    check_blocked(state, ip)?;
+    count_failure(state, ip);
+    audit(
+        state,
+        AuditEntry {
+            tenant_id: refusal.tenant_id,
+            actor: refusal.actor,
+            action: "auth",
+            target: format!("route:{}", parts.uri.path()),
+            outcome: AuditOutcome::Denied,
+            detail: format!("{} from {ip}", refusal.detail),
+        },
+    )
+    .await;
+    Err(refusal.error)
+}
+
+/// Why a request was refused, for the audit log and the answer.
+struct Refusal {
+    tenant_id: Option<i64>,
+    actor: String,
+    detail: String,
+    error: ApiError,
+}
+
+impl Refusal {
+    fn new(tenant_id: Option<i64>, actor: &str, detail: &str) -> Self {
+        Refusal {
+            tenant_id,
+            actor: actor.to_owned(),
+            detail: detail.to_owned(),
+            error: ApiError::Unauthorized("unauthorized"),
+        }
     }
-    if row.expires_at.is_some_and(|e| e <= now()) {
-        audit(
-            state,
-            deny(row.tenant_id, actor, "expired credential".into()),
-        )
-        .await;
-        return Err(ApiError::Unauthorized("this credential has expired"));
+
+    fn answer(self, error: ApiError) -> Self {
+        Refusal { error, ..self }
     }
-    if row.kind != want {
-        audit(
-            state,
-            deny(
-                row.tenant_id,
-                actor,
-                format!(
-                    "{} token used on a {} route",
-                    row.kind.as_str(),
-                    want.as_str()
-                ),
-            ),
-        )
-        .await;
-        return Err(ApiError::Forbidden("this credential cannot use this route"));
-    }
-    Ok((row.id, row.tenant_id, row.agent_id))
 }
 
 impl FromRequestParts<AppState> for Admin {

@@ -27,6 +27,15 @@ pub struct Config {
     /// Failed authentications allowed per client address per minute; beyond that, the
     /// address gets 429 until the quota refills.
     pub auth_failures_per_minute: u32,
+    /// How long a client may take to send a request's headers (from the first byte,
+    /// or from the end of the previous request on a kept-alive connection).
+    pub header_read_timeout: Duration,
+    /// The longest a request body may go without sending any bytes.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Log uploads (`POST /v1/agent/logs`) allowed per agent per minute.
+    pub agent_logs_per_minute: u32,
     /// How often the scheduler looks for due jobs and lapsed leases.
     pub scheduler_tick: Duration,
     /// Take the client's address for rate limits from the last `X-Forwarded-For`
@@ -47,6 +56,10 @@ impl Config {
             json_body_limit: 64 * 1024,
             enrol_per_minute: 10,
             auth_failures_per_minute: 30,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            agent_logs_per_minute: 12,
             scheduler_tick: Duration::from_secs(5),
             trust_forwarded_for: false,
         }

@@ -56,6 +56,9 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// 408: the request body stopped arriving.
+    #[error("the request body stopped arriving")]
+    Timeout,
     /// 429: too many attempts; retry after this many seconds.
     #[error("too many requests; retry after {retry_after} s")]
     RateLimited {
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,6 +114,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { .. } => "not_found",
             ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::Timeout => "request_timeout",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",

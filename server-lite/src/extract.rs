@@ -8,7 +8,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -56,11 +57,24 @@ pub fn json_rejection(rejection: &JsonRejection, limit: usize) -> ApiError {
             code: "unsupported_media_type",
             message: "content-type must be application/json".to_owned(),
         },
+        other if body_timed_out(other) => ApiError::Timeout,
         _ => ApiError::BadRequest {
             code: "bad_body",
             message: "the body could not be read".to_owned(),
         },
     }
+}
+
+/// Whether `error`, or anything it wraps, is the body read timeout's.
+pub fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Query parameters, parsed field by field so errors name the field.
@@ -112,6 +126,77 @@ pub fn parse_id(text: &str, what: &'static str) -> Result<i64, ApiError> {
         .ok_or(ApiError::NotFound { what })
 }
 
+/// Checks a name people read in a list (a tenant, job, host, backend or token label):
+/// as [`check_text`], and no Unicode format or separator characters either, so a name
+/// cannot display as something else (`nas1\u{202e}gpj.exe` showing as `nas1exe.jpg`)
+/// or hide characters (zero-width spaces, tag characters).
+///
+/// # Errors
+/// 400 naming `field` and the first character refused.
+pub fn check_name(field: &str, value: &str, max: usize, required: bool) -> ApiResult<()> {
+    check_text(field, value, max, required)?;
+    if let Some(c) = value.chars().find(|c| is_deceptive(*c)) {
+        return Err(ApiError::field(
+            field,
+            format!(
+                "U+{:04X}: bidirectional, zero-width and other invisible characters are not \
+                 allowed",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `c` changes how text around it displays without showing itself: format
+/// characters (bidirectional controls, zero-width joiners, tags), line and paragraph
+/// separators, surrogates and private-use characters.
+pub fn is_deceptive(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::Surrogate
+            | GeneralCategory::PrivateUse
+    )
+}
+
+/// A log message fit to show on a terminal or a page: control characters other than
+/// tab and newline (ESC, NUL, CR, ...) and invisible format characters become U+FFFD,
+/// so a line cannot move a cursor, recolour a terminal or hide text.
+pub fn clean_log_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if (c.is_control() && c != '\n' && c != '\t') || is_deceptive(c) {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Checks an absolute path an agent will act on (a restore target, a backup source):
+/// absolute, at most 4096 bytes, no control characters, and no `.` or `..` segment, so
+/// the path the operator sees is the path the agent uses.
+///
+/// # Errors
+/// 400 naming `field`.
+pub fn check_absolute_path(field: &str, value: &str) -> ApiResult<()> {
+    if !value.starts_with('/') || value.len() > 4096 || value.chars().any(char::is_control) {
+        return Err(ApiError::field(field, "must be an absolute path"));
+    }
+    if value.split('/').any(|s| s == ".." || s == ".") {
+        return Err(ApiError::field(
+            field,
+            "must not contain '.' or '..' segments",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a free-text field: length, presence, no control characters.
 ///
 /// # Errors
@@ -127,4 +212,60 @@ pub fn check_text(field: &str, value: &str, max: usize, required: bool) -> ApiRe
         return Err(ApiError::field(field, "control characters are not allowed"));
     }
     Ok(())
+}
+
+/// The largest count (bytes, files) the API takes: what the database's integers hold.
+pub const MAX_COUNT: u64 = i64::MAX as u64;
+
+/// Deserializes a count, refusing one above [`MAX_COUNT`] (a 400 naming the field,
+/// where the database would otherwise fail).
+///
+/// # Errors
+/// serde's custom error, which [`ApiJson`] turns into a 400.
+pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let value = u64::deserialize(d)?;
+    if value > MAX_COUNT {
+        return Err(D::Error::custom(format!("larger than {MAX_COUNT}")));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_refuse_bidirectional_and_invisible_characters() {
+        assert!(check_name("name", "nas-1 (Büro)", 100, true).is_ok());
+        for bad in [
+            "nas1\u{202e}gpj.exe",
+            "a\u{200b}b",
+            "a\u{2066}b",
+            "\u{feff}x",
+            "x\u{e0041}",
+            "a\u{2028}b",
+            "a\u{0}b",
+            "a\u{1b}[31mb",
+        ] {
+            let e = check_name("name", bad, 100, true).unwrap_err();
+            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST, "{bad:?}");
+            assert!(e.to_string().starts_with("name: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn log_text_keeps_newlines_and_tabs_and_replaces_other_controls() {
+        assert_eq!(
+            clean_log_text("a\tb\nc\r\n\u{1b}[2J\u{0}\u{202e}z"),
+            "a\tb\nc\u{fffd}\n\u{fffd}[2J\u{fffd}\u{fffd}z"
+        );
+    }
+
+    #[test]
+    fn paths_refuse_dot_segments() {
+        assert!(check_absolute_path("target", "/srv/restore/x..y").is_ok());
+        for bad in ["/srv/../etc", "/srv/..", "/./x", "relative", "/a\nb"] {
+            assert!(check_absolute_path("target", bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -67,7 +67,8 @@ pub fn create_repository(
         &mut OsRng,
     )
     .map_err(ApiError::internal)?;
-    let repo = cat.create_repository(
+    let repo = cat.create_repository_with_id(
+        RepositoryId(crate::db::new_id()),
         &NewRepository {
             name,
             location,

@@ -57,39 +57,29 @@ pub async fn handle(
             "expected /s3/{bucket}/{key}",
         );
     };
-    // Bad signatures count against the address like failed logins: a client that
-    // keeps guessing is slowed down (and stops filling the audit log).
-    if let Err(crate::error::ApiError::RateLimited { retry_after }) =
-        crate::auth::check_blocked(&state, ip)
-    {
-        let mut response = xml::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SlowDown",
-            "too many refused requests",
-        );
-        set_header(&mut response, "retry-after", &retry_after.to_string());
-        return response;
-    }
+    // A valid signature passes even from an address over its failure quota (the agent
+    // beside a guesser keeps working). A bad one counts against the address like a
+    // failed login, and is not audited: it names no one, and its path is the caller's
+    // invention (it would let anyone write into a tenant's log).
     if let Err(refusal) =
         state
             .stores
             .signer
             .verify(&method, &uri, &headers, jiff::Timestamp::now())
     {
+        if let Err(crate::error::ApiError::RateLimited { retry_after }) =
+            crate::auth::check_blocked(&state, ip)
+        {
+            let mut response = xml::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "too many refused requests",
+            );
+            set_header(&mut response, "retry-after", &retry_after.to_string());
+            return response;
+        }
         crate::auth::count_failure(&state, ip);
-
-        let entry = AuditEntry {
-            tenant_id: tenant_of_key(&key),
-            actor: "anonymous".to_owned(),
-            action: "s3.request",
-            target: format!("s3:{bucket}/{key}"),
-            outcome: AuditOutcome::Denied,
-            detail: format!("{} {}: {}", method, refusal.code(), refusal.message()),
-        };
-        let _ = state
-            .db
-            .call(move |cat| audit::record(cat.connection(), &entry))
-            .await;
+        tracing::debug!(%ip, code = refusal.code(), "embedded store: unsigned or badly signed request refused");
         return xml::error(StatusCode::FORBIDDEN, refusal.code(), refusal.message());
     }
     if bucket != state.stores.bucket {
@@ -97,11 +87,14 @@ pub async fn handle(
     }
     // The server signs only keys under a destination's prefix; check it still holds
     // one whose agent is not revoked, so a revoked agent's URLs stop working at once.
-    if let Err(response) = check_destination(&state, &bucket, &key, &method).await {
+    if let Err(response) = check_destination(&state, ip, &bucket, &key, &method).await {
         return response;
     }
     let key = match ObjectKey::new(key) {
         Ok(k) => k,
+        Err(coffer_adapters::Error::InvalidKey { reason, .. }) => {
+            return xml::error(StatusCode::BAD_REQUEST, "InvalidArgument", reason)
+        }
         Err(_) => return xml::error(StatusCode::BAD_REQUEST, "InvalidArgument", "invalid key"),
     };
     let query: Vec<(String, String)> =
@@ -143,6 +136,7 @@ pub async fn handle(
 /// a revoked agent (audited as denied).
 async fn check_destination(
     state: &AppState,
+    ip: std::net::IpAddr,
     bucket: &str,
     key: &str,
     method: &Method,
@@ -153,12 +147,9 @@ async fn check_destination(
         _ => String::new(),
     };
     // Destination and backend probes (when an S3 backend is this very store) write
-    // before any destination holds their prefix; only the server signs them.
-    if key
-        .rsplit('/')
-        .next()
-        .is_some_and(|name| name.starts_with(PROBE_NAME))
-    {
+    // before any destination holds their prefix: only the exact random key of a probe
+    // in flight passes, never a name pattern an agent could presign.
+    if state.stores.live_probes.contains(key) {
         return Ok(());
     }
     let (b, p) = (bucket.to_owned(), prefix.clone());
@@ -184,6 +175,12 @@ async fn check_destination(
         Some((tenant, Some(_))) => (Some(tenant), "the destination's agent is revoked"),
         None => (None, "the key is under no destination"),
     };
+    // A revoked agent retrying its URLs is refused each time, but audited only until
+    // its address runs out of quota.
+    if crate::auth::check_blocked(state, ip).is_err() {
+        return Err(xml::error(StatusCode::FORBIDDEN, "AccessDenied", refusal.1));
+    }
+    crate::auth::count_failure(state, ip);
     let entry = AuditEntry {
         tenant_id: refusal.0,
         actor: "anonymous".to_owned(),
@@ -229,6 +226,52 @@ impl S3Error {
     }
 }
 
+impl S3Error {
+    /// The answer to a failed put into the local store: the caller's conflicts are
+    /// 4xx, anything else a 500.
+    pub(crate) fn from_put(e: coffer_adapters::Error) -> Self {
+        match e {
+            coffer_adapters::Error::AlreadyExists { .. } => S3Error::new(
+                StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailed",
+                "the key already holds an object",
+            ),
+            coffer_adapters::Error::KeyConflict { reason, .. } => {
+                S3Error::new(StatusCode::CONFLICT, "KeyConflict", reason)
+            }
+            // The body stopped arriving, or the client went away mid-body: the
+            // caller's doing, not the server's.
+            coffer_adapters::Error::Io { ref source, .. }
+                if crate::extract::body_timed_out(source) =>
+            {
+                S3Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "RequestTimeout",
+                    "the request body stopped arriving",
+                )
+            }
+            coffer_adapters::Error::Io { ref source, .. } if body_broken(source) => S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "the request body ended before its declared length",
+            ),
+            other => S3Error::internal(other),
+        }
+    }
+}
+
+/// Whether an I/O error came from the client's body (hyper's), not from the disk.
+fn body_broken(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<hyper::Error>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 impl IntoResponse for S3Error {
     fn into_response(self) -> Response {
         xml::error(self.status, self.code, &self.message)
@@ -248,12 +291,6 @@ fn split_path(path: &str) -> Option<(String, String)> {
             .map(|c| c.into_owned())
     };
     Some((decode(bucket)?, decode(key)?))
-}
-
-/// The tenant a key belongs to, from the destination layout `t{tenant}/...`, for the
-/// audit log of refused requests (the key itself is untrusted there).
-fn tenant_of_key(key: &str) -> Option<i64> {
-    key.strip_prefix('t')?.split('/').next()?.parse().ok()
 }
 
 /// What a body reader learned: sizes and digests, and why it failed, if it did.
@@ -407,15 +444,10 @@ async fn put_object(
             }
             Ok(response)
         }
-        Err(coffer_adapters::Error::AlreadyExists { .. }) => Err(S3Error::new(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            "the key already holds an object",
-        )),
         Err(e) => Err(match info.failure {
             Some((status, code, message)) => S3Error::new(status, code, message),
             // A client that stops sending mid-body ends here too: log it, say little.
-            None => S3Error::internal(e),
+            None => S3Error::from_put(e),
         }),
     }
 }
@@ -609,7 +641,5 @@ mod tests {
         );
         assert_eq!(split_path("/s3/coffer"), None);
         assert_eq!(split_path("/other/x/y"), None);
-        assert_eq!(tenant_of_key("t12/abc/x"), Some(12));
-        assert_eq!(tenant_of_key("x/y"), None);
     }
 }

@@ -6,11 +6,13 @@ pub mod enrol;
 pub mod operator;
 pub mod restores;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::db::agents;
@@ -24,26 +26,63 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// The whole application, ready to serve or to drive with `oneshot`.
 pub fn app(state: AppState) -> Router {
+    let limit = state.config.json_body_limit;
     let api = Router::new()
         .merge(admin::routes())
         .merge(operator::routes())
         .merge(restores::routes())
         .merge(enrol::routes())
         .merge(agent::routes())
-        .layer(DefaultBodyLimit::max(state.config.json_body_limit));
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(move |request, next| {
+            refuse_declared_length(request, next, limit as u64)
+        }));
     // The embedded store streams bodies itself (up to 5 GiB a request), so the JSON
     // limit does not apply there.
     let s3 = Router::new()
         .route("/s3/{*path}", any(crate::local_s3::handle))
-        .layer(DefaultBodyLimit::disable());
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(|request, next| {
+            refuse_declared_length(request, next, crate::local_s3::MAX_PUT_BYTES)
+        }));
     Router::new()
         .merge(api)
         .merge(s3)
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::NotFound { what: "route" } })
+        // A body that stops arriving ends the request (408 or S3's RequestTimeout)
+        // instead of holding a task and a connection for ever.
+        .layer(RequestBodyTimeoutLayer::new(state.config.body_read_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Refuses at once a request whose declared `Content-Length` is over `limit`, before
+/// any of its body is read (413; S3's `EntityTooLarge` on the embedded store).
+async fn refuse_declared_length(request: Request, next: Next, limit: u64) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => {
+            if request.uri().path().starts_with("/s3/") {
+                crate::local_s3::xml::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "EntityTooLarge",
+                    "the declared body is larger than 5 GiB",
+                )
+            } else {
+                ApiError::TooLarge {
+                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                }
+                .into_response()
+            }
+        }
+        _ => next.run(request).await,
+    }
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -56,8 +95,9 @@ async fn openapi() -> impl IntoResponse {
 
 /// The 404 for an object the caller cannot see. If it exists under another tenant,
 /// the attempt is audited as denied (in the owner's log), since that is someone
-/// probing or misusing IDs; the answer is the same either way, so it does not reveal
-/// what exists.
+/// probing or misusing IDs. The answer is the same either way and costs the same: the
+/// owner is looked up in both cases and the audit row is written after the response,
+/// so neither the body nor the time tells a caller whether the ID exists.
 pub async fn not_found(
     state: &AppState,
     actor: &str,
@@ -68,26 +108,26 @@ pub async fn not_found(
 ) -> ApiError {
     let owner = state
         .db
-        .call(move |cat| agents::owner_of(cat.connection(), table, id))
+        .read(move |conn| agents::owner_of(conn, table, id))
         .await
         .ok()
         .flatten();
     if let Some(owner) = owner.filter(|o| Some(*o) != caller_tenant) {
-        crate::auth::audit(
-            state,
-            AuditEntry {
-                tenant_id: Some(owner),
-                actor: actor.to_owned(),
-                action: "access",
-                target: format!("{what}:{id}"),
-                outcome: AuditOutcome::Denied,
-                detail: format!(
-                    "cross-tenant access from tenant {}",
-                    caller_tenant.map_or_else(|| "none".to_owned(), |t| t.to_string())
-                ),
-            },
-        )
-        .await;
+        let entry = AuditEntry {
+            tenant_id: Some(owner),
+            actor: actor.to_owned(),
+            action: "access",
+            target: format!("{what}:{id}"),
+            outcome: AuditOutcome::Denied,
+            detail: format!(
+                "cross-tenant access from tenant {}",
+                caller_tenant.map_or_else(|| "none".to_owned(), |t| t.to_string())
+            ),
+        };
+        let st = state.clone();
+        state
+            .background
+            .spawn(async move { crate::auth::audit(&st, entry).await });
     }
     ApiError::NotFound { what }
 }

@@ -25,6 +25,36 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
         .map_err(|e| format!("not a cron expression: {e}"))
 }
 
+/// The shortest time between two scheduled runs of a job. A backup every second (or
+/// every minute) only piles up runs; the scheduler never queues one sooner than this
+/// after the last, whatever the expression says.
+pub const MIN_INTERVAL_SECS: i64 = 300;
+
+/// How many upcoming times [`check_interval`] looks at.
+const INTERVAL_LOOKAHEAD: usize = 500;
+
+/// Checks that `expr` never matches two times closer than [`MIN_INTERVAL_SECS`] among
+/// its next occurrences after `unix`.
+///
+/// # Errors
+/// What is wrong (parse errors included).
+pub fn check_interval(expr: &str, unix: i64) -> Result<(), String> {
+    let mut previous = next_after(expr, unix)?;
+    for _ in 0..INTERVAL_LOOKAHEAD {
+        let Ok(next) = next_after(expr, previous) else {
+            return Ok(());
+        };
+        if next - previous < MIN_INTERVAL_SECS {
+            return Err(format!(
+                "runs {} s apart; the shortest interval is {MIN_INTERVAL_SECS} s",
+                next - previous
+            ));
+        }
+        previous = next;
+    }
+    Ok(())
+}
+
 /// The first time strictly after `unix` that `expr` matches, in Unix seconds.
 ///
 /// # Errors
@@ -45,6 +75,8 @@ pub struct Tick {
     pub queued: Vec<i64>,
     /// Runs failed because their lease lapsed.
     pub timed_out: Vec<i64>,
+    /// Jobs due whose previous run was still queued (no second run queued).
+    pub skipped: Vec<i64>,
     /// Abandoned multipart uploads removed from the embedded store's staging folder.
     pub stale_uploads: usize,
 }
@@ -96,6 +128,7 @@ pub async fn run(state: AppState) {
         if let Err(e) = flush_presence(&state).await {
             tracing::error!("writing heartbeats failed: {e:?}");
         }
+        state.limits.trim();
     }
 }
 
@@ -111,11 +144,22 @@ pub async fn tick(state: &AppState, at: i64) -> ApiResult<Tick> {
                 let mut tick = Tick::default();
                 let mut wake = Vec::new();
                 for job in jobs::due_jobs(tx, at)? {
-                    let next = job.schedule.as_deref().and_then(|s| next_after(s, at).ok());
+                    // At least the minimum interval on, even for a job stored before
+                    // the minimum was enforced.
+                    let next = job
+                        .schedule
+                        .as_deref()
+                        .and_then(|s| next_after(s, at + MIN_INTERVAL_SECS - 1).ok());
                     jobs::set_next_run(tx, job.id, next)?;
                     let Some(dest) = agents::destination_of_agent(tx, job.agent_id)? else {
                         continue;
                     };
+                    // A run still waiting for the agent covers this time too: backups
+                    // of one job never stack up behind an offline agent.
+                    if runs::job_has_queued(tx, job.id)? {
+                        tick.skipped.push(job.id);
+                        continue;
+                    }
                     tick.queued
                         .push(runs::enqueue_backup(tx, &job, &dest, "scheduler")?);
                     wake.push(job.agent_id);
@@ -171,5 +215,17 @@ mod tests {
         );
         assert!(next_after("not cron", base).unwrap_err().contains("cron"));
         assert!(next_after("61 * * * *", base).is_err());
+    }
+
+    #[test]
+    fn schedules_more_often_than_the_minimum_are_refused() {
+        let base = 1_795_428_000;
+        assert!(check_interval("0 3 * * *", base).is_ok());
+        assert!(check_interval("*/5 * * * *", base).is_ok());
+        assert!(check_interval("15 40 * * * *", base).is_ok());
+        for expr in ["* * * * * *", "* * * * *", "*/4 * * * *", "0,1 3 * * *"] {
+            let e = check_interval(expr, base).unwrap_err();
+            assert!(e.contains("shortest interval is 300 s"), "{expr}: {e}");
+        }
     }
 }

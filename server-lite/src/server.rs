@@ -1,11 +1,15 @@
 //! Opening a server on a data directory (database, embedded store, KEK, first admin
 //! token) and serving it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
 
 use coffer_core::SecretKey;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
@@ -177,6 +181,11 @@ fn resolve_kek(
 
 /// Serves `started` on `listener` (with the scheduler) until `shutdown` resolves.
 ///
+/// Each connection is served by hyper with a header read timeout (a client that
+/// trickles its headers, or idles between requests, is dropped); at most
+/// `max_connections` are served at once, and the rest wait in the listen backlog. At
+/// shutdown, requests in flight get up to [`SHUTDOWN_GRACE`] to finish.
+///
 /// # Errors
 /// I/O errors of the listener.
 pub async fn serve(
@@ -184,17 +193,68 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+
     let scheduler = tokio::spawn(crate::scheduler::run(state.clone()));
     let app = crate::app(state.clone());
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let permits = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait rather than spin.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        );
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
     scheduler.abort();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: stopping anyway");
+    }
+    state.background.idle().await;
     if let Err(e) = crate::scheduler::flush_presence(&state).await {
         tracing::error!("writing heartbeats at shutdown failed: {e:?}");
     }
-    result
+    Ok(())
 }
+
+/// How long requests in flight (long polls included) get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(40);

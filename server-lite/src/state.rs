@@ -36,6 +36,44 @@ pub struct Shared {
     pub limits: Limits,
     /// Heartbeats not yet written to the database.
     pub presence: Presence,
+    /// Work a response does not wait for (audit rows of refused lookups).
+    pub background: Background,
+}
+
+/// Tasks spawned so a response does not wait for them, counted so that shutdown (and
+/// tests) can wait until they are done.
+#[derive(Debug, Default)]
+pub struct Background {
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    done: Arc<Notify>,
+}
+
+impl Background {
+    /// Runs `task` on the runtime without waiting for it.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        let (running, done) = (Arc::clone(&self.running), Arc::clone(&self.done));
+        running.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            task.await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            done.notify_waiters();
+        });
+    }
+
+    /// Waits until no spawned task is running.
+    pub async fn idle(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let notified = self.done.notified();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            // Bounded wait: a task finishing between the check and here is seen on
+            // the next turn.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), notified).await;
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -60,6 +98,7 @@ impl AppState {
                 dispatch: Dispatch::default(),
                 limits,
                 presence: Presence::default(),
+                background: Background::default(),
             }),
         }
     }
@@ -99,6 +138,8 @@ pub struct Limits {
     pub auth_failures: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses refused until a time, because their failure quota ran out.
     pub blocked: Mutex<HashMap<IpAddr, std::time::Instant>>,
+    /// Log uploads per agent.
+    pub agent_logs: DefaultKeyedRateLimiter<i64>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -107,7 +148,54 @@ impl std::fmt::Debug for Limits {
     }
 }
 
+/// The most addresses (and agents) the limiters remember; beyond it, the oldest state
+/// is dropped first, so a flood of addresses cannot grow the server's memory.
+pub const MAX_TRACKED: usize = 65_536;
+
 impl Limits {
+    /// Blocks `ip` until `until`, keeping the map within [`MAX_TRACKED`].
+    pub fn block(&self, ip: IpAddr, until: std::time::Instant) {
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        if blocked.len() >= MAX_TRACKED && !blocked.contains_key(&ip) {
+            let now = std::time::Instant::now();
+            blocked.retain(|_, t| *t > now);
+            if blocked.len() >= MAX_TRACKED {
+                // Still full of live blocks: drop the one that ends soonest.
+                if let Some(first) = blocked.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
+                    blocked.remove(&first);
+                }
+            }
+        }
+        blocked.insert(ip, until);
+    }
+
+    /// Forgets what no longer matters: lapsed blocks, and limiter state of keys whose
+    /// quota has refilled. The scheduler calls it every tick.
+    pub fn trim(&self) {
+        let now = std::time::Instant::now();
+        self.blocked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, t| *t > now);
+        for limiter in [&self.enrol, &self.auth_failures] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        self.agent_logs.retain_recent();
+        self.agent_logs.shrink_to_fit();
+    }
+
+    /// How many keys the limiters hold now (for tests and metrics).
+    pub fn tracked(&self) -> usize {
+        self.blocked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+            + self.enrol.len()
+            + self.auth_failures.len()
+            + self.agent_logs.len()
+    }
+
     fn new(config: &Config) -> Self {
         let quota =
             |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
@@ -115,6 +203,7 @@ impl Limits {
             enrol: RateLimiter::keyed(quota(config.enrol_per_minute)),
             auth_failures: RateLimiter::keyed(quota(config.auth_failures_per_minute)),
             blocked: Mutex::new(HashMap::new()),
+            agent_logs: RateLimiter::keyed(quota(config.agent_logs_per_minute)),
         }
     }
 }

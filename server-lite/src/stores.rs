@@ -2,7 +2,7 @@
 //! [`crate::local_s3`]) or an S3 backend an admin registered. Both are presigned the
 //! same way, through `S3Storage::presign`, so the agent has one code path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -41,6 +41,40 @@ pub struct Stores {
     local_presigner: S3Storage,
     /// S3 clients of registered backends, by ID (their secrets opened once).
     backends: Mutex<HashMap<i64, S3Storage>>,
+    /// Probe objects being written right now (see [`Stores::probe`]).
+    pub live_probes: LiveProbes,
+}
+
+/// The keys of the probes in flight. The embedded store lets a request through to a key
+/// under no destination only while that exact key is here: a probe's name is random and
+/// lives for one write-read-delete, so no agent URL (always under the agent's own,
+/// checked destination) can reach it, and nothing else skips the destination and
+/// revocation check.
+#[derive(Debug, Default)]
+pub struct LiveProbes(Mutex<HashSet<String>>);
+
+impl LiveProbes {
+    /// Whether `key` is a probe in flight.
+    pub fn contains(&self, key: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key)
+    }
+
+    fn insert(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned());
+    }
+
+    fn remove(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
 }
 
 impl std::fmt::Debug for Stores {
@@ -85,6 +119,7 @@ impl Stores {
             },
             local_presigner,
             backends: Mutex::new(HashMap::new()),
+            live_probes: LiveProbes::default(),
         })
     }
 
@@ -136,8 +171,8 @@ impl Stores {
     /// 503 naming the step that failed.
     pub fn probe(&self, client: Option<&S3Storage>, prefix: &str) -> ApiResult<()> {
         match client {
-            None => probe(&self.local, prefix),
-            Some(c) => probe(c, prefix),
+            None => probe(&self.local, prefix, &self.live_probes),
+            Some(c) => probe(c, prefix, &self.live_probes),
         }
     }
 }
@@ -170,35 +205,43 @@ fn build_s3(config: &S3Config) -> Result<S3Storage, String> {
     })
 }
 
-/// Writes, reads back and deletes a random probe object under `prefix`.
+/// Writes, reads back and deletes a random probe object under `prefix`, its key in
+/// `live` for that time only.
 ///
 /// # Errors
 /// 503 naming the step.
-pub fn probe(store: &dyn Storage, prefix: &str) -> ApiResult<()> {
+pub fn probe(store: &dyn Storage, prefix: &str, live: &LiveProbes) -> ApiResult<()> {
     let key = ObjectKey::new(format!(
         "{prefix}/{}{}",
         crate::local_s3::PROBE_NAME,
-        crate::token::random_hex(8)
+        crate::token::random_hex(16)
     ))
     .map_err(ApiError::internal)?;
+    live.insert(key.as_str());
+    let result = probe_key(store, &key);
+    live.remove(key.as_str());
+    result
+}
+
+fn probe_key(store: &dyn Storage, key: &ObjectKey) -> ApiResult<()> {
     let data = crate::token::random_hex(16).into_bytes();
     let fail = |step: &'static str, e: coffer_adapters::Error| {
         tracing::warn!("destination probe failed ({step}): {e}");
         ApiError::Unavailable(step)
     };
     store
-        .put(&key, &mut data.as_slice(), PutMode::CreateOnly)
+        .put(key, &mut data.as_slice(), PutMode::CreateOnly)
         .map_err(|e| fail("the destination probe could not write", e))?;
     let mut back = Vec::new();
     store
-        .get(&key)
+        .get(key)
         .and_then(|mut r| {
             r.read_to_end(&mut back)
                 .map_err(|e| coffer_adapters::Error::io("reading the probe", e))
         })
         .map_err(|e| fail("the destination probe could not read back", e))?;
     store
-        .delete(&key)
+        .delete(key)
         .map_err(|e| fail("the destination probe could not delete", e))?;
     if back != data {
         return Err(ApiError::Unavailable(

@@ -225,16 +225,17 @@ async fn a_second_tenant_cannot_reach_the_first_tenants_objects() {
     let (_, body) = h.call(Method::GET, "/v1/runs", Some(&op_a), None).await;
     assert_eq!(body["runs"].as_array().unwrap().len(), 2);
 
-    // Every attempt on A's objects is in A's audit log as denied: the operator routes,
-    // the bulk item, the two agent routes and the altered URL.
+    // Every attributable attempt on A's objects is in A's audit log as denied: the
+    // operator routes, the bulk item and the two agent routes. The altered URL is not:
+    // its signature names no one, and its path is whatever the caller wrote.
     let after = h.audit(Some(&tenant_a)).await;
     let denied: Vec<_> = after.iter().filter(|e| e["outcome"] == "denied").collect();
     assert!(
-        denied.len() - before > count + 1 + 2,
+        denied.len() - before >= count + 1 + 2,
         "only {} new denied entries: {denied:#?}",
         denied.len() - before
     );
-    assert!(denied.iter().any(|e| e["action"] == "s3.request"));
+    assert!(!denied.iter().any(|e| e["action"] == "s3.request"));
     assert!(denied
         .iter()
         .any(|e| e["actor"].as_str().unwrap().starts_with("agent:")));

@@ -276,11 +276,10 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
         .await;
     assert_eq!(body["lines"][0]["message"], "backup done");
 
-    // Delete through a URL too.
-    let (_, del) = h.presign(a, json!({"op": "delete", "key": object})).await;
-    let (status, _, _) = h.send_presigned(&del, Vec::new(), &[]).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(!stored.exists());
+    // The agent cannot delete what it stored: deletion is the server's.
+    let (status, _) = h.presign(a, json!({"op": "delete", "key": object})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(stored.exists());
 
     // The audit log has the enrolment and the restore.
     let entries = h.audit(Some(&tenant)).await;

@@ -53,6 +53,29 @@ impl Catalogue {
         new: &NewRepository<'_>,
         envelopes: &[&[u8]],
     ) -> Result<Repository, Error> {
+        self.insert_repository(None, new, envelopes)
+    }
+
+    /// As [`Catalogue::create_repository`], under a row ID the caller chose (a server
+    /// whose IDs must not count how many repositories exist).
+    ///
+    /// # Errors
+    /// As [`Catalogue::create_repository`]; a taken ID is a constraint error.
+    pub fn create_repository_with_id(
+        &mut self,
+        id: RepositoryId,
+        new: &NewRepository<'_>,
+        envelopes: &[&[u8]],
+    ) -> Result<Repository, Error> {
+        self.insert_repository(Some(id), new, envelopes)
+    }
+
+    fn insert_repository(
+        &mut self,
+        id: Option<RepositoryId>,
+        new: &NewRepository<'_>,
+        envelopes: &[&[u8]],
+    ) -> Result<Repository, Error> {
         let what = || format!("creating repository {:?}", new.name);
         let suite = suite_name(new.suite)?;
         let created_at = now();
@@ -61,9 +84,10 @@ impl Catalogue {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .or_catalogue(what)?;
         tx.execute(
-            "INSERT INTO repositories (name, location, suite, key_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO repositories (id, name, location, suite, key_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             (
+                id.map(|i| i.0),
                 new.name,
                 new.location,
                 suite,

@@ -6,9 +6,13 @@ use crate::Error;
 
 /// The longest key S3 accepts, in bytes.
 const MAX_KEY_LEN: usize = 1024;
+/// The longest segment of a key: what a folder entry can be named on common file
+/// systems, so the local store can hold every key it accepts.
+const MAX_SEGMENT_LEN: usize = 255;
 
 /// A validated object key: `/`-separated segments, none empty, `.` or `..`, no leading
-/// or trailing `/`, no backslash, NUL or control character, at most 1024 bytes; and no
+/// or trailing `/`, no backslash, NUL or control character, at most 1024 bytes, no segment
+/// longer than 255 bytes; and no
 /// segment starting with `.coffer-tmp-` (the local backend's temporaries).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey(String);
@@ -40,6 +44,9 @@ impl ObjectKey {
             match segment {
                 "" => return Err(fail("empty path segment")),
                 "." | ".." => return Err(fail("'.' or '..' segment")),
+                s if s.len() > MAX_SEGMENT_LEN => {
+                    return Err(fail("a path segment longer than 255 bytes"))
+                }
                 s if s.starts_with(super::local::TEMP_PREFIX) => {
                     return Err(fail("reserved temporary-file name"))
                 }

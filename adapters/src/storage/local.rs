@@ -117,7 +117,20 @@ impl Storage for LocalStorage {
         let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root).to_owned();
         let what = |step: &str| format!("{step} {}", dest.display());
-        fs::create_dir_all(&dir).map_err(|e| Error::io(what("creating the folder of"), e))?;
+        let conflict = |reason| Error::KeyConflict {
+            key: key.clone(),
+            reason,
+        };
+        const UNDER_OBJECT: &str = "an object exists where the key needs a folder";
+        const IS_FOLDER: &str = "other objects are stored under this key";
+        // Keys map to paths: "a/b" and "a/b/c" cannot both be objects here.
+        fs::create_dir_all(&dir).map_err(|e| match e.kind() {
+            io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => conflict(UNDER_OBJECT),
+            _ => Error::io(what("creating the folder of"), e),
+        })?;
+        if dest.is_dir() {
+            return Err(conflict(IS_FOLDER));
+        }
         if mode == PutMode::CreateOnly && dest.exists() {
             return Err(Error::AlreadyExists { key: key.clone() });
         }
@@ -128,7 +141,10 @@ impl Storage for LocalStorage {
             .map_err(|e| Error::io(what("syncing"), e))?;
         match mode {
             PutMode::Overwrite => {
-                fs::rename(&tmp.path, &dest).map_err(|e| Error::io(what("renaming into"), e))?;
+                fs::rename(&tmp.path, &dest).map_err(|e| match e.kind() {
+                    io::ErrorKind::IsADirectory => conflict(IS_FOLDER),
+                    _ => Error::io(what("renaming into"), e),
+                })?;
                 tmp.keep = true;
             }
             PutMode::CreateOnly => match fs::hard_link(&tmp.path, &dest) {

@@ -65,9 +65,9 @@ pub fn insert_agent(
 ) -> rusqlite::Result<i64> {
     let at = now();
     conn.execute(
-        "INSERT INTO agents (tenant_id, hostname, version, enrolled_at, last_seen_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![tenant_id, hostname, version, at],
+        "INSERT INTO agents (id, tenant_id, hostname, version, enrolled_at, last_seen_at)
+         VALUES (?5, ?1, ?2, ?3, ?4, ?4)",
+        params![tenant_id, hostname, version, at, super::new_id()],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -251,9 +251,9 @@ pub fn insert_destination(
     tested_at: i64,
 ) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO destinations (tenant_id, agent_id, backend_id, bucket, prefix,
+        "INSERT INTO destinations (id, tenant_id, agent_id, backend_id, bucket, prefix,
                                    repository_id, tested_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             tenant_id,
             agent_id,
@@ -262,7 +262,8 @@ pub fn insert_destination(
             prefix,
             repository_id,
             tested_at,
-            now()
+            now(),
+            super::new_id()
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -343,8 +344,24 @@ pub fn insert_logs(
     for (level, message, time) in lines {
         st.execute(params![tenant_id, agent_id, level, message, time, at])?;
     }
+    // Retention: the newest lines of each agent, and none older than the window, so
+    // an agent (or a stolen agent key) cannot fill the server's disk with logs.
+    conn.execute(
+        "DELETE FROM agent_logs WHERE agent_id = ?1 AND (received_at < ?2 OR id <
+            (SELECT id FROM agent_logs WHERE agent_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?3))",
+        params![
+            agent_id,
+            at.saturating_sub(LOG_RETENTION_SECS),
+            LOG_LINES_KEPT - 1
+        ],
+    )?;
     Ok(())
 }
+
+/// Log lines kept per agent (the newest).
+pub const LOG_LINES_KEPT: i64 = 5_000;
+/// How long log lines are kept.
+pub const LOG_RETENTION_SECS: i64 = 30 * 24 * 3600;
 
 /// The last `limit` log lines of an agent, oldest first.
 ///

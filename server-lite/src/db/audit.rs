@@ -52,25 +52,52 @@ pub struct AuditEntry {
 /// SQLite's.
 pub fn record(conn: &Connection, e: &AuditEntry) -> ApiResult<()> {
     conn.execute(
-        "INSERT INTO audit (at, tenant_id, actor, action, target, outcome, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO audit (id, at, tenant_id, actor, action, target, outcome, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
+            super::new_id(),
             now(),
             e.tenant_id,
-            e.actor,
+            escape(&e.actor, MAX_FIELD),
             e.action,
-            e.target,
+            escape(&e.target, MAX_FIELD),
             e.outcome.as_str(),
-            e.detail
+            escape(&e.detail, MAX_DETAIL)
         ],
     )?;
     Ok(())
 }
 
+/// The longest actor or target stored, in bytes (before escaping).
+const MAX_FIELD: usize = 300;
+/// The longest detail stored, in bytes (before escaping).
+const MAX_DETAIL: usize = 1000;
+
+/// Text as the audit log stores it: anything that could move a terminal's cursor,
+/// recolour it or hide text (control and invisible format characters) written as a
+/// visible `\u{..}` escape, and cut at `max` bytes (marked with `…`). Parts of entries
+/// can come from requests (a path, a name), and whoever reads the log must see what
+/// was sent, not what it makes their terminal do.
+pub fn escape(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max) + 8);
+    for (i, c) in text.char_indices() {
+        if i >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || crate::extract::is_deceptive(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// An audit entry, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
-    /// ID (increasing).
+    /// ID (time-ordered).
     pub id: String,
     /// When.
     pub at: String,
@@ -117,4 +144,22 @@ pub fn list(conn: &Connection, tenant_id: Option<i64>, limit: u32) -> ApiResult<
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_text_is_escaped_and_bounded() {
+        assert_eq!(escape("route:/v1/x", 300), "route:/v1/x");
+        assert_eq!(
+            escape("a\u{1b}[2J\r\nb\u{202e}", 300),
+            "a\\u{1b}[2J\\u{d}\\u{a}b\\u{202e}"
+        );
+        let long = "x".repeat(5000);
+        let cut = escape(&long, 1000);
+        assert_eq!(cut.chars().count(), 1001);
+        assert!(cut.ends_with('…'));
+    }
 }

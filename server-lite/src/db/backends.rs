@@ -35,9 +35,9 @@ pub struct BackendRow {
 pub fn insert_backend(conn: &Connection, b: &BackendRow, kek_id: &str) -> rusqlite::Result<i64> {
     let at = now();
     conn.execute(
-        "INSERT INTO backends (name, endpoint, region, bucket, path_style, access_key_id,
+        "INSERT INTO backends (id, name, endpoint, region, bucket, path_style, access_key_id,
                                secret_sealed, kek_id, created_at, tested_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
         params![
             b.name,
             b.endpoint,
@@ -47,7 +47,8 @@ pub fn insert_backend(conn: &Connection, b: &BackendRow, kek_id: &str) -> rusqli
             b.access_key_id,
             b.secret_sealed,
             kek_id,
-            at
+            at,
+            super::new_id()
         ],
     )?;
     Ok(conn.last_insert_rowid())

@@ -134,9 +134,9 @@ pub fn insert_job(
     let at = now();
     let sources_json = serde_json::to_string(sources).unwrap_or_else(|_| "[]".to_owned());
     conn.execute(
-        "INSERT INTO jobs (tenant_id, agent_id, name, sources, schedule, keep_last, keep_daily,
+        "INSERT INTO jobs (id, tenant_id, agent_id, name, sources, schedule, keep_last, keep_daily,
                            keep_weekly, keep_monthly, level, next_run_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             tenant_id,
             agent_id,
@@ -149,7 +149,8 @@ pub fn insert_job(
             retention.keep_monthly,
             level,
             next_run_at,
-            at
+            at,
+            super::new_id()
         ],
     )?;
     Ok(JobRow {

@@ -178,9 +178,9 @@ pub fn enqueue_backup(
         .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
         .unwrap_or_default();
     conn.execute(
-        "INSERT INTO runs (tenant_id, agent_id, repository_id, destination_id, job_id, kind,
+        "INSERT INTO runs (id, tenant_id, agent_id, repository_id, destination_id, job_id, kind,
                            status, name, prefix, sources, level, requested_by, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'backup', 'queued', ?6, ?7, ?8, ?9, ?10, ?11)",
+         VALUES (?12, ?1, ?2, ?3, ?4, ?5, 'backup', 'queued', ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             dest.tenant_id,
             dest.agent_id,
@@ -192,7 +192,8 @@ pub fn enqueue_backup(
             job.sources_json,
             job.level,
             requested_by,
-            at
+            at,
+            super::new_id()
         ],
     )?;
     // Names must be unique per run: two runs of one job in one second differ by ID.
@@ -219,10 +220,10 @@ pub fn enqueue_restore(
 ) -> ApiResult<i64> {
     let paths_json = serde_json::to_string(paths).unwrap_or_else(|_| "[]".to_owned());
     conn.execute(
-        "INSERT INTO runs (tenant_id, agent_id, repository_id, destination_id, kind, status,
+        "INSERT INTO runs (id, tenant_id, agent_id, repository_id, destination_id, kind, status,
                            restore_point_id, name, prefix, target, paths, requested_by,
                            created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?13, ?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             rp.tenant_id,
             dest.agent_id,
@@ -235,7 +236,8 @@ pub fn enqueue_restore(
             target,
             paths_json,
             requested_by,
-            now()
+            now(),
+            super::new_id()
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -498,10 +500,13 @@ pub struct NewRestorePoint {
     /// Key ID of the repository key it is sealed under (hex).
     pub key_id: String,
     /// Bytes in storage.
+    #[serde(deserialize_with = "crate::extract::count")]
     pub stored_bytes: u64,
     /// Bytes of file content.
+    #[serde(deserialize_with = "crate::extract::count")]
     pub content_bytes: u64,
     /// Files.
+    #[serde(deserialize_with = "crate::extract::count")]
     pub files: u64,
     /// When the backup was taken (RFC 3339).
     pub created_at: String,
@@ -514,8 +519,10 @@ pub struct Completion {
     /// How it ended.
     pub status: Outcome,
     /// Bytes processed.
+    #[serde(deserialize_with = "crate::extract::count")]
     pub bytes: u64,
     /// Files processed.
+    #[serde(deserialize_with = "crate::extract::count")]
     pub files: u64,
     /// Why it failed.
     #[serde(default)]
@@ -576,11 +583,11 @@ pub fn complete(
         ],
     )?;
     if let (Some(rp), Some(created_at)) = (&completion.restore_point, rp_created_at) {
-        conn.execute(
-            "INSERT INTO restore_points (tenant_id, repository_id, agent_id, run_id, job_id, name,
+        let inserted = conn.execute(
+            "INSERT INTO restore_points (id, tenant_id, repository_id, agent_id, run_id, job_id, name,
                                          prefix, key_id, stored_bytes, content_bytes, files,
                                          created_at, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             VALUES (?14, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 run.tenant_id,
                 run.repository_id,
@@ -594,11 +601,72 @@ pub fn complete(
                 rp.content_bytes,
                 rp.files,
                 created_at,
-                at
+                at,
+                super::new_id()
             ],
-        )?;
+        );
+        match inserted {
+            Ok(_) => {}
+            // The only constraint a validated restore point can break: its name is
+            // already taken in this repository and prefix.
+            Err(e) if super::is_constraint(&e) => {
+                return Err(ApiError::Conflict {
+                    code: "restore_point_exists",
+                    message: format!(
+                        "restore_point.name: {:?} already exists under this prefix",
+                        rp.name
+                    ),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
+}
+
+/// Cancels run `id` of `tenant` if it is queued or running: it ends as failed, with
+/// `reason` as its error, and an agent still working on it is refused its next progress
+/// report and its completion (409). Returns whether it was cancelled.
+///
+/// # Errors
+/// SQLite's.
+pub fn cancel(conn: &Connection, tenant_id: i64, id: i64, reason: &str) -> ApiResult<bool> {
+    Ok(conn.execute(
+        "UPDATE runs SET status = 'failed', error = ?3, finished_at = ?4, lease_expires_at = NULL
+         WHERE id = ?1 AND tenant_id = ?2 AND status IN ('queued', 'running')",
+        params![id, tenant_id, reason, now()],
+    )? == 1)
+}
+
+/// Cancels the queued runs of `job_id` (before the job is deleted, so none of them is
+/// handed out afterwards); returns their IDs.
+///
+/// # Errors
+/// SQLite's.
+pub fn cancel_queued_of_job(conn: &Connection, job_id: i64, reason: &str) -> ApiResult<Vec<i64>> {
+    let mut st = conn.prepare(
+        "UPDATE runs SET status = 'failed', error = ?2, finished_at = ?3
+         WHERE job_id = ?1 AND status = 'queued'
+         RETURNING id",
+    )?;
+    let rows = st.query_map(params![job_id, reason, now()], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether `job_id` has a run waiting to be claimed (the scheduler does not stack
+/// another on it).
+///
+/// # Errors
+/// SQLite's.
+pub fn job_has_queued(conn: &Connection, job_id: i64) -> ApiResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM runs WHERE job_id = ?1 AND status = 'queued' LIMIT 1",
+            [job_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// Fails every running run whose lease lapsed before `at`; returns their IDs.

@@ -39,8 +39,8 @@ pub fn create_tenant(
 ) -> rusqlite::Result<Tenant> {
     let at = now();
     conn.execute(
-        "INSERT INTO tenants (name, backend_id, created_at) VALUES (?1, ?2, ?3)",
-        params![name, backend_id, at],
+        "INSERT INTO tenants (id, name, backend_id, created_at) VALUES (?4, ?1, ?2, ?3)",
+        params![name, backend_id, at, super::new_id()],
     )?;
     Ok(Tenant {
         id: conn.last_insert_rowid().to_string(),

@@ -2,7 +2,9 @@
 
 use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension};
 
-use super::now;
+use serde::Serialize;
+
+use super::{now, rfc3339};
 use crate::error::ApiResult;
 use crate::token::{TokenHash, TokenKind};
 
@@ -41,9 +43,9 @@ pub fn insert_token(
     expires_at: Option<i64>,
 ) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO tokens (kind, lookup, hash, tenant_id, agent_id, label, created_at,
+        "INSERT INTO tokens (id, kind, lookup, hash, tenant_id, agent_id, label, created_at,
                              expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             kind.as_str(),
             hash.lookup(),
@@ -52,7 +54,8 @@ pub fn insert_token(
             agent_id,
             label,
             now(),
-            expires_at
+            expires_at,
+            super::new_id()
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -117,4 +120,106 @@ pub fn use_token(conn: &Connection, id: i64) -> ApiResult<bool> {
         "UPDATE tokens SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
         params![id, now()],
     )? == 1)
+}
+
+/// A token as the API lists it: never its secret or hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// ID.
+    pub id: String,
+    /// The label given at creation.
+    pub label: String,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Expires (enrolment tokens).
+    pub expires_at: Option<String>,
+    /// Used (enrolment tokens).
+    pub used_at: Option<String>,
+    /// Revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// The tokens of `kind` of `tenant_id` (`None`: admin tokens), newest first.
+///
+/// # Errors
+/// SQLite's.
+pub fn list_tokens(
+    conn: &Connection,
+    kind: TokenKind,
+    tenant_id: Option<i64>,
+) -> ApiResult<Vec<TokenInfo>> {
+    let mut st = conn.prepare(
+        "SELECT id, label, created_at, expires_at, used_at, revoked_at FROM tokens
+         WHERE kind = ?1 AND tenant_id IS ?2 ORDER BY created_at DESC, id DESC LIMIT 1000",
+    )?;
+    let rows = st.query_map(params![kind.as_str(), tenant_id], |row| {
+        let time = |i| -> rusqlite::Result<Option<String>> {
+            Ok(row.get::<_, Option<i64>>(i)?.map(rfc3339))
+        };
+        Ok(TokenInfo {
+            id: row.get::<_, i64>(0)?.to_string(),
+            label: row.get(1)?,
+            created_at: rfc3339(row.get(2)?),
+            expires_at: time(3)?,
+            used_at: time(4)?,
+            revoked_at: time(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What revoking a token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// It is revoked now.
+    Now,
+    /// It already was.
+    Already,
+    /// A one-time token that was already used (revoke its agent instead).
+    Used,
+    /// No token of that kind and tenant.
+    Missing,
+}
+
+/// Revokes token `id` if it is of `kind` and belongs to `tenant_id` (`None`: an admin
+/// token). Idempotent.
+///
+/// # Errors
+/// SQLite's.
+pub fn revoke_token(
+    conn: &Connection,
+    id: i64,
+    kind: TokenKind,
+    tenant_id: Option<i64>,
+) -> ApiResult<Revoked> {
+    let found: Option<(Option<i64>, Option<i64>)> = conn
+        .query_row(
+            "SELECT used_at, revoked_at FROM tokens WHERE id = ?1 AND kind = ?2 AND tenant_id IS ?3",
+            params![id, kind.as_str(), tenant_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(match found {
+        None => Revoked::Missing,
+        Some((_, Some(_))) => Revoked::Already,
+        Some((Some(_), None)) => Revoked::Used,
+        Some((None, None)) => {
+            conn.execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )?;
+            Revoked::Now
+        }
+    })
+}
+
+/// Revokes every live admin token; returns how many.
+///
+/// # Errors
+/// SQLite's.
+pub fn revoke_admin_tokens(conn: &Connection) -> ApiResult<usize> {
+    Ok(conn.execute(
+        "UPDATE tokens SET revoked_at = ?1 WHERE kind = 'admin' AND revoked_at IS NULL",
+        [now()],
+    )?)
 }

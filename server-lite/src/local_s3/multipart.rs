@@ -120,7 +120,7 @@ pub async fn upload_part(
     if let Err(e) = outcome {
         return Err(match info.failure {
             Some((status, code, message)) => S3Error::new(status, code, message),
-            None => S3Error::internal(e),
+            None => S3Error::from_put(e),
         });
     }
     let part = Part {
@@ -224,16 +224,8 @@ pub async fn complete(
     })
     .await
     .map_err(S3Error::internal)?;
-    match outcome {
-        Ok(_) => {}
-        Err(coffer_adapters::Error::AlreadyExists { .. }) => {
-            return Err(S3Error::new(
-                StatusCode::PRECONDITION_FAILED,
-                "PreconditionFailed",
-                "the key already holds an object",
-            ))
-        }
-        Err(e) => return Err(S3Error::internal(e)),
+    if let Err(e) = outcome {
+        return Err(S3Error::from_put(e));
     }
     let size = chosen.iter().map(|p| p.size).sum();
     let meta = uploads::ObjectMeta {

@@ -26,8 +26,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/tenants", post(create_tenant).get(list_tenants))
         .route(
             "/v1/admin/tenants/{id}/operator-tokens",
-            post(create_operator_token),
+            post(create_operator_token).get(list_operator_tokens),
         )
+        .route(
+            "/v1/admin/tenants/{id}/operator-tokens/{token_id}/revoke",
+            post(revoke_operator_token),
+        )
+        .route("/v1/admin/token/rotate", post(rotate_admin_token))
         .route(
             "/v1/admin/backends",
             post(create_backend).get(list_backends),
@@ -59,12 +64,7 @@ async fn create_tenant(
     admin: Admin,
     ApiJson(req): ApiJson<TenantRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if req.name.is_empty() || req.name.len() > 100 || req.name.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            "name",
-            "1 to 100 bytes, no control characters",
-        ));
-    }
+    crate::extract::check_name("name", &req.name, 100, true)?;
     let backend_id = match &req.backend_id {
         Some(b) => Some(
             parse_id(b, "backend").map_err(|_| ApiError::field("backend_id", "no such backend"))?,
@@ -129,9 +129,7 @@ async fn create_operator_token(
     ApiJson(req): ApiJson<OperatorTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let tenant_id = parse_id(&id, "tenant")?;
-    if req.label.len() > 200 {
-        return Err(ApiError::field("label", "longer than 200 bytes"));
-    }
+    crate::extract::check_name("label", &req.label, 200, false)?;
     let token = NewToken::generate(TokenKind::Operator);
     let hash = token.hash.clone();
     let e = ok(
@@ -175,6 +173,98 @@ async fn create_operator_token(
     ))
 }
 
+async fn list_operator_tokens(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let tenant_id = parse_id(&id, "tenant")?;
+    let list = state
+        .db
+        .call(move |cat| {
+            if tenants::tenant(cat.connection(), tenant_id)?.is_none() {
+                return Err(ApiError::NotFound { what: "tenant" });
+            }
+            tokens::list_tokens(cat.connection(), TokenKind::Operator, Some(tenant_id))
+        })
+        .await?;
+    Ok(Json(json!({ "tokens": list })))
+}
+
+/// Revokes an operator token: every later request with it is refused (401).
+async fn revoke_operator_token(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, token_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let tenant_id = parse_id(&id, "tenant")?;
+    let token_id = parse_id(&token_id, "operator token")?;
+    let e = ok(
+        &admin,
+        Some(tenant_id),
+        "operator_token.revoke",
+        format!("operator_token:{token_id}"),
+    );
+    let outcome = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let outcome =
+                    tokens::revoke_token(tx, token_id, TokenKind::Operator, Some(tenant_id))?;
+                if outcome == tokens::Revoked::Now {
+                    audit::record(tx, &e)?;
+                }
+                Ok(outcome)
+            })
+        })
+        .await?;
+    match outcome {
+        tokens::Revoked::Now | tokens::Revoked::Already => {
+            Ok(Json(json!({"id": token_id.to_string(), "revoked": true})))
+        }
+        tokens::Revoked::Used | tokens::Revoked::Missing => Err(ApiError::NotFound {
+            what: "operator token",
+        }),
+    }
+}
+
+/// Replaces the admin token: a new one is made and shown once, and every other admin
+/// token (the one this request used included) stops working at once.
+async fn rotate_admin_token(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let token = NewToken::generate(TokenKind::Admin);
+    let hash = token.hash.clone();
+    let actor = admin.actor.clone();
+    let id = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let revoked = tokens::revoke_admin_tokens(tx)?;
+                let id =
+                    tokens::insert_token(tx, TokenKind::Admin, &hash, None, None, "rotated", None)?;
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        tenant_id: None,
+                        actor,
+                        action: "admin_token.rotate",
+                        target: format!("admin:{id}"),
+                        outcome: AuditOutcome::Ok,
+                        detail: format!("{revoked} admin token(s) revoked"),
+                    },
+                )?;
+                Ok(id)
+            })
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id.to_string(), "token": token.secret.as_str()})),
+    ))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BackendRequest {
@@ -206,12 +296,7 @@ async fn create_backend(
     ApiJson(req): ApiJson<BackendRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let secret = Zeroizing::new(req.secret_access_key);
-    if req.name.is_empty() || req.name.len() > 100 || req.name.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            "name",
-            "1 to 100 bytes, no control characters",
-        ));
-    }
+    crate::extract::check_name("name", &req.name, 100, true)?;
     let mut row = BackendRow {
         id: 0,
         name: req.name,
@@ -225,8 +310,13 @@ async fn create_backend(
     };
     let client =
         crate::stores::s3_client(&row, &secret).map_err(|e| ApiError::field("backend", e))?;
+    let st = state.clone();
     tokio::task::spawn_blocking(move || {
-        crate::stores::probe(&client, crate::local_s3::PROBE_PREFIX.trim_end_matches('/'))
+        crate::stores::probe(
+            &client,
+            crate::local_s3::PROBE_PREFIX.trim_end_matches('/'),
+            &st.stores.live_probes,
+        )
     })
     .await
     .map_err(ApiError::internal)??;

@@ -27,7 +27,9 @@ pub const MAX_POLL_SECS: u64 = 30;
 /// A poll's hold when none is asked for.
 pub const DEFAULT_POLL_SECS: u64 = 25;
 /// Log lines per request, at most.
-pub const MAX_LOG_LINES: usize = 1000;
+pub const MAX_LOG_LINES: usize = 100;
+/// The longest log message, in bytes.
+pub const MAX_LOG_MESSAGE: usize = 2048;
 
 /// The agent's routes.
 pub fn routes() -> Router<AppState> {
@@ -146,7 +148,9 @@ async fn poll(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Progress {
+    #[serde(deserialize_with = "crate::extract::count")]
     bytes: u64,
+    #[serde(deserialize_with = "crate::extract::count")]
     files: u64,
 }
 
@@ -205,7 +209,7 @@ async fn complete(
     }
     let rp_created_at = match (&req.restore_point, run.view.kind, req.status) {
         (Some(rp), RunKind::Backup, runs::Outcome::Succeeded) => {
-            check_text("restore_point.name", &rp.name, 255, true)?;
+            crate::extract::check_name("restore_point.name", &rp.name, 255, true)?;
             ObjectKey::new(rp.prefix.clone())
                 .map_err(|e| ApiError::field("restore_point.prefix", e))?;
             let created: jiff::Timestamp = rp
@@ -295,6 +299,16 @@ async fn logs(
     agent: Agent,
     ApiJson(req): ApiJson<Logs>,
 ) -> ApiResult<StatusCode> {
+    // Every call counts, refused ones too.
+    if let Err(not_until) = state.limits.agent_logs.check_key(&agent.agent_id) {
+        use governor::clock::{Clock, DefaultClock};
+        return Err(ApiError::RateLimited {
+            retry_after: not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                .saturating_add(1),
+        });
+    }
     if req.lines.len() > MAX_LOG_LINES {
         return Err(ApiError::field(
             "lines",
@@ -303,10 +317,10 @@ async fn logs(
     }
     let mut lines = Vec::with_capacity(req.lines.len());
     for (i, line) in req.lines.into_iter().enumerate() {
-        if line.message.len() > 4096 {
+        if line.message.len() > MAX_LOG_MESSAGE {
             return Err(ApiError::field(
                 &format!("lines[{i}].message"),
-                "longer than 4096 bytes",
+                format!("longer than {MAX_LOG_MESSAGE} bytes"),
             ));
         }
         let time: jiff::Timestamp = line
@@ -318,7 +332,11 @@ async fn logs(
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
         };
-        lines.push((level.to_owned(), line.message, time.as_second()));
+        lines.push((
+            level.to_owned(),
+            crate::extract::clean_log_text(&line.message),
+            time.as_second(),
+        ));
     }
     let (tenant, id) = (agent.tenant_id, agent.agent_id);
     state
@@ -351,7 +369,8 @@ enum Op {
 struct PresignRequest {
     op: Op,
     key: String,
-    #[serde(default)]
+    /// Agents only create: absent means `true`, and `false` is refused.
+    #[serde(default = "create_only_default")]
     create_only: bool,
     /// A base64 SHA-256 (put, upload_part); for create_multipart, `true` or any
     /// checksum turns part checksums on.
@@ -361,6 +380,10 @@ struct PresignRequest {
     upload_id: Option<String>,
     #[serde(default)]
     part_number: Option<u16>,
+}
+
+fn create_only_default() -> bool {
+    true
 }
 
 async fn presign(
@@ -400,6 +423,31 @@ async fn presign(
             .filter(|u| !u.is_empty())
             .ok_or_else(|| ApiError::field("upload_id", "required for this op"))
     };
+    // Agents add backups; they never replace or remove one. A stolen agent key (or a
+    // compromised agent machine) must not be able to destroy the backups it made:
+    // deletion is the server's retention and the operators', and it is audited.
+    let refusal = match req.op {
+        Op::Delete => Some("agents cannot delete objects: retention and operators do"),
+        Op::Put | Op::CompleteMultipart if !req.create_only => {
+            Some("agents may only create objects: create_only must be true")
+        }
+        _ => None,
+    };
+    if let Some(reason) = refusal {
+        crate::auth::audit(
+            &state,
+            AuditEntry {
+                tenant_id: Some(agent.tenant_id),
+                actor: agent.actor.clone(),
+                action: "presign",
+                target: format!("object:{}", full.as_str()),
+                outcome: AuditOutcome::Denied,
+                detail: reason.to_owned(),
+            },
+        )
+        .await;
+        return Err(ApiError::Forbidden(reason));
+    }
     let op = match req.op {
         Op::Put => PresignOp::Put {
             create_only: req.create_only,

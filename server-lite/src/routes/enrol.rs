@@ -73,60 +73,76 @@ async fn enroll(
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> ApiResult<Response> {
     let token = Zeroizing::new(req.token);
-    auth::check_blocked(&state, ip)?;
-    if let Err(not_until) = state.limits.enrol.check_key(&ip) {
-        use governor::clock::{Clock, DefaultClock};
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        auth::audit(&state, deny(None, "anonymous", "enrolment rate limit", ip)).await;
-        return Err(ApiError::RateLimited {
-            retry_after: wait.as_secs() + 1,
-        });
-    }
-    check_text("hostname", &req.hostname, 255, true)?;
+    crate::extract::check_name("hostname", &req.hostname, 255, true)?;
     check_text("version", &req.version, 64, false)?;
-    if TokenKind::of(&token) != Some(TokenKind::Enrolment) {
-        auth::count_failure(&state, ip);
-        auth::audit(
-            &state,
-            deny(None, "anonymous", "not an enrolment token", ip),
-        )
-        .await;
-        return Err(ApiError::Unauthorized("unknown enrolment token"));
-    }
-    let hash = TokenHash::of(&token);
-    let row = state
-        .db
-        .read(move |conn| tokens::find_token(conn, &hash))
-        .await?;
-    let Some(row) = row.filter(|r| r.kind == TokenKind::Enrolment) else {
-        auth::count_failure(&state, ip);
-        auth::audit(
-            &state,
-            deny(None, "anonymous", "unknown enrolment token", ip),
-        )
-        .await;
-        return Err(ApiError::Unauthorized("unknown enrolment token"));
+    let row = if TokenKind::of(&token) == Some(TokenKind::Enrolment) {
+        let hash = TokenHash::of(&token);
+        state
+            .db
+            .read(move |conn| tokens::find_token(conn, &hash))
+            .await?
+            .filter(|r| r.kind == TokenKind::Enrolment)
+    } else {
+        None
     };
-    let actor = format!("enrolment:{}", row.id);
-    if row.used_at.is_some() {
-        auth::audit(
-            &state,
-            deny(row.tenant_id, &actor, "enrolment token reused", ip),
-        )
-        .await;
-        return Err(used());
-    }
-    if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now()) {
-        auth::audit(
-            &state,
-            deny(row.tenant_id, &actor, "enrolment token expired", ip),
-        )
-        .await;
-        return Err(ApiError::Gone {
-            code: "enrolment_token_expired",
-            message: "this enrolment token has expired",
-        });
-    }
+    // A live token enrols whatever its address did before; every refusal counts against
+    // the address (enrolment has its own, tighter quota) and, once over it, is answered
+    // 429 without touching the audit log.
+    let refusal = match &row {
+        None => Some((
+            None,
+            "anonymous".to_owned(),
+            "unknown enrolment token",
+            ApiError::Unauthorized("unknown enrolment token"),
+        )),
+        Some(row) => {
+            let actor = format!("enrolment:{}", row.id);
+            if row.used_at.is_some() {
+                Some((row.tenant_id, actor, "enrolment token reused", used()))
+            } else if row.revoked_at.is_some() {
+                Some((
+                    row.tenant_id,
+                    actor,
+                    "enrolment token revoked",
+                    ApiError::Gone {
+                        code: "enrolment_token_revoked",
+                        message: "this enrolment token has been revoked",
+                    },
+                ))
+            } else if row.expires_at.is_some_and(|e| e <= now()) {
+                Some((
+                    row.tenant_id,
+                    actor,
+                    "enrolment token expired",
+                    ApiError::Gone {
+                        code: "enrolment_token_expired",
+                        message: "this enrolment token has expired",
+                    },
+                ))
+            } else {
+                None
+            }
+        }
+    };
+    let row = match (refusal, row) {
+        (None, Some(row)) => row,
+        (Some((tenant, actor, detail, error)), _) => {
+            auth::check_blocked(&state, ip)?;
+            if let Err(not_until) = state.limits.enrol.check_key(&ip) {
+                use governor::clock::{Clock, DefaultClock};
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                state.limits.block(ip, std::time::Instant::now() + wait);
+                auth::audit(&state, deny(None, "anonymous", "enrolment rate limit", ip)).await;
+                return Err(ApiError::RateLimited {
+                    retry_after: wait.as_secs() + 1,
+                });
+            }
+            auth::count_failure(&state, ip);
+            auth::audit(&state, deny(tenant, &actor, detail, ip)).await;
+            return Err(error);
+        }
+        (None, None) => return Err(ApiError::internal("enrolment without a token row")),
+    };
     let tenant_id = row
         .tenant_id
         .ok_or_else(|| ApiError::internal("enrolment token without tenant"))?;

@@ -33,7 +33,14 @@ const MAX_LIST: u32 = 1000;
 /// The operator's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/enrolment-tokens", post(create_enrolment_token))
+        .route(
+            "/v1/enrolment-tokens",
+            post(create_enrolment_token).get(list_enrolment_tokens),
+        )
+        .route(
+            "/v1/enrolment-tokens/{id}/revoke",
+            post(revoke_enrolment_token),
+        )
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{id}", get(get_agent))
         .route("/v1/agents/{id}/revoke", post(revoke_agent))
@@ -46,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/retry", post(retry_run))
+        .route("/v1/runs/{id}/cancel", post(cancel_run))
         .route("/v1/audit", get(tenant_audit))
 }
 
@@ -80,6 +88,65 @@ pub(super) fn entry(
     }
 }
 
+async fn list_enrolment_tokens(
+    State(state): State<AppState>,
+    op: Operator,
+) -> ApiResult<Json<Value>> {
+    let tenant = op.tenant_id;
+    let list = state
+        .db
+        .call(move |cat| tokens::list_tokens(cat.connection(), TokenKind::Enrolment, Some(tenant)))
+        .await?;
+    Ok(Json(json!({ "tokens": list })))
+}
+
+/// Revokes an enrolment token not yet used: no agent can enrol with it any more. A used
+/// one is a 409 (revoke the agent it enrolled instead).
+async fn revoke_enrolment_token(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id, "enrolment token")?;
+    let tenant = op.tenant_id;
+    let e = entry(
+        &op,
+        "enrolment_token.revoke",
+        format!("enrolment_token:{id}"),
+        String::new(),
+    );
+    let outcome = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let outcome = tokens::revoke_token(tx, id, TokenKind::Enrolment, Some(tenant))?;
+                if outcome == tokens::Revoked::Now {
+                    audit::record(tx, &e)?;
+                }
+                Ok(outcome)
+            })
+        })
+        .await?;
+    match outcome {
+        tokens::Revoked::Now | tokens::Revoked::Already => {
+            Ok(Json(json!({"id": id.to_string(), "revoked": true})))
+        }
+        tokens::Revoked::Used => Err(ApiError::Conflict {
+            code: "enrolment_token_used",
+            message: "the token was already used; revoke the agent it enrolled".to_owned(),
+        }),
+        tokens::Revoked::Missing => Err(not_found(
+            &state,
+            &op.actor,
+            Some(tenant),
+            "tokens",
+            "enrolment token",
+            id,
+        )
+        .await),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EnrolmentTokenRequest {
@@ -99,9 +166,7 @@ async fn create_enrolment_token(
     if ttl == 0 || ttl > max {
         return Err(ApiError::field("ttl_secs", format!("from 1 to {max}")));
     }
-    if req.label.len() > 200 {
-        return Err(ApiError::field("label", "longer than 200 bytes"));
-    }
+    crate::extract::check_name("label", &req.label, 200, false)?;
     let expires_at = now() + i64::try_from(ttl).unwrap_or(0);
     let token = NewToken::generate(TokenKind::Enrolment);
     let hash = token.hash.clone();
@@ -323,31 +388,22 @@ async fn create_job(
     op: Operator,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if req.name.is_empty()
-        || req.name.len() > 100
-        || req.name.chars().any(|c| c.is_control() || c == '/')
-    {
-        return Err(ApiError::field(
-            "name",
-            "1 to 100 bytes, no '/' or control characters",
-        ));
+    crate::extract::check_name("name", &req.name, 100, true)?;
+    if req.name.contains('/') {
+        return Err(ApiError::field("name", "'/' is not allowed"));
     }
     if req.sources.is_empty() || req.sources.len() > 100 {
         return Err(ApiError::field("sources", "from 1 to 100 absolute paths"));
     }
     for (i, s) in req.sources.iter().enumerate() {
-        if !s.starts_with('/') || s.len() > 4096 || s.chars().any(char::is_control) {
-            return Err(ApiError::field(
-                &format!("sources[{i}]"),
-                "must be an absolute path",
-            ));
-        }
+        crate::extract::check_absolute_path(&format!("sources[{i}]"), s)?;
     }
     if !(1..=22).contains(&req.level) {
         return Err(ApiError::field("level", "from 1 to 22"));
     }
     let next = match &req.schedule {
         Some(expr) => {
+            scheduler::check_interval(expr, now()).map_err(|e| ApiError::field("schedule", e))?;
             Some(scheduler::next_after(expr, now()).map_err(|e| ApiError::field("schedule", e))?)
         }
         None => None,
@@ -452,8 +508,16 @@ async fn delete_job(
         .db
         .call(move |cat| {
             dbm::immediate(cat.connection_mut(), |tx| {
+                // Its queued runs go with it: none is handed out after the delete.
+                let dropped = runs::cancel_queued_of_job(tx, job.id, "cancelled: job deleted")?;
                 jobs::delete_job(tx, tenant, job.id)?;
-                audit::record(tx, &e)
+                audit::record(
+                    tx,
+                    &AuditEntry {
+                        detail: format!("{} queued run(s) cancelled", dropped.len()),
+                        ..e
+                    },
+                )
             })
         })
         .await?;
@@ -617,6 +681,43 @@ async fn retry_run(
         Some(run) => {
             state.dispatch.wake(run.agent_id);
             Ok((StatusCode::CREATED, Json(json!({ "run": run.view }))))
+        }
+        None => Err(not_found(&state, &op.actor, Some(tenant), "runs", "run", id).await),
+    }
+}
+
+/// Cancels a queued or running run (it ends as failed, "cancelled by" the operator).
+async fn cancel_run(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id, "run")?;
+    let tenant = op.tenant_id;
+    let e = entry(&op, "run.cancel", format!("run:{id}"), String::new());
+    let reason = format!("cancelled by {}", op.actor);
+    let outcome = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let Some(run) = runs::run(tx, tenant, id)? else {
+                    return Ok(None);
+                };
+                if !runs::cancel(tx, tenant, id, &reason)? {
+                    return Err(ApiError::Conflict {
+                        code: "run_finished",
+                        message: format!("run {id} is already {}", run.view.status),
+                    });
+                }
+                audit::record(tx, &e)?;
+                runs::run(tx, tenant, id)
+            })
+        })
+        .await?;
+    match outcome {
+        Some(run) => {
+            state.dispatch.wake(run.agent_id);
+            Ok(Json(json!({ "run": run.view })))
         }
         None => Err(not_found(&state, &op.actor, Some(tenant), "runs", "run", id).await),
     }

@@ -95,12 +95,7 @@ struct BulkRequest {
 }
 
 fn check_restore(field: &str, target: &str, paths: &[String]) -> ApiResult<()> {
-    if !target.starts_with('/') || target.len() > 4096 || target.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            &format!("{field}target"),
-            "must be an absolute path",
-        ));
-    }
+    crate::extract::check_absolute_path(&format!("{field}target"), target)?;
     if paths.len() > 1000 {
         return Err(ApiError::field(
             &format!("{field}paths"),

@@ -218,6 +218,8 @@ impl Harness {
 
     /// Audit entries of a tenant (through the admin API).
     pub async fn audit(&self, tenant: Option<&str>) -> Vec<Value> {
+        // Refused lookups are audited after their answer went out.
+        self.state.background.idle().await;
         let path = match tenant {
             Some(t) => format!("/v1/admin/audit?limit=1000&tenant_id={t}"),
             None => "/v1/admin/audit?limit=1000".to_owned(),
