@@ -30,6 +30,33 @@ fn leftover_temporaries_are_removed_on_open_and_never_listed() {
     assert!(dir.path().join("a/b").exists());
 }
 
+#[test]
+fn a_key_that_clashes_with_a_folder_or_an_object_is_a_key_conflict() {
+    use coffer_adapters::Error;
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStorage::open(dir.path()).unwrap();
+    store
+        .put(&key("d/inner"), &mut &b"x"[..], PutMode::Overwrite)
+        .unwrap();
+    store
+        .put(&key("f"), &mut &b"x"[..], PutMode::Overwrite)
+        .unwrap();
+    for (k, mode) in [
+        ("d", PutMode::Overwrite),
+        ("d", PutMode::CreateOnly),
+        ("f/under", PutMode::Overwrite),
+        ("f/under/deeper", PutMode::CreateOnly),
+    ] {
+        match store.put(&key(k), &mut &b"y"[..], mode) {
+            Err(Error::KeyConflict { .. }) => {}
+            other => panic!("{k} ({mode:?}): {other:?}"),
+        }
+    }
+    // Nothing was left behind, and the objects are as they were.
+    assert_eq!(store.list("").unwrap().len(), 2);
+    assert_eq!(read_all(store.get(&key("f")).unwrap()), b"x");
+}
+
 const OLD_LEN: usize = 3 << 20;
 const NEW_LEN: usize = 5 << 20;
 

@@ -39,6 +39,13 @@ enum Command {
         #[arg(long)]
         trust_forwarded_for: bool,
     },
+    /// Replace the admin token (a lost or leaked one): every admin token stops working
+    /// and a new one is printed once. Works with the server stopped or running.
+    RotateAdminToken {
+        /// The data directory.
+        #[arg(long, default_value = "./coffer-data")]
+        data_dir: PathBuf,
+    },
     /// Create a new random KEK file (mode 0600; never overwrites).
     GenKek {
         /// The file to create.
@@ -98,6 +105,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 "created {} (KEK ID {}), mode 0600",
                 out.display(),
                 hex::encode(key.id().as_bytes())
+            );
+            Ok(())
+        }
+        Command::RotateAdminToken { data_dir } => {
+            let token = server::rotate_admin_token(&data_dir)?;
+            eprintln!("every earlier admin token is revoked");
+            println!(
+                "admin token (shown once, stored only as a hash): {}",
+                token.as_str()
             );
             Ok(())
         }

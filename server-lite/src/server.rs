@@ -147,6 +147,52 @@ impl Server {
     }
 }
 
+/// Replaces the admin token of the data directory in `config` without a running server
+/// (for a lost or leaked token): every admin token is revoked and a new one made, in
+/// one transaction, audited. Returns the new token, to show once.
+///
+/// # Errors
+/// A message naming what failed (no database there, SQLite).
+pub fn rotate_admin_token(data_dir: &Path) -> Result<Zeroizing<String>, String> {
+    let path = Config::new(
+        data_dir.to_owned(),
+        "http://127.0.0.1/".parse().map_err(|e| format!("{e}"))?,
+    )
+    .database_path();
+    if !path.exists() {
+        return Err(format!("{}: no server database here", path.display()));
+    }
+    let db = Db::open(&path).map_err(|e| format!("database: {e}"))?;
+    db.blocking(|cat| -> Result<_, crate::error::ApiError> {
+        dbm::immediate(cat.connection_mut(), |tx| {
+            let revoked = tokens::revoke_admin_tokens(tx)?;
+            let token = NewToken::generate(TokenKind::Admin);
+            let id = tokens::insert_token(
+                tx,
+                TokenKind::Admin,
+                &token.hash,
+                None,
+                None,
+                "rotated offline",
+                None,
+            )?;
+            audit::record(
+                tx,
+                &AuditEntry {
+                    tenant_id: None,
+                    actor: "system".to_owned(),
+                    action: "admin_token.rotate",
+                    target: format!("admin:{id}"),
+                    outcome: AuditOutcome::Ok,
+                    detail: format!("offline, from the command line; {revoked} revoked"),
+                },
+            )?;
+            Ok(token.secret)
+        })
+    })
+    .map_err(|e| format!("database: {e:?}"))
+}
+
 fn resolve_kek(
     db: &Db,
     data_dir: &Path,

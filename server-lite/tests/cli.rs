@@ -1,5 +1,6 @@
 //! The `coffer-server` command: one-command start on an empty data directory (KEK file
-//! created with mode 0600, admin token printed once), `gen-kek`, `rotate-kek`.
+//! created with mode 0600, admin token printed once), `gen-kek`, `rotate-kek`,
+//! `rotate-admin-token`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -167,4 +168,54 @@ fn the_kek_can_come_from_the_environment() {
         "no KEK file when the environment holds it"
     );
     assert!(!stderr.contains(&kek));
+}
+
+#[tokio::test]
+async fn rotate_admin_token_replaces_a_lost_token() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coffer-data");
+    let (first, _) = serve_once(&data);
+    let old = first.unwrap().rsplit(' ').next().unwrap().to_owned();
+    let out = Command::new(BIN)
+        .args(["rotate-admin-token", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let new = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(new.starts_with("cfa_") && new != old, "{line}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&new));
+
+    let mut config = coffer_server::config::Config::new(
+        data.clone(),
+        url::Url::parse("http://127.0.0.1:9").unwrap(),
+    );
+    config.auth_failures_per_minute = 100;
+    let started = coffer_server::Server::open(config, None).unwrap();
+    assert!(
+        started.admin_token.is_none(),
+        "a revoked token is not a first start"
+    );
+    let app = coffer_server::app(started.state);
+    for (token, want) in [(&old, StatusCode::UNAUTHORIZED), (&new, StatusCode::OK)] {
+        let request = Request::get("/v1/admin/tenants")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(app.clone().oneshot(request).await.unwrap().status(), want);
+    }
+
+    // No database there: a clear error, not a new database.
+    let out = Command::new(BIN)
+        .args(["rotate-admin-token", "--data-dir"])
+        .arg(dir.path().join("nothing"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no server database"));
 }

@@ -100,6 +100,8 @@ mod tests {
             assert!(ObjectKey::new(bad).is_err(), "{bad:?} accepted");
         }
         assert!(ObjectKey::new("x".repeat(1025)).is_err());
+        assert!(ObjectKey::new(format!("a/{}", "x".repeat(256))).is_err());
+        assert!(ObjectKey::new(format!("a/{}", "x".repeat(255))).is_ok());
         for good in [
             "a",
             "tenant-1/repo/backups/2026-11-23T10:00:00Z.coffer",
