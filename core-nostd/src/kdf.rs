@@ -13,6 +13,19 @@ use zeroize::Zeroize;
 /// Info label of key IDs: `HKDF-Expand-SHA-512(key, "coffer/v1 key-id", 16)`.
 pub(crate) const KEY_ID_LABEL: &[u8] = b"coffer/v1 key-id";
 
+// The v2 key hierarchy (FORMAT.md §12): the writer secret from the master key, and from
+// the writer secret the keys of the chunker (§13) and of chunk IDs (§14).
+
+/// Info label of the writer secret: `HKDF-Expand-SHA-512(K, "coffer/v2 writer", 32)`.
+pub(crate) const WRITER_LABEL: &[u8] = b"coffer/v2 writer";
+/// Info label of the chunker cipher key: `HKDF-Expand-SHA-512(W, "coffer/v2 chunker", 16)`.
+pub(crate) const CHUNKER_CIPHER_LABEL: &[u8] = b"coffer/v2 chunker";
+/// Info label of the chunker table key:
+/// `HKDF-Expand-SHA-512(W, "coffer/v2 chunker-table", 16)`.
+pub(crate) const CHUNKER_TABLE_LABEL: &[u8] = b"coffer/v2 chunker-table";
+/// Info label of the chunk ID key: `HKDF-Expand-SHA-512(W, "coffer/v2 chunk-id", 32)`.
+pub(crate) const CHUNK_ID_LABEL: &[u8] = b"coffer/v2 chunk-id";
+
 const HASH_LEN: usize = 64;
 const MAX_OKM_LEN: usize = 255 * HASH_LEN;
 

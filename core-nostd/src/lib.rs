@@ -12,6 +12,9 @@
 //! - [`envelope`] and [`passphrase`]: a 32-byte secret wrapped under a key-encryption
 //!   key, or under a passphrase through Argon2id, with its fields bound as context.
 //! - [`record`]: the postcard records of a backup manifest, decoded in place.
+//! - [`chunker`]: format v2's keyed content-defined chunker (buzhash over a secret
+//!   table, then AES-128 decides) and chunk IDs (HMAC-SHA-256), with the keys they
+//!   derive from the repository's writer secret; sans-IO, fed slices of any size.
 //! - [`provider`]: the chunk AEAD behind a trait, so a faster provider drives the same
 //!   state machines. [`provider::RustCrypto`] is the portable one.
 //!
@@ -82,7 +85,10 @@
 //!   most of it is the portable AES key schedule (bit-sliced round keys); the scheme's
 //!   own state is a nonce, a counter and two lengths. The `memory` test checks both;
 //! - passphrase envelopes need Argon2id's memory ([`passphrase::Argon2Params::blocks`]
-//!   blocks of 1 KiB), also the caller's.
+//!   blocks of 1 KiB), also the caller's;
+//! - a [`chunker::Chunker`] is at most 5 KiB (its 4 KiB secret table and the AES-128 key
+//!   schedule) and serves any number of streams, each a [`chunker::ChunkStream`] of at
+//!   most 128 bytes; the chunker never holds the data. The `memory` test checks both.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -104,6 +110,7 @@
 extern crate std;
 
 pub mod chunked;
+pub mod chunker;
 pub mod envelope;
 mod error;
 mod header;

@@ -1,7 +1,8 @@
 //! The memory a sealer and an opener need, as the crate docs state it: their own state
 //! (at most `MAX_STATE_LEN` bytes with the RustCrypto provider) plus the caller's buffer
 //! of one chunk. Nothing grows with the stream: the state types have no heap and the
-//! buffer is borrowed.
+//! buffer is borrowed. The same for the chunker: a keyed chunker, and a small state per
+//! stream.
 
 mod common;
 
@@ -38,4 +39,15 @@ fn state_and_buffer_sizes_are_as_documented() {
     );
     assert_eq!(SEAL_BUFFER_LEN, CHUNK_LEN + 2 * TAG_LEN);
     assert_eq!(OPEN_BUFFER_LEN, CHUNK_LEN + TAG_LEN);
+}
+
+#[test]
+fn chunker_sizes_are_as_documented() {
+    use coffer_core::chunker::{ChunkStream, Chunker};
+    let chunker = size_of::<Chunker>();
+    let stream = size_of::<ChunkStream<'static>>();
+    println!("chunker {chunker} B, stream {stream} B");
+    // The 4 KiB table and the AES-128 key schedule; a stream's length, hash and window.
+    assert!(chunker <= 5 * 1024, "chunker: {chunker} bytes");
+    assert!(stream <= 128, "chunk stream: {stream} bytes");
 }

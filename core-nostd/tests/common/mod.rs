@@ -1,6 +1,9 @@
 //! Helpers shared by the core's integration tests: an in-memory reader with seeking,
-//! vector file loading, and a deterministic RNG.
+//! vector file loading, and a deterministic RNG; and a plain transcription of FORMAT.md
+//! §12–§14 (`chunker_reference`) to hold the chunker to.
 #![allow(dead_code, missing_docs, unreachable_pub)]
+
+pub mod chunker_reference;
 
 use std::io::Read as _;
 use std::path::PathBuf;
