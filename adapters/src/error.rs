@@ -50,6 +50,29 @@ pub enum Error {
         /// Which of the two it is.
         reason: &'static str,
     },
+    /// Another process holds a lock that conflicts (a prune while backups run, or a
+    /// backup while prune runs).
+    #[error("the repository is locked by {holder}; try again when it is done (a lock of a process that died goes stale after 30 minutes)")]
+    Locked {
+        /// Who holds it.
+        holder: String,
+    },
+    /// The operation reads what a repository stores, and the key is write-only.
+    #[error("this key is write-only: it can add backups but not read them")]
+    WriteOnlyKey,
+    /// An object key sealed to the repository's public key did not open (or could not
+    /// be sealed). Says nothing more, as any authentication failure.
+    #[error("{0}")]
+    Recipient(&'static str),
+    /// A repository object is authentic but not what the format allows, or an object
+    /// the repository needs is in the wrong place.
+    #[error("repository object {object}: {reason}")]
+    RepoFormat {
+        /// The object's key, or what it is.
+        object: String,
+        /// What is wrong, with the limit where there is one.
+        reason: String,
+    },
     /// A storage backend (S3) refused or failed a request, after any retries. Carries
     /// the service's error code and message, never a credential or a signed URL.
     #[error(
@@ -86,6 +109,15 @@ pub enum Error {
         path: String,
         /// Why it was refused.
         reason: &'static str,
+    },
+    /// A tree blob (one directory's listing, FORMAT.md §18) broke a rule of the format,
+    /// or a scanned directory entry cannot be recorded in one (`path` names it then).
+    #[error("{}{source}", tree_path(path.as_deref()))]
+    Tree {
+        /// The scanned entry, when the tree is being built from a directory.
+        path: Option<PathBuf>,
+        /// The rule broken.
+        source: crate::repo::tree::TreeError,
     },
     /// A restore would replace something already there.
     #[error("{} already exists; not overwriting it", path.display())]
@@ -160,6 +192,16 @@ pub enum Error {
 
 fn http_status(status: Option<u16>) -> String {
     status.map_or_else(String::new, |s| format!(" (HTTP {s})"))
+}
+
+fn tree_path(path: Option<&std::path::Path>) -> String {
+    path.map_or_else(String::new, |p| format!("{}: ", p.display()))
+}
+
+impl From<crate::repo::tree::TreeError> for Error {
+    fn from(source: crate::repo::tree::TreeError) -> Self {
+        Error::Tree { path: None, source }
+    }
 }
 
 impl Error {

@@ -19,6 +19,7 @@ pub mod bridge;
 pub mod catalogue;
 mod error;
 pub mod pipeline;
+pub mod repo;
 #[cfg(feature = "ring")]
 pub mod ring_provider;
 pub mod storage;

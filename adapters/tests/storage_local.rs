@@ -24,10 +24,16 @@ fn leftover_temporaries_are_removed_on_open_and_never_listed() {
         .put(&key("a/b"), &mut &b"x"[..], PutMode::Overwrite)
         .unwrap();
     std::fs::write(dir.path().join("a/.coffer-tmp-deadbeef"), b"torn").unwrap();
+    std::fs::write(dir.path().join("a/.coffer-tmp-0000f00d"), b"being written").unwrap();
+    let old = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+    filetime::set_file_mtime(dir.path().join("a/.coffer-tmp-deadbeef"), old).unwrap();
     assert_eq!(store.list("").unwrap().len(), 1);
     LocalStorage::open(dir.path()).unwrap();
+    // The stale one goes; a fresh one may be another process's write in progress.
     assert!(!dir.path().join("a/.coffer-tmp-deadbeef").exists());
+    assert!(dir.path().join("a/.coffer-tmp-0000f00d").exists());
     assert!(dir.path().join("a/b").exists());
+    assert_eq!(store.list("").unwrap().len(), 1);
 }
 
 #[test]
@@ -112,6 +118,18 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_object() {
         );
         seen_new += usize::from(got == new);
         seen_old += usize::from(got == old);
+        // The killed writer's temporary may remain (a fresh one could be another
+        // process's write in progress) but is never listed, and goes once stale.
+        let keys: Vec<_> = store.list("").unwrap().into_iter().map(|m| m.key).collect();
+        assert_eq!(keys, [key("obj")], "round {round}");
+        let old_time = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap() != "obj" {
+                filetime::set_file_mtime(&p, old_time).unwrap();
+            }
+        }
+        LocalStorage::open(dir.path()).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -119,7 +137,7 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_object() {
         assert_eq!(
             names,
             ["obj"],
-            "round {round}: temporaries left after reopening"
+            "round {round}: stale temporaries left after reopening"
         );
     }
     // The kill points must have landed both before and after a completed rename.

@@ -378,6 +378,16 @@ fn errors_name_the_service_code_but_never_a_credential_or_signature() {
             ..
         }
     ));
+    // A HEAD's answer has no body: the message still says what happened.
+    let err = store.head(&key("k")).unwrap_err();
+    match &err {
+        Error::Backend {
+            status: Some(403),
+            message,
+            ..
+        } => assert!(message.contains("HTTP 403"), "{err}"),
+        other => panic!("{other:?}"),
+    }
     // A refused connection: transient, retried, then reported without the URL.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());

@@ -176,6 +176,10 @@ where
     )?;
     let manifest_stored = match store.put(&manifest_key, &mut sealer, PutMode::CreateOnly) {
         Ok(n) => n,
+        // Another backup of the same name got there first: the data object under this
+        // name may be the winner's (a store that ignored create-only let both puts
+        // through), so it stays; the winner's manifest describes it.
+        Err(e @ Error::AlreadyExists { .. }) => return Err(e),
         Err(e) => {
             let _ = store.delete(&data_key);
             return Err(e);

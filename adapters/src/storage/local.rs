@@ -23,7 +23,9 @@ pub struct LocalStorage {
 }
 
 impl LocalStorage {
-    /// Opens (creating if needed) the store at `root` and removes leftover temporaries.
+    /// Opens (creating if needed) the store at `root` and removes leftover temporaries:
+    /// those not written to for [`STALE_TEMPORARY`], since a younger one may belong to
+    /// another process writing into the same folder right now.
     ///
     /// # Errors
     /// [`Error::Io`].
@@ -46,6 +48,9 @@ impl LocalStorage {
     }
 }
 
+/// A temporary untouched for this long belongs to a writer that died.
+pub const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn remove_temporaries(dir: &Path) -> Result<(), Error> {
     let what = || format!("cleaning temporaries in {}", dir.display());
     for entry in fs::read_dir(dir).map_err(|e| Error::io(what(), e))? {
@@ -54,7 +59,20 @@ fn remove_temporaries(dir: &Path) -> Result<(), Error> {
         if kind.is_dir() {
             remove_temporaries(&entry.path())?;
         } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            fs::remove_file(entry.path()).map_err(|e| Error::io(what(), e))?;
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= STALE_TEMPORARY);
+            if stale {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => {}
+                    // Another process's clean-up got there first.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(what(), e)),
+                }
+            }
         }
     }
     Ok(())

@@ -92,6 +92,49 @@ impl Server {
         server
     }
 
+    /// moto's S3 server (`python3 -m moto.server`, from `pip install "moto[server]"`)
+    /// on a free loopback port, with the test bucket. moto checks no signatures: it is
+    /// here for what its S3 does (listing, multipart, ranges, conditional puts), not for
+    /// authentication.
+    pub fn start_moto() -> Server {
+        const HINT: &str = "the moto S3 tests need moto's server:              `python3 -m pip install \"moto[server]\"` (.ci/run does)";
+        let root = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting moto: {e}; {HINT}"));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("moto exited ({status}) before it listened; {HINT}");
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("moto did not listen within 30 s; {HINT}");
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let server = Server { child, root, addr };
+        server.create_bucket();
+        server
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -111,8 +154,11 @@ impl Server {
         .unwrap();
         let creds = Credentials::new(ACCESS_KEY, SECRET_KEY);
         let url = bucket.create_bucket(&creds).sign(Duration::from_secs(60));
+        // An explicit empty body: moto wants a Content-Length on the PUT.
         let resp = reqwest::blocking::Client::new()
             .put(url)
+            .header("content-length", "0")
+            .body(Vec::new())
             .send()
             .expect("CreateBucket");
         assert!(

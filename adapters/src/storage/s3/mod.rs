@@ -754,13 +754,16 @@ impl Inner {
         let after = retry_after(&resp);
         let mut text = String::new();
         let _ = resp.take(ERROR_BODY_LIMIT).read_to_string(&mut text);
+        // A HEAD answer has no body, and some services send none with other errors:
+        // then the status says what went wrong, so the message is never empty.
         let (code, message) = parse_error_body(&text).unwrap_or_else(|| {
+            let reason = status.canonical_reason().unwrap_or("unknown error");
             (
-                status
-                    .canonical_reason()
-                    .unwrap_or("UnknownError")
-                    .replace(' ', ""),
-                String::new(),
+                reason.replace(' ', ""),
+                format!(
+                    "HTTP {} {reason} (the service sent no error body)",
+                    status.as_u16()
+                ),
             )
         });
         let transient = is_transient_status(status) || is_transient_code(&code);

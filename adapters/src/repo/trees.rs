@@ -1,0 +1,211 @@
+//! Reading blobs back: find a blob in the index, open its pack's key once per pack,
+//! fetch only the sealed chunks that cover the blob, decompress it, and check that its
+//! MAC is its ID before anyone sees it. Trees are read through [`TreeReader`], which a
+//! write-only writer feeds from its local cache instead (it cannot open packs).
+
+use std::collections::{BTreeMap, HashMap};
+
+use coffer_core::chunker::ChunkIdKey;
+use coffer_core::SecretKey;
+
+use super::config::names;
+use super::index::{Location, MemIndex, PackId};
+use super::object::{self, SealedKind, OBJECT_HEADER_LEN};
+use super::pack::{Compression, MAX_BLOB_LEN};
+use super::tree::Tree;
+use super::Repository;
+use crate::Error;
+
+/// Reads blobs of one repository, remembering each pack's opened key.
+pub struct BlobReader<'r> {
+    repo: &'r Repository,
+    pack_keys: HashMap<PackId, (SecretKey, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for BlobReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("packs_opened", &self.pack_keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r> BlobReader<'r> {
+    /// A reader (full keys only, checked on the first read).
+    pub fn new(repo: &'r Repository) -> Self {
+        BlobReader {
+            repo,
+            pack_keys: HashMap::new(),
+        }
+    }
+
+    /// The key and context of a pack, from its 96-byte header.
+    ///
+    /// # Errors
+    /// [`Error::WriteOnlyKey`]; storage and recipient errors.
+    pub fn pack_key(&mut self, pack: &PackId) -> Result<&(SecretKey, Vec<u8>), Error> {
+        if !self.pack_keys.contains_key(pack) {
+            let secret = self.repo.keys().recipient()?;
+            let name = names::pack(pack);
+            let key = self.repo.object(&name)?;
+            let mut header = Vec::with_capacity(OBJECT_HEADER_LEN);
+            std::io::Read::read_to_end(
+                &mut self
+                    .repo
+                    .store()
+                    .get_range(&key, 0, OBJECT_HEADER_LEN as u64)?,
+                &mut header,
+            )
+            .map_err(|e| Error::io(format!("reading {key}"), e))?;
+            let opened =
+                object::object_key(secret, SealedKind::Pack, self.repo.id(), &name, &header)?;
+            self.pack_keys.insert(*pack, opened);
+        }
+        self.pack_keys.get(pack).ok_or_else(|| Error::RepoFormat {
+            object: names::pack(pack),
+            reason: "pack key lost".to_owned(),
+        })
+    }
+
+    /// A blob's stored bytes (still compressed), fetched by range.
+    ///
+    /// # Errors
+    /// As [`BlobReader::pack_key`]; a chunk that does not verify.
+    pub fn stored(&mut self, at: &Location) -> Result<Vec<u8>, Error> {
+        let name = names::pack(&at.pack);
+        let repo = self.repo;
+        let object = repo.object(&name)?;
+        let (key, context) = self.pack_key(&at.pack)?;
+        object::read_range(
+            repo.store().as_ref(),
+            &object,
+            at.object_len,
+            OBJECT_HEADER_LEN as u64,
+            key,
+            context,
+            u64::from(at.offset),
+            u64::from(at.stored_len),
+        )
+    }
+
+    /// Blob `id`, checked against its ID.
+    ///
+    /// # Errors
+    /// [`Error::RepoFormat`] if the index does not list it or it is not what its ID
+    /// says; as [`BlobReader::stored`].
+    pub fn read(&mut self, index: &MemIndex, id: &[u8; 32]) -> Result<Vec<u8>, Error> {
+        let at = index.locate(id).ok_or_else(|| Error::RepoFormat {
+            object: format!("blob {}", hex::encode(id)),
+            reason: "not in any index".to_owned(),
+        })?;
+        let stored = self.stored(&at)?;
+        decode_blob(self.repo, id, &stored, at.compression, None)
+    }
+}
+
+/// Decompresses (bounded by `expected_len` or [`MAX_BLOB_LEN`]) and checks the MAC.
+///
+/// # Errors
+/// [`Error::RepoFormat`] naming the blob.
+pub fn decode_blob(
+    repo: &Repository,
+    id: &[u8; 32],
+    stored: &[u8],
+    compression: Compression,
+    expected_len: Option<usize>,
+) -> Result<Vec<u8>, Error> {
+    decode_blob_with(
+        repo.keys().chunk_id_key(),
+        id,
+        stored,
+        compression,
+        expected_len,
+    )
+}
+
+/// [`decode_blob`] under a chunk ID key rather than a repository's.
+///
+/// # Errors
+/// As [`decode_blob`].
+pub fn decode_blob_with(
+    chunk_id_key: &SecretKey,
+    id: &[u8; 32],
+    stored: &[u8],
+    compression: Compression,
+    expected_len: Option<usize>,
+) -> Result<Vec<u8>, Error> {
+    let bad = |reason: &str| Error::RepoFormat {
+        object: format!("blob {}", hex::encode(id)),
+        reason: reason.to_owned(),
+    };
+    let raw = match compression {
+        Compression::None => stored.to_vec(),
+        Compression::Zstd => {
+            let limit = expected_len.unwrap_or(MAX_BLOB_LEN);
+            zstd::bulk::decompress(stored, limit).map_err(|_| bad("does not decompress"))?
+        }
+    };
+    if let Some(n) = expected_len {
+        if raw.len() != n {
+            return Err(bad("has another length than the tree says"));
+        }
+    }
+    let key = ChunkIdKey::from_bytes(*chunk_id_key.expose_secret());
+    if &coffer_core::chunker::chunk_id(&key, &raw) != id {
+        return Err(bad("its content does not match its ID"));
+    }
+    Ok(raw)
+}
+
+/// Trees by ID: from packs (a full key) or from a writer's cache.
+pub struct TreeReader<'r> {
+    blobs: BlobReader<'r>,
+    cached: BTreeMap<[u8; 32], Vec<u8>>,
+}
+
+impl std::fmt::Debug for TreeReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeReader")
+            .field("cached", &self.cached.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r> TreeReader<'r> {
+    /// A reader over `repo`.
+    pub fn new(repo: &'r Repository) -> Self {
+        TreeReader {
+            blobs: BlobReader::new(repo),
+            cached: BTreeMap::new(),
+        }
+    }
+
+    /// Trees the caller already has (a write-only writer's cache).
+    pub fn add_cached(&mut self, trees: BTreeMap<[u8; 32], Vec<u8>>) {
+        self.cached.extend(trees);
+    }
+
+    /// Tree `id`: from the cache, else from the repository when the key can read it,
+    /// else `None` (a write-only key without a cache reads every file again).
+    ///
+    /// # Errors
+    /// Storage, core and format errors of a tree the repository should have.
+    pub fn tree(&mut self, index: &MemIndex, id: &[u8; 32]) -> Result<Option<Tree>, Error> {
+        if let Some(bytes) = self.cached.get(id) {
+            return Ok(Some(decode_tree(bytes)?));
+        }
+        if self.blobs.repo.keys().recipient().is_err() {
+            return Ok(None);
+        }
+        let bytes = self.blobs.read(index, id)?;
+        Ok(Some(decode_tree(&bytes)?))
+    }
+}
+
+/// Decodes a tree blob.
+///
+/// # Errors
+/// [`Error::Tree`].
+pub fn decode_tree(bytes: &[u8]) -> Result<Tree, Error> {
+    Tree::decode(bytes).map_err(|source| Error::Tree { path: None, source })
+}
