@@ -1,7 +1,10 @@
 //! Applies test-vector files to the core, as `test-vectors/README.md` tells an
 //! integrator to: every test through the streaming opener (checking what it releases
 //! before failing) and, for streams, the random-access opener (checking when the
-//! length authenticates), with the exact error each invalid test names.
+//! length authenticates), with the exact error each invalid test names; the chunker's
+//! key derivations, cut points (whole and in slices) and chunk IDs; and the repository
+//! objects of format v2 (`repository`: keys, sealed objects, packs, indexes, trees,
+//! snapshots, the configuration and key files) through the engine's own readers.
 //!
 //! Files whose groups are of a type this module does not know (Wycheproof's primitive
 //! vectors, which the core's own tests apply) are reported as not applicable.
@@ -14,6 +17,9 @@ use std::io::{Cursor, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use coffer_core::chunked::{self, DerivedKeys, RandomAccessOpener, StreamOpener, OPEN_BUFFER_LEN};
+use coffer_core::chunker::{
+    chunk_id, ChunkIdHasher, Chunker, ChunkerParams, WriterSecret, WINDOW_LEN,
+};
 use coffer_core::envelope::{self, Purpose};
 use coffer_core::passphrase::{self, Argon2Block, PassphraseEnvelope};
 use coffer_core::provider::{ChunkCipher, CryptoProvider};
@@ -21,9 +27,11 @@ use coffer_core::stream;
 use coffer_core::{Error as CoreError, SecretKey, Suite};
 use embedded_io_adapters::std::FromStd;
 use serde_json::Value;
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::Error;
+
+mod repository;
 
 /// Ciphertexts larger than this are spooled to a temporary file for random access
 /// instead of being held in memory.
@@ -133,6 +141,17 @@ pub fn verify_file_with<P: CryptoProvider>(provider: &P, path: &Path) -> Result<
             "CofferStream" => stream_test,
             "CofferKeyEnvelope" => key_envelope_test,
             "CofferPassphraseEnvelope" => passphrase_envelope_test,
+            "CofferChunkerKeys" => chunker_keys_test,
+            "CofferChunker" => chunker_test,
+            "CofferRepositoryKeys" => |_, _, t| repository::keys_test(t),
+            "CofferRecipientObject" => |_, _, t| repository::recipient_test(t),
+            "CofferSymmetricObject" => |_, _, t| repository::symmetric_test(t),
+            "CofferPack" => |_, _, t| repository::pack_test(t),
+            "CofferIndex" => |_, _, t| repository::index_test(t),
+            "CofferTree" => |_, _, t| repository::tree_test(t),
+            "CofferSnapshot" => |_, _, t| repository::snapshot_test(t),
+            "CofferConfig" => |_, _, t| repository::config_test(t),
+            "CofferKeyFile" => |_, _, t| repository::key_file_test(t),
             _ => {
                 if !report.not_applicable.contains(&kind) {
                     report.not_applicable.push(kind);
@@ -618,4 +637,190 @@ fn passphrase_envelope_test<P: CryptoProvider>(
         &mut memory,
     );
     check_unwrap(t, result.map(|(k, info)| (k, info.suite, info.key_version)))
+}
+
+// ---------------------------------------------------------------------------------------
+// The keyed chunker and chunk IDs
+
+fn u32_of(t: &Value, name: &str) -> Result<u32, String> {
+    t[name]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| format!("missing or too large field {name}"))
+}
+
+fn array_of<const N: usize>(t: &Value, name: &str) -> Result<[u8; N], String> {
+    hex_of(t, name)?
+        .try_into()
+        .map_err(|_| format!("field {name} is not {N} bytes"))
+}
+
+/// `CofferChunkerKeys`: the §12 derivations, the table, and the decision on a few windows.
+fn chunker_keys_test<P: CryptoProvider>(_: &P, _group: &Value, t: &Value) -> Result<(), String> {
+    let master = SecretKey::from_bytes(array_of(t, "masterKey")?);
+    let writer = WriterSecret::from_master(&master);
+    let keys = writer.chunker_keys();
+    for (name, got) in [
+        ("writerSecret", &writer.expose_secret()[..]),
+        ("chunkerCipherKey", &keys.cipher_key()[..]),
+        ("chunkerTableKey", &keys.table_key()[..]),
+        ("chunkIdKey", &writer.chunk_id_key().expose_secret()[..]),
+    ] {
+        if got != hex_of(t, name)? {
+            return Err(format!("{name} differs"));
+        }
+    }
+    let chunker = Chunker::new(&keys, ChunkerParams::V2);
+    let table: Vec<u8> = (0..=u8::MAX)
+        .flat_map(|b| chunker.expose_table_entry(b).to_le_bytes())
+        .collect();
+    let head = t["tableHead"].as_array().ok_or("missing field tableHead")?;
+    for (entry, want) in table.chunks(16).zip(head) {
+        if Some(hex::encode(entry).as_str()) != want.as_str() {
+            return Err("tableHead differs".into());
+        }
+    }
+    if Sha256::digest(&table)[..] != hex_of(t, "tableSha256")? {
+        return Err("tableSha256 differs".into());
+    }
+    // The core shows the decision, not H or D: check it under every mask.
+    let windows = t["windows"].as_array().ok_or("missing field windows")?;
+    for w in windows {
+        let window: [u8; WINDOW_LEN] = array_of(w, "window")?;
+        let o: [u8; 16] = array_of(w, "cipherBlock")?;
+        let word = u32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+        for mask_bits in 1..=ChunkerParams::MASK_BITS_BOUND {
+            let params = ChunkerParams::new(64, mask_bits, 65).map_err(|e| e.to_string())?;
+            let cuts = Chunker::new(&keys, params).is_cut_point(&window);
+            if cuts != (word & ((1 << mask_bits) - 1) == 0) {
+                return Err(format!(
+                    "decision on a window under mask_bits {mask_bits} differs"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `msgSeed`'s generator (test-vectors/README.md): SHA-256(seed ‖ u64le(i)) for
+/// i = 0, 1, …, concatenated and cut to `len` bytes.
+fn counter_bytes(seed: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut i = 0u64;
+    while out.len() < len {
+        out.extend_from_slice(
+            &Sha256::new()
+                .chain_update(seed)
+                .chain_update(i.to_le_bytes())
+                .finalize(),
+        );
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// A chunker test's input: `msg`, or `msgLength` bytes from `msgSeed` or `msgFill`.
+fn chunker_input(t: &Value) -> Result<Vec<u8>, String> {
+    if let Some(msg) = opt_hex(t, "msg")? {
+        return Ok(msg);
+    }
+    let len = t["msgLength"].as_u64().ok_or("missing field msgLength")?;
+    let len = usize::try_from(len).map_err(|e| e.to_string())?;
+    if let Some(seed) = opt_hex(t, "msgSeed")? {
+        return Ok(counter_bytes(&seed, len));
+    }
+    let fill = t["msgFill"].as_u64().and_then(|b| u8::try_from(b).ok());
+    Ok(vec![fill.ok_or("no msg, msgSeed or msgFill")?; len])
+}
+
+/// `CofferChunker`: parameters checked, then the cuts whole and in slices, and the IDs.
+fn chunker_test<P: CryptoProvider>(_: &P, _group: &Value, t: &Value) -> Result<(), String> {
+    let params = ChunkerParams::new(
+        u32_of(t, "minSize")?,
+        u32_of(t, "maskBits")?,
+        u32_of(t, "maxSize")?,
+    );
+    let params = match (params, is_valid(t)?) {
+        (Ok(p), true) => p,
+        (Ok(_), false) => return Err("parameters out of bounds were accepted".into()),
+        (Err(e), true) => return Err(format!("a valid test's parameters were refused: {e}")),
+        (Err(e), false) => {
+            check_error(t, &e)?;
+            let want = t["errorParameter"].as_str().unwrap_or_default();
+            return match e {
+                CoreError::ParameterOutOfBounds { parameter, .. }
+                    if parameter == format!("chunker {want}") =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("expected {want} to be named, got {e:?}")),
+            };
+        }
+    };
+    let writer = WriterSecret::from_bytes(array_of(t, "writerSecret")?);
+    let chunker = Chunker::from_writer_secret(&writer, params);
+    let id_key = writer.chunk_id_key();
+    let data = chunker_input(t)?;
+    let want: Vec<usize> = t["cuts"]
+        .as_array()
+        .ok_or("missing field cuts")?
+        .iter()
+        .map(|c| {
+            c.as_u64()
+                .map(|c| c as usize)
+                .ok_or("a cut is not a number")
+        })
+        .collect::<Result<_, _>>()?;
+
+    let whole: Vec<usize> = chunker.cuts(&data).collect();
+    if whole != want {
+        return Err(format!("cuts {whole:?}, expected {want:?}"));
+    }
+    for slice in [1, 63, 64, 65, 4093, 1 << 20] {
+        if slice == 1 && data.len() > 1 << 16 {
+            continue;
+        }
+        let mut stream = chunker.stream();
+        let mut got = Vec::new();
+        let mut at = 0;
+        for mut piece in data.chunks(slice) {
+            while let Some(k) = stream.next_cut(piece) {
+                at += k;
+                got.push(at);
+                piece = &piece[k..];
+            }
+            at += piece.len();
+        }
+        if stream.finish().is_some() {
+            got.push(at);
+        }
+        if got != want {
+            return Err(format!(
+                "cuts in {slice}-byte slices: {got:?}, expected {want:?}"
+            ));
+        }
+    }
+
+    let ids = t["chunkIds"].as_array().ok_or("missing field chunkIds")?;
+    if ids.len() != want.len() {
+        return Err(format!("{} chunk IDs for {} chunks", ids.len(), want.len()));
+    }
+    let mut start = 0;
+    for (i, (&end, id)) in want.iter().zip(ids).enumerate() {
+        let chunk = &data[start..end];
+        let whole = chunk_id(&id_key, chunk);
+        let mut hasher = ChunkIdHasher::new(&id_key);
+        for piece in chunk.chunks(1000) {
+            hasher.update(piece);
+        }
+        if hasher.finalize() != whole {
+            return Err(format!("chunk {i}: the incremental ID differs"));
+        }
+        if Some(hex::encode(whole).as_str()) != id.as_str() {
+            return Err(format!("chunk {i}: ID differs"));
+        }
+        start = end;
+    }
+    Ok(())
 }

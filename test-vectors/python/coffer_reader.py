@@ -10,7 +10,10 @@ specification. It covers the reader side only:
 * sealed streams ``COFFER/S`` (section 5): ``open_sealed_stream`` and
   ``open_sealed_stream_random_access``;
 * key-wrap envelopes ``COFFER/K`` (section 6): ``unwrap_key_envelope``;
-* passphrase envelopes ``COFFER/P`` (section 7): ``unwrap_passphrase_envelope``.
+* passphrase envelopes ``COFFER/P`` (section 7): ``unwrap_passphrase_envelope``;
+* format v2's key hierarchy (section 12), keyed chunking (section 13) and chunk IDs
+  (section 14): ``writer_secret``, ``chunker_keys``, ``chunk_id_key``,
+  ``chunker_table``, ``window_hash``, ``chunk_cuts``, ``chunk_id``.
 
 Every failure is raised as ``CofferError`` whose ``name`` is the condition name
 of FORMAT.md's "Error conditions" table (``Truncated``, ``BadMagic``,
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Union
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 __all__ = [
@@ -54,6 +58,15 @@ __all__ = [
     "UnwrappedKey",
     "PURPOSES",
     "SUITES",
+    "writer_secret",
+    "chunker_keys",
+    "chunk_id_key",
+    "check_chunker_params",
+    "chunker_table",
+    "window_hash",
+    "chunk_cuts",
+    "chunk_id",
+    "V2_CHUNKER_PARAMS",
 ]
 
 # --------------------------------------------------------------------------
@@ -707,3 +720,131 @@ def unwrap_passphrase_envelope(envelope, passphrase: bytes, expected_purpose,
         suite=suite,
         argon2=dict(params, salt=argon2_salt),
     )
+
+
+# --------------------------------------------------------------------------
+# Format v2: key hierarchy (FORMAT.md 12), keyed chunking (13), chunk IDs (14)
+# --------------------------------------------------------------------------
+
+WRITER_INFO = b"coffer/v2 writer"
+CHUNKER_CIPHER_INFO = b"coffer/v2 chunker"
+CHUNKER_TABLE_INFO = b"coffer/v2 chunker-table"
+CHUNK_ID_INFO = b"coffer/v2 chunk-id"
+
+CHUNKER_WINDOW = 64
+CHUNKER_SIZE_BOUND = 1 << 26
+# (min_size, mask_bits, max_size), FORMAT.md 13.1
+V2_CHUNKER_PARAMS = (524288, 17, 4194304)
+
+_U128 = (1 << 128) - 1
+_CUT_BATCH = 4096  # positions whose digests go through AES in one call
+
+
+def writer_secret(master_key: bytes) -> bytes:
+    """W = HKDF-Expand-SHA-512(K, "coffer/v2 writer", 32)."""
+    return hkdf_expand_sha512(_check_key(master_key), WRITER_INFO, 32)
+
+
+def chunker_keys(writer: bytes) -> tuple:
+    """(cipher key c, table key t) = HKDF-Expand-SHA-512(W, "coffer/v2 chunker", 16),
+    HKDF-Expand-SHA-512(W, "coffer/v2 chunker-table", 16)."""
+    w = _check_key(writer)
+    return (hkdf_expand_sha512(w, CHUNKER_CIPHER_INFO, 16),
+            hkdf_expand_sha512(w, CHUNKER_TABLE_INFO, 16))
+
+
+def chunk_id_key(writer: bytes) -> bytes:
+    """HKDF-Expand-SHA-512(W, "coffer/v2 chunk-id", 32)."""
+    return hkdf_expand_sha512(_check_key(writer), CHUNK_ID_INFO, 32)
+
+
+def check_chunker_params(min_size: int, mask_bits: int, max_size: int) -> None:
+    """FORMAT.md 13.1's bounds, in the table's order; ParameterOutOfBounds names the
+    first parameter out of bounds."""
+    for name, value, lo, hi in (
+        ("min_size", min_size, CHUNKER_WINDOW, CHUNKER_SIZE_BOUND),
+        ("mask_bits", mask_bits, 1, 31),
+        ("max_size", max_size, min_size + 1, CHUNKER_SIZE_BOUND),
+    ):
+        if not lo <= value <= hi:
+            raise _err("ParameterOutOfBounds", parameter=name, value=value, min=lo, max=hi)
+
+
+def _aes128_ecb(key: bytes):
+    return Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
+
+
+def _rotl128(x: int, r: int) -> int:
+    r %= 128
+    return ((x << r) | (x >> (128 - r))) & _U128
+
+
+def chunker_table(table_key: bytes) -> list:
+    """T[b] = u128le(AES-128-Encrypt(t, u128le(b))) for b = 0 .. 255 (FORMAT.md 13.2)."""
+    enc = _aes128_ecb(table_key)
+    out = enc.update(b"".join(b.to_bytes(16, "little") for b in range(256)))
+    return [int.from_bytes(out[16 * b:16 * b + 16], "little") for b in range(256)]
+
+
+def window_hash(table: list, window: bytes) -> int:
+    """H(w) = XOR over j = 0 .. 63 of rotl128(T[w[63 - j]], j), w[63] the newest byte."""
+    if len(window) != CHUNKER_WINDOW:
+        raise ValueError("a window is 64 bytes")
+    h = 0
+    for j in range(CHUNKER_WINDOW):
+        h ^= _rotl128(table[window[63 - j]], j)
+    return h
+
+
+def chunk_cuts(data: bytes, writer: bytes, min_size: int, mask_bits: int,
+               max_size: int) -> list:
+    """The end offset of every chunk of ``data`` (FORMAT.md 13.4); [] for empty data.
+
+    Position p is a cut point when, with D = H(data[p-64:p]) >> 63,
+    u32le(AES-128-Encrypt(c, u128le(D))[0:4]) AND (2^mask_bits - 1) = 0 (13.3). Each
+    chunk's first window is hashed from its definition, then H rolls:
+    H' = rotl128(H, 1) XOR T[x_in] XOR rotl128(T[x_out], 64). Digests are encrypted
+    a batch at a time (AES-ECB is one block cipher call per block).
+    """
+    check_chunker_params(min_size, mask_bits, max_size)
+    cipher_key, table_key = chunker_keys(writer)
+    table = chunker_table(table_key)
+    swapped = [_rotl128(t, 64) for t in table]
+    enc = _aes128_ecb(cipher_key)
+    mask = (1 << mask_bits) - 1
+    data = bytes(data)
+    n = len(data)
+    ends = []
+    s = 0
+    while s < n:
+        if n - s <= min_size:                                   # step 1
+            ends.append(n)
+            break
+        end = None
+        p = s + min_size                                        # step 2
+        limit = min(n, s + max_size)                            # test p < n, p < s + max
+        h = window_hash(table, data[p - CHUNKER_WINDOW:p])
+        while p < limit and end is None:
+            q = min(limit, p + _CUT_BATCH)
+            digests = bytearray()
+            for i in range(p, q):
+                # h is H(data[i-64:i]); then byte i enters and byte i-64 leaves
+                digests += (h >> 63).to_bytes(16, "little")
+                h = ((((h << 1) | (h >> 127)) & _U128)
+                     ^ table[data[i]] ^ swapped[data[i - CHUNKER_WINDOW]])
+            out = enc.update(bytes(digests))
+            for k in range(q - p):
+                if int.from_bytes(out[16 * k:16 * k + 4], "little") & mask == 0:
+                    end = p + k
+                    break
+            p = q
+        if end is None:                                         # step 3
+            end = min(s + max_size, n)
+        ends.append(end)
+        s = end
+    return ends
+
+
+def chunk_id(key: bytes, chunk: bytes) -> bytes:
+    """HMAC-SHA-256(key = chunk ID key, message = the chunk) (FORMAT.md 14)."""
+    return hmac.new(_check_key(key), bytes(chunk), hashlib.sha256).digest()

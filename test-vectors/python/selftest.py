@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import coffer_reader as cr  # noqa: E402
+import coffer_repo as cr_repo  # noqa: E402
 from coffer_reader import CofferError  # noqa: E402
 
 FAILS = []
@@ -275,10 +276,237 @@ def main():
     expect_error(lambda: up(penv, pw, "ProfileKey", ctx), "WrongPurpose", "P: purpose",
                  expected=2, found=3)
 
+    # ---- format v2: the keyed chunker (FORMAT.md 12-14) ----
+    w = cr.writer_secret(bytes(range(32)))
+    c, tk = cr.chunker_keys(w)
+    table = cr.chunker_table(tk)
+    check(len(set(table)) == 256 and all(0 <= x < 1 << 128 for x in table), "V2: table")
+    # rolling (13.2) equals the definition, for windows across random data
+    data = os.urandom(300)
+    h = cr.window_hash(table, data[0:64])
+    for i in range(64, 300):
+        h = (cr._rotl128(h, 1) ^ table[data[i]] ^ cr._rotl128(table[data[i - 64]], 64))
+        if h != cr.window_hash(table, data[i - 63:i + 1]):
+            check(False, f"V2: rolling hash at {i}")
+            break
+    else:
+        check(True, "V2: rolling hash")
+    check(cr.chunk_cuts(b"", w, 64, 4, 200) == [], "V2: empty input, no chunk")
+    for n in (1, 64, 100):
+        check(cr.chunk_cuts(os.urandom(n), w, 100, 4, 200) == [n], f"V2: {n} bytes, one chunk")
+    data = os.urandom(20000)
+    for mn, mb, mx in ((64, 1, 65), (100, 3, 400), (256, 8, 1024)):
+        cuts = cr.chunk_cuts(data, w, mn, mb, mx)
+        lens = [b - a for a, b in zip([0] + cuts, cuts)]
+        check(cuts[-1] == len(data) and all(mn <= x <= mx for x in lens[:-1])
+              and 0 < lens[-1] <= mx, f"V2: chunk lengths under {mn},{mb},{mx}")
+        # a chunk's end depends only on where it started and its own bytes (13.4)
+        check(cr.chunk_cuts(data[cuts[0]:], w, mn, mb, mx) == [x - cuts[0] for x in cuts[1:]],
+              f"V2: cuts after the first chunk under {mn},{mb},{mx}")
+    for mn, mb, mx, name in ((63, 4, 200, "min_size"), (64, 0, 200, "mask_bits"),
+                             (64, 32, 200, "mask_bits"), (64, 4, 64, "max_size"),
+                             (64, 4, (1 << 26) + 1, "max_size"), (0, 0, 0, "min_size")):
+        expect_error(lambda: cr.chunk_cuts(b"x", w, mn, mb, mx), "ParameterOutOfBounds",
+                     f"V2: params {mn},{mb},{mx}", parameter=name)
+    key = cr.chunk_id_key(w)
+    check(cr.chunk_id(key, b"a") != cr.chunk_id(key, b"b") and len(cr.chunk_id(key, b"")) == 32,
+          "V2: chunk IDs")
+    expect_error(lambda: cr.writer_secret(bytes(31)), "InvalidKeyLength", "V2: master key length")
+
+    repo_checks()
+
     print(f"selftest: {COUNT - len(FAILS)} passed, {len(FAILS)} failed")
     for f in FAILS:
         print("   ", f)
     return 1 if FAILS else 0
+
+
+# --------------------------------------------------------------------------
+# Format v2 repositories (coffer_repo.py; FORMAT.md 15-19), no repository needed
+# --------------------------------------------------------------------------
+
+EXAMPLE_TREE = (  # FORMAT.md 18.5, its two lines
+    "0201096e6f7465732e7478740003001111111111111111111111111111111111111111111111111111111111111111e8070180200022222222222222222222222222222222222222222222222222222222222222"  # noqa: E501
+    "22ac02a403e8076405616c69636505757365727380c49fd50c959aef3a0100828008811001942a0108757365722e7461670178"  # noqa: E501
+)
+
+# RFC 9180 Appendix A.2.1: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305, base
+RFC9180_A21 = {
+    "ikmE": "909a9b35d3dc4713a5e72a4da274b55d3d3821a37e5d099e74a647db583a904b",
+    "pkEm": "1afa08d3dec047a643885163f1180476fa7ddb54c6a8029ea33f95796bf2ac4a",
+    "skEm": "f4ec9b33b792c372c1d2c2063507b684ef925b8c75a42dbcbf57d63ccd381600",
+    "ikmR": "1ac01f181fdf9f352797655161c58b75c656a6cc2716dcb66372da835542e1df",
+    "pkRm": "4310ee97d88cc1f088a5576c77ab0cf5c3ac797f3d95139c6c84b5429c59662a",
+    "skRm": "8057991eef8f1f1af18f4a9491d16a1ce333f695d4db8e38da75975c4478e0fb",
+    "enc": "1afa08d3dec047a643885163f1180476fa7ddb54c6a8029ea33f95796bf2ac4a",
+    "shared_secret": "0bbe78490412b4bbea4812666f7916932b828bba79942424abb65244930d69a7",
+    "info": "4f6465206f6e2061204772656369616e2055726e",
+    "key": "ad2744de8e17f4ebba575b3f5f5a8fa1f69c2a07f6e7500bc60ca6e3e3ec1c91",
+    "base_nonce": "5c4d98150661b848853b547f",
+    "aad": "436f756e742d30",
+    "pt": "4265617574792069732074727574682c20747275746820626561757479",
+    "ct": "1c5250d8034ec2b784ba2cfd69dbdb8af406cfe3ff938e131f0def8c8b60b4db"
+          "21993c62ce81883d2dd1b51a28",
+}
+
+
+def expect_repo_error(fn, what):
+    global COUNT
+    COUNT += 1
+    try:
+        fn()
+    except cr_repo.RepoError:
+        return
+    except Exception as e:  # noqa: BLE001
+        FAILS.append(f"{what}: expected RepoError, got {type(e).__name__}: {e}")
+        return
+    FAILS.append(f"{what}: expected RepoError, no error")
+
+
+def check_padme():
+    for L, want in ((0, 0), (1, 1), (2, 2), (3, 3), (9, 10), (100, 104), (1000, 1024),
+                    ((1 << 24) + 1, (1 << 24) + (1 << 19))):
+        check(cr_repo.padme(L) == want, f"Padme({L}) = {want}")
+    ok = all(L <= cr_repo.padme(L) <= L * 1.12 and cr_repo.padme(cr_repo.padme(L))
+             == cr_repo.padme(L) for L in range(2, 70000, 7))
+    check(ok, "Padme: at most 12% more, and a fixed point")
+
+
+def check_rfc9180():
+    v = {k: bytes.fromhex(x) for k, x in RFC9180_A21.items()}
+    check(cr_repo.derive_key_pair(v["ikmR"]) == (v["skRm"], v["pkRm"]), "RFC 9180: DeriveKeyPair R")
+    check(cr_repo.derive_key_pair(v["ikmE"]) == (v["skEm"], v["pkEm"]), "RFC 9180: DeriveKeyPair E")
+    ss = cr_repo.kem_decap(v["enc"], v["skRm"])
+    check(ss == v["shared_secret"], "RFC 9180: Decap")
+    check(cr_repo.key_schedule_base(ss, v["info"]) == (v["key"], v["base_nonce"]),
+          "RFC 9180: KeySchedule")
+    check(cr_repo.hpke_open_base(v["skRm"], v["enc"], v["info"], v["aad"], v["ct"]) == v["pt"],
+          "RFC 9180: Open, sequence 0")
+    try:  # an independent HPKE, when the cryptography package has one
+        from cryptography.hazmat.primitives import hpke
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    except ImportError:
+        return
+    sk = os.urandom(32)
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+    sealed = suite.encrypt(b"k" * 32, X25519PrivateKey.from_private_bytes(sk).public_key(),
+                           info=b"ctx")
+    check(cr_repo.hpke_open_base(sk, sealed[:32], b"ctx", b"", sealed[32:]) == b"k" * 32,
+          "HPKE: opens what cryptography's HPKE sealed")
+
+
+def check_example_tree():
+    blob = bytes.fromhex(EXAMPLE_TREE)
+    check(len(blob) == 135, "18.5: 135 bytes")
+    nodes = cr_repo.decode_tree(blob)
+    n = nodes[0]
+    check(len(nodes) == 1 and n.name == b"notes.txt" and n.kind == "file", "18.5: one file")
+    check(n.content == [("data", b"\x11" * 32, 1000), ("hole", 4096), ("data", b"\x22" * 32, 300)],
+          "18.5: three pieces")
+    check((n.mode, n.uid, n.gid, n.user, n.group) == (0o644, 1000, 100, "alice", "users"),
+          "18.5: mode and owner")
+    check((n.mtime, n.mtime_ns, n.ctime, n.ctime_ns) == (1700000000, 123456789, -1, 0),
+          "18.5: times")
+    check((n.inode, n.dev, n.nlink, n.size) == (131074, 2049, 1, 5396), "18.5: inode to size")
+    check(n.xattrs == [(b"user.tag", b"x")], "18.5: xattr")
+    check(cr_repo.encode_tree(nodes) == blob, "18.5: re-encodes to the same bytes")
+
+
+def check_tree_rules():
+    good = cr_repo.decode_tree(bytes.fromhex(EXAMPLE_TREE))[0]
+
+    def tree_of(*nodes):
+        return cr_repo.encode_tree(list(nodes))
+
+    def variant(**kw):
+        n = cr_repo.Node(**{**good.__dict__, **kw})
+        return tree_of(n)
+
+    blob = bytes.fromhex(EXAMPLE_TREE)
+    dt = cr_repo.decode_tree
+    expect_repo_error(lambda: dt(b"\x03" + blob[1:]), "18.3 rule 2: version 3")
+    expect_repo_error(lambda: dt(b"\x02\x81\x80\x80\x02"), "18.3 rule 3: 4194305 nodes")
+    expect_repo_error(lambda: dt(blob + b"\x00"), "18.3 rule 4: trailing byte")
+    expect_repo_error(lambda: dt(blob[:-1]), "18.3 rule 4: truncated")
+    expect_repo_error(lambda: dt(b"\x02\x81\x00"), "18.3 rule 7: overlong node count")
+    for name in (b"", b".", b"..", b"a/b", b"a\x00", b"x" * 4097):
+        expect_repo_error(lambda: dt(variant(name=name)), f"18.3: name {name[:8]!r}")
+    expect_repo_error(lambda: dt(variant(mode=0o10000)), "18.3: mode above 7777")
+    expect_repo_error(lambda: dt(variant(mtime_ns=10**9)), "18.3: mtime_ns")
+    expect_repo_error(lambda: dt(variant(ctime_ns=10**9)), "18.3: ctime_ns")
+    expect_repo_error(lambda: dt(variant(size=5397)), "18.3: pieces do not add up")
+    expect_repo_error(lambda: dt(variant(kind="fifo", content=None)), "18.3: fifo with a size")
+    expect_repo_error(lambda: dt(variant(kind="symlink", content=None, size=0, target=b"")),
+                      "18.3: empty symlink target")
+    expect_repo_error(lambda: dt(variant(xattrs=[(b"user.b", b""), (b"user.a", b"")])),
+                      "18.3: xattrs out of order")
+    expect_repo_error(lambda: dt(variant(xattrs=[(b"user.a", b"x" * 65537)])),
+                      "18.3: xattr value too long")
+    a = cr_repo.Node(**{**good.__dict__, "name": b"a"})
+    b = cr_repo.Node(**{**good.__dict__, "name": b"ab"})
+    check(len(dt(tree_of(a, b))) == 2, "18.3: a before ab (a proper prefix first)")
+    expect_repo_error(lambda: dt(tree_of(b, a)), "18.3 rule 6: names out of order")
+    expect_repo_error(lambda: dt(tree_of(a, a)), "18.3 rule 6: duplicate names")
+    r = cr_repo.PostcardReader(b"\xff\xff\xff\xff\x10", "u32")
+    expect_repo_error(r.u32, "18.1: a u32 varint above 2^32 - 1")
+    r = cr_repo.PostcardReader(b"\xff\xff\xff\xff\x0f", "u32")
+    check(r.u32() == (1 << 32) - 1, "18.1: u32 maximum")
+
+
+def check_pack_and_object():
+    """A pack plaintext (16) in a recipient-sealed object (15), made by a test-only writer."""
+    from cryptography.hazmat.primitives import hpke
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    id_key = os.urandom(32)
+    blobs = [os.urandom(100), bytes(5000)]
+    body, entries = b"", []
+    for i, raw in enumerate(blobs):
+        stored, comp = raw, 0
+        if i == 1:
+            import zstandard
+            stored, comp = zstandard.ZstdCompressor().compress(raw), 1
+        entries.append(cr_repo.TocEntry(cr.chunk_id(id_key, raw), i, comp, len(body),
+                                        len(stored), len(raw)))
+        body += stored
+    toc = len(entries).to_bytes(4, "little") + b"".join(e.encode() for e in entries)
+    unpadded = len(body) + len(toc) + 16
+    pad = bytes(cr_repo.padme(unpadded) - unpadded)
+    trailer = len(body).to_bytes(8, "little") + len(toc).to_bytes(4, "little") + b"CPK2"
+    pt = body + toc + pad + trailer
+    sk, repo_id, name = os.urandom(32), os.urandom(16), "data/ab/" + "ab" * 16
+    head16 = b"COFFER/H\x02\x01" + bytes(6)
+    ctx = cr_repo.object_context(head16, repo_id, name)
+    object_key = os.urandom(32)
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+    sealed = suite.encrypt(object_key, X25519PrivateKey.from_private_bytes(sk).public_key(),
+                           info=ctx)
+    obj = head16 + sealed + seal_stream(object_key, ctx, 2, pt)
+    ra = cr_repo.open_recipient_object(io.BytesIO(obj), sk, repo_id, name, 1)
+    toc_read = cr_repo.read_pack_toc(ra, name)
+    check(toc_read == entries, "16: table of contents read back")
+    check([cr_repo.blob_plaintext(ra, e, id_key, name) for e in toc_read] == blobs,
+          "16: blobs read back, zstd included")
+    expect_repo_error(lambda: cr_repo.blob_plaintext(ra, entries[0], os.urandom(32), name),
+                      "14: a blob whose chunk ID does not match")
+    expect_repo_error(lambda: cr_repo.open_recipient_object(io.BytesIO(obj), sk, repo_id,
+                                                            name + "0", 1),
+                      "15: another object name")
+    expect_repo_error(lambda: cr_repo.open_recipient_object(io.BytesIO(obj), sk, repo_id, name, 2),
+                      "15: another kind")
+    expect_repo_error(lambda: cr_repo.open_recipient_object(io.BytesIO(flip(obj, 60)), sk,
+                                                            repo_id, name, 1),
+                      "15: damaged object key")
+    expect_repo_error(lambda: cr_repo.decompress_blob(b"\x28\xb5\x2f\xfd" + bytes(8), 10, "z"),
+                      "16: not a zstd frame")
+
+
+def repo_checks():
+    check_padme()
+    check_rfc9180()
+    check_example_tree()
+    check_tree_rules()
+    check_pack_and_object()
 
 
 if __name__ == "__main__":

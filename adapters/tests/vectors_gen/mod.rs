@@ -8,7 +8,9 @@
 //! after two chunks were released), never by running the reader being tested.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod chunker;
 pub mod envelopes;
+pub mod repository;
 pub mod streams;
 
 use std::io::Write as _;
@@ -19,12 +21,26 @@ use rand_core::{RngCore, SeedableRng};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
+/// What a test expects of a reader.
+pub enum Expect<'a> {
+    /// Valid: the reader must accept it and give the test's values.
+    Valid,
+    /// Either outcome is right (a rule FORMAT.md says a reader MAY check).
+    Acceptable,
+    /// Invalid, refused with a core error (named, with its fields, as in Part I's files).
+    Core(Error),
+    /// Invalid, refused with the reference's condition of this name (Part II).
+    Named(&'a str),
+}
+
 /// One vector file under construction.
 pub struct File {
     pub name: &'static str,
     algorithm: String,
     header: Vec<String>,
     notes: Map<String, Value>,
+    /// Groups before the current one, with their tests.
+    finished: Vec<(Map<String, Value>, Vec<Value>)>,
     group: Map<String, Value>,
     tests: Vec<Value>,
     pub rng: ChaCha20Rng,
@@ -37,6 +53,7 @@ impl File {
             algorithm: algorithm.to_owned(),
             header: header.iter().map(|h| (*h).to_owned()).collect(),
             notes: Map::new(),
+            finished: Vec::new(),
             group: Map::new(),
             tests: Vec::new(),
             rng: ChaCha20Rng::seed_from_u64(seed),
@@ -52,6 +69,22 @@ impl File {
 
     pub fn group_field(&mut self, name: &str, value: Value) {
         self.group.insert(name.to_owned(), value);
+    }
+
+    /// Closes the current group; later `group_field` and `add` calls make the next one.
+    /// Test IDs go on counting across groups.
+    pub fn next_group(&mut self) {
+        let group = std::mem::take(&mut self.group);
+        let tests = std::mem::take(&mut self.tests);
+        self.finished.push((group, tests));
+    }
+
+    /// Every test of every group, in order.
+    fn all_tests(&self) -> impl Iterator<Item = &Value> {
+        self.finished
+            .iter()
+            .flat_map(|(_, tests)| tests)
+            .chain(&self.tests)
     }
 
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
@@ -72,21 +105,44 @@ impl File {
         &mut self,
         comment: &str,
         flags: &[&str],
-        mut fields: Map<String, Value>,
+        fields: Map<String, Value>,
         outcome: Result<(), Error>,
+    ) {
+        let expect = match outcome {
+            Ok(()) => Expect::Valid,
+            Err(e) => Expect::Core(e),
+        };
+        self.add_expect(comment, flags, fields, expect);
+    }
+
+    /// Adds a test with any expectation, including `acceptable` ones and the named
+    /// conditions of Part II.
+    pub fn add_expect(
+        &mut self,
+        comment: &str,
+        flags: &[&str],
+        mut fields: Map<String, Value>,
+        expect: Expect<'_>,
     ) {
         for flag in flags {
             assert!(self.notes.contains_key(*flag), "flag {flag} has no note");
         }
-        let id = self.tests.len() as u64 + 1;
+        let id = self.test_count() as u64 + 1;
         fields.insert("tcId".into(), json!(id));
         fields.insert("comment".into(), json!(comment));
         fields.insert("flags".into(), json!(flags));
-        match outcome {
-            Ok(()) => {
+        match expect {
+            Expect::Valid => {
                 fields.insert("result".into(), json!("valid"));
             }
-            Err(e) => {
+            Expect::Acceptable => {
+                fields.insert("result".into(), json!("acceptable"));
+            }
+            Expect::Named(name) => {
+                fields.insert("result".into(), json!("invalid"));
+                fields.insert("error".into(), json!(name));
+            }
+            Expect::Core(e) => {
                 fields.insert("result".into(), json!("invalid"));
                 let debug = format!("{e:?}");
                 let name = debug.split([' ', '{', '(']).next().unwrap().to_owned();
@@ -114,8 +170,7 @@ impl File {
             .keys()
             .map(|flag| {
                 let n = self
-                    .tests
-                    .iter()
+                    .all_tests()
                     .filter(|t| t["flags"].as_array().unwrap().iter().any(|f| f == flag))
                     .count();
                 (flag.clone(), n)
@@ -124,7 +179,7 @@ impl File {
     }
 
     pub fn test_count(&self) -> usize {
-        self.tests.len()
+        self.all_tests().count()
     }
 
     pub fn group_type(&self) -> &str {
@@ -132,15 +187,23 @@ impl File {
     }
 
     pub fn to_json(&self) -> String {
-        let mut group = self.group.clone();
-        group.insert("tests".into(), Value::Array(self.tests.clone()));
+        let groups: Vec<Value> = self
+            .finished
+            .iter()
+            .chain([(self.group.clone(), self.tests.clone())].iter())
+            .map(|(group, tests)| {
+                let mut group = group.clone();
+                group.insert("tests".into(), Value::Array(tests.clone()));
+                Value::Object(group)
+            })
+            .collect();
         let file = json!({
             "algorithm": self.algorithm,
             "generatorVersion": "coffer vectors v1",
             "header": self.header,
             "notes": self.notes,
-            "numberOfTests": self.tests.len(),
-            "testGroups": [Value::Object(group)],
+            "numberOfTests": self.test_count(),
+            "testGroups": groups,
         });
         let mut text = serde_json::to_string_pretty(&file).unwrap();
         text.push('\n');
@@ -194,5 +257,7 @@ pub fn all_files() -> Vec<File> {
         streams::stream_file(coffer_core::Suite::ChaCha20Poly1305),
         envelopes::key_envelope_file(),
         envelopes::passphrase_envelope_file(),
+        chunker::chunker_file(),
+        repository::repository_file(),
     ]
 }
