@@ -19,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(header stream_open random_open envelope passphrase_envelope passphrase_unwrap seal_open_differential records)
+TARGETS=(header stream_open random_open envelope passphrase_envelope passphrase_unwrap seal_open_differential records chunker
+  repo_pack_toc repo_index repo_tree repo_snapshot repo_config repo_keyfile repo_sealed_object repo_postcard_small)
 mode="${1:-smoke}"
 shift || true
 case "$mode" in
@@ -43,6 +44,9 @@ max_len() {
   case "$1" in
     stream_open | random_open) echo 40000 ;;
     seal_open_differential) echo 40000 ;;
+    chunker) echo 20000 ;;
+    # Repository plaintexts: room for a few dozen table entries, nodes or index entries.
+    repo_pack_toc | repo_index | repo_tree) echo 8192 ;;
     *) echo 4096 ;;
   esac
 }

@@ -7,7 +7,12 @@
 #   - test-vectors/coffer_*_test.json (if present): streams (`ct` hex, or `ctCompressed`
 #     hex of zlib data) and envelopes (`envelope` hex);
 #   - hand-written seeds in each target's input layout (see fuzz/README.md): every
-#     mutation kind on valid objects the harness seals itself, chunk-boundary lengths.
+#     mutation kind on valid objects the harness seals itself, chunk-boundary lengths;
+#   - for the repository targets (repo_*), the objects examples/repo_seeds.rs makes with
+#     the adapters' encoders: pack plaintexts, indexes, trees (FORMAT.md §18.5's among
+#     them), snapshots, locks, caches, and the configuration, key files and sealed
+#     objects the targets accept, with sealed ones they must refuse. It is built with
+#     cargo in this crate (a debug build, on the first run only).
 # Missing vector files are skipped. Idempotent: seeds are named by their SHA-1.
 #
 # Usage: fuzz/seed-corpora.sh [test-vectors dir]
@@ -15,14 +20,20 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 vectors="${1:-$here/../test-vectors}"
 
-python3 - "$vectors" "$here/corpus" <<'PY'
+repo_seeds="$(mktemp -d)"
+trap 'rm -rf "$repo_seeds"' EXIT
+(cd "$here" && cargo run --quiet --example repo_seeds -- "$repo_seeds")
+
+python3 - "$vectors" "$here/corpus" "$repo_seeds" <<'PY'
 import glob, hashlib, json, os, struct, sys, zlib
 
-vectors, out_root = sys.argv[1], sys.argv[2]
+vectors, out_root, repo_seeds = sys.argv[1], sys.argv[2], sys.argv[3]
 MAX_SEED = 64 * 1024          # larger inputs only slow libFuzzer down; run.sh caps -max_len
 FUZZ_KEY_ID = bytes.fromhex("8586aca7724c3a33929a0345934cc605")  # key_id(000102…1f), FORMAT.md §2
 TARGETS = ["header", "stream_open", "random_open", "envelope",
-           "passphrase_envelope", "passphrase_unwrap", "seal_open_differential"]
+           "passphrase_envelope", "passphrase_unwrap", "seal_open_differential", "chunker",
+           "repo_pack_toc", "repo_index", "repo_tree", "repo_snapshot", "repo_config",
+           "repo_keyfile", "repo_sealed_object", "repo_postcard_small"]
 counts = {t: 0 for t in TARGETS}
 
 def put(target, data):
@@ -183,6 +194,23 @@ for length in (0, 1, 16383, 16384, 16385, 32768, 40000, 100 * 1024):
     for feed in (0, 1, 2):
         put("seal_open_differential", diff(4 | feed, length, (1000, 0, 16384, 7)))
 put("seal_open_differential", diff(0, 0, (3,), pt=bytes(range(256)) * 4))
+
+# chunker: u16 min_size, u8 mask_bits, u16 max_size, u8 key, u8 slicing, u64 seed, input
+def chunker_seed(min_off, mask, max_off, key, slicing, data):
+    return u16(min_off) + u8(mask) + u16(max_off) + u8(key) + u8(slicing) + u64(key) + data
+pseudo = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(256))  # 8 KiB
+for mask, slicing in ((0, 0), (1, 6), (3, 7), (7, 12), (30, 3)):
+    put("chunker", chunker_seed(192, mask, 1792, mask, slicing, pseudo))
+put("chunker", chunker_seed(0, 0, 0, 1, 6, pseudo[:3000]))      # min 64, max 65
+put("chunker", chunker_seed(0, 0, 100, 2, 0, bytes(3000)))      # constant input
+put("chunker", chunker_seed(36, 4, 50, 3, 1, pseudo[:101]))     # input of min_size + 1
+put("chunker", chunker_seed(0, 0, 0, 0, 0, b""))                # empty input
+
+# Repository targets: the files examples/repo_seeds.rs wrote, <target>/<label>.
+for target in sorted(os.listdir(repo_seeds)):
+    for name in sorted(os.listdir(os.path.join(repo_seeds, target))):
+        with open(os.path.join(repo_seeds, target, name), "rb") as f:
+            put(target, f.read())
 
 print("seed-corpora: new seeds " + ", ".join(f"{t} {n}" for t, n in counts.items()))
 PY

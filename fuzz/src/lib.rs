@@ -2,7 +2,8 @@
 //! layouts, deterministic RNGs, readers that return short reads and fail on demand, a
 //! Read + Seek cursor, the mutations applied to valid objects, and a small reference
 //! model of FORMAT.md (header checks in order, and an independent C2SP sealer) that the
-//! targets compare the core against.
+//! targets compare the core against. [`repo`] holds the valid repository objects the
+//! repository targets compare the adapters' openers against.
 //!
 //! Every target's input starts with a few control bytes parsed by [`Input`]; the layout
 //! of each is documented at the top of its file and in `fuzz/README.md`, and
@@ -473,3 +474,5 @@ pub fn chunk_offset(k: usize) -> usize {
 }
 
 pub mod spec;
+
+pub mod repo;
