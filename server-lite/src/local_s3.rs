@@ -516,7 +516,15 @@ async fn get_object(
     let not_found = || S3Error::new(StatusCode::NOT_FOUND, "NoSuchKey", "no such key");
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
+        // A key under an object ("a/b" where "a" is a file) names nothing either.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(not_found())
+        }
         Err(e) => return Err(S3Error::internal(e)),
     };
     let meta = file.metadata().await.map_err(S3Error::internal)?;
