@@ -34,6 +34,7 @@ pub mod restore;
 pub mod snapshot;
 pub mod tree;
 pub mod trees;
+pub mod uploader;
 pub mod workers;
 
 pub use crate::Error;

@@ -23,11 +23,11 @@ use super::fsmeta::{self, Owners};
 use super::index::{MemIndex, PackRecord};
 use super::keys::Access;
 use super::locks::Lock;
-use super::object::{self, SealedKind};
 use super::pack::{BlobKind, Compression, PackBuilder, PACK_TARGET};
 use super::snapshot::{Snapshot, Summary, SNAPSHOT_VERSION};
 use super::tree::{ContentRef, Node, NodeKind, Tree};
 use super::trees::TreeReader;
+use super::uploader::{Job, Uploader};
 use super::workers::{compress, Workers};
 use super::Repository;
 use crate::Error;
@@ -35,7 +35,15 @@ use crate::Error;
 /// Packs filled at once.
 pub const OPEN_PACKS: usize = 3;
 /// Chunks handed to the workers and not yet taken back, at most.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 4;
+
+/// An open pack with room reserved for a full pack and its last blob.
+fn new_pack() -> PackBuilder {
+    PackBuilder::with_room(
+        PACK_TARGET,
+        coffer_core::chunker::ChunkerParams::V2.max_size() as usize,
+    )
+}
 /// Bytes read from a file at a time.
 const READ_LEN: usize = 1 << 20;
 
@@ -196,6 +204,7 @@ struct Writer<'r> {
     session: HashSet<[u8; 32]>,
     chunker: Arc<Chunker>,
     workers: Workers,
+    uploader: Uploader,
     trees: TreeReader<'r>,
     open: Vec<PackBuilder>,
     written: Vec<PackRecord>,
@@ -224,7 +233,12 @@ impl<'r> Writer<'r> {
             trees: TreeReader::new(repo),
             index,
             session: HashSet::new(),
-            open: (0..OPEN_PACKS).map(|_| PackBuilder::new()).collect(),
+            uploader: Uploader::start(
+                Arc::clone(repo.store()),
+                repo.keys().public().clone(),
+                *repo.id(),
+            ),
+            open: (0..OPEN_PACKS).map(|_| new_pack()).collect(),
             written: Vec::new(),
             summary: Summary::default(),
             skipped: Vec::new(),
@@ -516,34 +530,33 @@ impl<'r> Writer<'r> {
 
     /// Seals and uploads open pack `slot`, and records its blobs.
     fn flush(&mut self, slot: usize) -> Result<(), Error> {
-        let builder = std::mem::take(&mut self.open[slot]);
+        let builder = std::mem::replace(&mut self.open[slot], new_pack());
         if builder.is_empty() {
             return Ok(());
         }
         let (plain, entries) = builder.finish();
-        let pack_id = self.repo.random().id();
-        let name = names::pack(&pack_id);
-        let sealed = object::seal_to_with(
-            &mut self.repo.random().rng(),
-            self.repo.keys().public(),
-            SealedKind::Pack,
-            self.repo.id(),
-            &name,
-            &plain,
-        )?;
-        drop(plain);
-        self.repo.put(&name, &sealed)?;
+        let id = self.repo.random().id();
+        let name = names::pack(&id);
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut self.repo.random().rng(), &mut seed);
+        let stored = self.uploader.send(Job {
+            id,
+            key: self.repo.object(&name)?,
+            name,
+            plain,
+            entries,
+            seed,
+        })?;
+        self.record(stored);
         if let Some(lock) = &mut self.lock {
             lock.refresh()?;
         }
-        let object_len = sealed.len() as u64;
-        self.written.push(PackRecord {
-            id: pack_id,
-            object_len,
-            entries,
-        });
         self.summary.packs += 1;
         Ok(())
+    }
+
+    fn record(&mut self, stored: Vec<PackRecord>) {
+        self.written.extend(stored);
     }
 
     /// Flushes the packs, writes their index, then the snapshot (the last object: a
@@ -562,6 +575,8 @@ impl<'r> Writer<'r> {
         for slot in 0..OPEN_PACKS {
             self.flush(slot)?;
         }
+        let stored = self.uploader.finish()?;
+        self.record(stored);
         if !self.written.is_empty() {
             self.repo.write_index(&super::index::IndexFile {
                 packs: std::mem::take(&mut self.written),

@@ -224,7 +224,9 @@ impl MemIndex {
         if self.pending.is_empty() {
             return;
         }
-        self.sorted.extend(self.pending.drain().map(|(_, s)| s));
+        // The map goes (not just emptied: an emptied map keeps its capacity).
+        let pending = std::mem::take(&mut self.pending);
+        self.sorted.extend(pending.into_values());
         self.sorted.sort_unstable_by_key(|a| a.id);
         self.sorted.shrink_to_fit();
     }

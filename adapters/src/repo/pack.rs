@@ -8,8 +8,9 @@
 
 use super::Error;
 
-/// A pack is closed once its blobs pass this many bytes.
-pub const PACK_TARGET: usize = 16 << 20;
+/// A pack is closed once its blobs pass this many bytes (8 MiB: three packs fill at
+/// once, and memory holds them).
+pub const PACK_TARGET: usize = 8 << 20;
 /// The largest pack plaintext a reader accepts (a pack holds at least one blob, and a
 /// tree blob may be large).
 pub const MAX_PACK_LEN: u64 = 1 << 30;
@@ -141,6 +142,19 @@ impl PackBuilder {
         Self::default()
     }
 
+    /// An empty pack with room for `target` bytes of blobs and one more of `last` bytes,
+    /// its table and its padding, so that filling it never reallocates (a doubling
+    /// vector would hold up to twice a pack per open pack).
+    pub fn with_room(target: usize, last: usize) -> Self {
+        let blobs = target + last;
+        let table = 4 + blobs / 4096 * TOC_ENTRY_LEN + 64 * TOC_ENTRY_LEN;
+        let total = padme((blobs + table + TRAILER_LEN) as u64) as usize;
+        PackBuilder {
+            body: Vec::with_capacity(total),
+            entries: Vec::new(),
+        }
+    }
+
     /// Adds a blob's stored bytes.
     ///
     /// # Errors
@@ -198,6 +212,7 @@ impl PackBuilder {
         }
         let toc_len = body.len() as u64 - toc_offset;
         let total = padme(body.len() as u64 + TRAILER_LEN as u64);
+        body.reserve_exact((total as usize).saturating_sub(body.len()));
         body.resize((total - TRAILER_LEN as u64) as usize, 0);
         body.extend_from_slice(&toc_offset.to_le_bytes());
         body.extend_from_slice(&(toc_len as u32).to_le_bytes());
