@@ -7,31 +7,17 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+mod repo_support;
+
+use repo_support::{kek, random_bytes};
+
 use coffer_adapters::repo::backup::{self, BackupOptions};
-use coffer_adapters::repo::keyfile::Unlock;
 use coffer_adapters::repo::keys::Access;
 use coffer_adapters::repo::restore::{self, RestoreOptions};
 use coffer_adapters::repo::Repository;
 use coffer_adapters::storage::{LocalStorage, Storage};
 use coffer_adapters::Error;
 use coffer_core::passphrase::Argon2Params;
-use coffer_core::SecretKey;
-
-fn kek(b: u8) -> Unlock {
-    Unlock::Kek(SecretKey::from_bytes([b; 32]))
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A tree with a big file (several chunks), small files, an empty file, a sparse file,
 /// a symlink, a FIFO, hard links, an empty folder, nested folders.

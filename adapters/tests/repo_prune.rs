@@ -7,6 +7,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod repo_support;
+
+use repo_support::random_bytes;
+
 use coffer_adapters::repo::backup::{self, BackupOptions};
 use coffer_adapters::repo::check::{self, ReadData};
 use coffer_adapters::repo::forget::{self, Policy};
@@ -18,22 +22,9 @@ use coffer_adapters::repo::Repository;
 use coffer_adapters::storage::{LocalStorage, Storage};
 use coffer_adapters::Error;
 use coffer_core::passphrase::Argon2Params;
-use coffer_core::SecretKey;
 
 fn kek() -> Unlock {
-    Unlock::Kek(SecretKey::from_bytes([1; 32]))
-}
-
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    repo_support::kek(1)
 }
 
 fn options() -> BackupOptions {
@@ -100,9 +91,9 @@ fn prepared(work: &Path) -> (PathBuf, PathBuf, Vec<[u8; 16]>, Files) {
     let repo = Repository::init(store, "", &kek(), Argon2Params::MIN).unwrap();
     let mut ids = Vec::new();
     for round in 0..3u64 {
-        std::fs::write(src.join("big"), bytes(2_500_000, round + 10)).unwrap();
+        std::fs::write(src.join("big"), random_bytes(2_500_000, round + 10)).unwrap();
         std::fs::write(src.join("sub/small"), format!("round {round}")).unwrap();
-        std::fs::write(src.join("same"), bytes(700_000, 1)).unwrap();
+        std::fs::write(src.join("same"), random_bytes(700_000, 1)).unwrap();
         ids.push(
             backup::backup(&repo, std::slice::from_ref(&src), &options())
                 .unwrap()
@@ -240,7 +231,7 @@ fn kill_rounds(op: &str) {
         .unwrap();
     }
     // Changed content, so a killed backup is killed while it writes.
-    std::fs::write(src.join("big"), bytes(2_500_000, 77)).unwrap();
+    std::fs::write(src.join("big"), random_bytes(2_500_000, 77)).unwrap();
     let mut finished = 0;
     for round in 0..24u64 {
         let root = work.path().join(format!("round-{round}"));
@@ -316,7 +307,7 @@ fn prune_racing_a_backup_never_loses_the_backup() {
         )
         .unwrap();
     }
-    std::fs::write(src.join("big"), bytes(2_500_000, 1234)).unwrap();
+    std::fs::write(src.join("big"), random_bytes(2_500_000, 1234)).unwrap();
     let want = files_of(&src);
     for round in 0..6 {
         let (backed, pruned) = std::thread::scope(|s| {
