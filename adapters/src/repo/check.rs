@@ -187,7 +187,7 @@ pub fn check(repo: &Repository, read_data: ReadData) -> Result<CheckReport, Erro
 }
 
 /// Packs in storage with their lengths.
-fn stored_packs(repo: &Repository) -> Result<HashMap<PackId, u64>, Error> {
+pub(crate) fn stored_packs(repo: &Repository) -> Result<HashMap<PackId, u64>, Error> {
     let prefix = repo.object("data")?;
     let mut out = HashMap::new();
     for meta in repo.store().list(&format!("{prefix}/"))? {

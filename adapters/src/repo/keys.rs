@@ -11,12 +11,8 @@ use zeroize::Zeroizing;
 use super::recipient::{RecipientPublic, RecipientSecret};
 use crate::Error;
 
-/// `W = HKDF-Expand-SHA-512(K, "coffer/v2 writer", 32)`.
-pub const WRITER_LABEL: &[u8] = b"coffer/v2 writer";
 /// The IKM of the repository's X25519 key pair, from `K` (§15).
 pub const RECIPIENT_LABEL: &[u8] = b"coffer/v2 x25519";
-/// The chunk ID key, from `W` (§14).
-pub const CHUNK_ID_LABEL: &[u8] = b"coffer/v2 chunk-id";
 /// The input key of index objects, from `W` (§17).
 pub const INDEX_LABEL: &[u8] = b"coffer/v2 index";
 /// The input key of the configuration object, from `W` (§20).
@@ -64,7 +60,8 @@ impl std::fmt::Debug for RepoKeys {
 impl RepoKeys {
     /// Everything, from the master key `K`.
     pub fn full(master: &SecretKey) -> Self {
-        let writer = derive(master, WRITER_LABEL);
+        // W, like the chunker keys and the chunk ID key, is the core's derivation (§12).
+        let writer = SecretKey::from_bytes(*WriterSecret::from_master(master).expose_secret());
         let recipient = RecipientSecret::from_master(master);
         let public = recipient.public();
         Self::from_parts(writer, Some(recipient), public)
@@ -81,7 +78,11 @@ impl RepoKeys {
         public: RecipientPublic,
     ) -> Self {
         RepoKeys {
-            chunk_id: derive(&writer, CHUNK_ID_LABEL),
+            chunk_id: SecretKey::from_bytes(
+                *WriterSecret::from_bytes(*writer.expose_secret())
+                    .chunk_id_key()
+                    .expose_secret(),
+            ),
             index: derive(&writer, INDEX_LABEL),
             config: derive(&writer, CONFIG_LABEL),
             cache: derive(&writer, CACHE_LABEL),

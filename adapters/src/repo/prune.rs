@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::check::read_pack;
+use super::check::{read_pack, stored_packs};
 use super::config::names;
 use super::index::{IndexFile, MemIndex, PackId, PackRecord};
 use super::locks::{self, Lock};
@@ -166,16 +166,6 @@ fn prune_locked(repo: &Repository) -> Result<PruneReport, Error> {
     report.packs_repacked = repack.len() as u64;
     report.packs_written = written.len() as u64;
     Ok(report)
-}
-
-fn stored_packs(repo: &Repository) -> Result<Vec<(PackId, u64)>, Error> {
-    let prefix = repo.object("data")?;
-    Ok(repo
-        .store()
-        .list(&format!("{prefix}/"))?
-        .into_iter()
-        .filter_map(|m| names::id_of(m.key.as_str()).map(|id| (id, m.size)))
-        .collect())
 }
 
 /// Every blob any snapshot uses.

@@ -11,7 +11,7 @@ use coffer_core::SecretKey;
 use super::config::{names, ChunkerSizes, Config, CONFIG_NAME};
 use super::index::{IndexFile, MemIndex};
 use super::keyfile::{self, Unlock};
-use super::keys::{derive, Access, RepoKeys, WRITER_LABEL};
+use super::keys::{derive, Access, RepoKeys};
 use super::object::{self, PlainKind, RepoId, SealedKind};
 use super::random::{Reproducible, Source};
 use super::snapshot::Snapshot;
@@ -356,9 +356,8 @@ impl Repository {
         unlock: &Unlock,
         params: Argon2Params,
     ) -> Result<[u8; 16], Error> {
-        if &RepoKeys::full(master).public().clone() != self.keys.public()
-            || derive(master, WRITER_LABEL) != *self.keys.writer()
-        {
+        let candidate = RepoKeys::full(master);
+        if candidate.public() != self.keys.public() || candidate.writer() != self.keys.writer() {
             return Err(Error::RepoFormat {
                 object: "keys".to_owned(),
                 reason: "that master key is not this repository's".to_owned(),
