@@ -211,7 +211,7 @@ class Backup:
     def backup_cmd(self, name, src):
         if self.tool == "coffer":
             return [COFFER, "backup", "--repo", self.repo, "--key-file", self.keys.coffer,
-                    "--name", name, src]
+                    "--host", "bench", src]
         if self.tool == "restic":
             return ["restic", "-q", "-r", self.repo, "backup", "--compression", "auto",
                     "--host", "bench", src]
@@ -222,7 +222,7 @@ class Backup:
         os.makedirs(target)
         if self.tool == "coffer":
             return [COFFER, "restore", "--repo", self.repo, "--key-file", self.keys.coffer,
-                    "--to", target, "first"], None
+                    "--target", target, "latest"], None
         if self.tool == "restic":
             return ["restic", "-q", "-r", self.repo, "restore", "latest",
                     "--target", target], None

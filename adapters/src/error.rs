@@ -101,6 +101,19 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The caller asked the work to stop (Ctrl-C); what was written is consistent: an
+    /// interrupted backup leaves packs no index lists yet (prune removes them), an
+    /// interrupted prune deletes nothing it still needed.
+    #[error("interrupted")]
+    Cancelled,
+    /// A backup's exclude pattern or size is not usable.
+    #[error("exclude pattern {pattern:?}: {reason}")]
+    BadPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An archive entry would land outside the restore folder, or does not match the
     /// backup's manifest; nothing was written for it.
     #[error("refusing archive entry {path:?}: {reason}")]

@@ -17,6 +17,7 @@ pub mod backup;
 pub mod cache;
 pub mod check;
 pub mod config;
+pub mod filter;
 pub mod forget;
 pub mod fsmeta;
 pub mod index;

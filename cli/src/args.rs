@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
+use crate::repository::args::{
+    BackupCmd, CheckCmd, DiffCmd, DumpCmd, FindCmd, ForgetCmd, InitCmd, KeyAddCmd, KeyRemoveCmd,
+    LsCmd, RepoOnly, RestoreCmd, SnapshotsCmd,
+};
 
 /// Coffer: encrypted backups whose format anyone can check.
 ///
@@ -36,18 +40,38 @@ pub(crate) enum Command {
     Seal(SealArgs),
     /// Open a sealed file or pipe; a file is written only once all of it verified.
     Open(OpenArgs),
-    /// Create a repository in a folder or an S3 bucket.
-    Init(InitArgs),
-    /// Back up files and folders, or a command's output, into a repository.
-    Backup(BackupArgs),
-    /// Restore a backup into a folder, a file, or a command's input.
-    Restore(RestoreArgs),
-    /// List a repository's backups: time, size, key ID.
-    List(ListArgs),
-    /// Check a backup end to end, writing nothing.
-    Verify(VerifyArgs),
-    /// Delete backups outside a retention policy.
-    Prune(PruneArgs),
+    /// Create a deduplicated repository in a folder or an S3 bucket.
+    Init(InitCmd),
+    /// Back up files and folders, or a command's output; unchanged files are not read.
+    #[command(after_help = BACKUP_HELP)]
+    Backup(BackupCmd),
+    /// Restore a snapshot, or paths of it, into a folder or a command's stdin.
+    Restore(RestoreCmd),
+    /// List snapshots: ID, time, host, tags, size, paths.
+    Snapshots(SnapshotsCmd),
+    /// List what is in a snapshot.
+    Ls(LsCmd),
+    /// Write one file of a snapshot to stdout.
+    Dump(DumpCmd),
+    /// Find files by name or path across every snapshot.
+    Find(FindCmd),
+    /// Show what changed between two snapshots.
+    Diff(DiffCmd),
+    /// Forget snapshots outside a retention policy (then `prune` frees their data).
+    Forget(ForgetCmd),
+    /// Delete data no snapshot uses any more; repack mostly unused packs.
+    Prune(RepoOnly),
+    /// Check the repository's structure, and with --read-data its content.
+    Check(CheckCmd),
+    /// Remove stale locks (of processes that died); never a live one.
+    Unlock(RepoOnly),
+    /// Whole-copy archives of format v1 (catalogue-based): init, backup, restore,
+    /// list, verify, prune.
+    Archive {
+        /// What to do with archives.
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
     /// Run this machine as an agent of a Coffer server.
     Agent {
         /// What to do as an agent.
@@ -62,9 +86,41 @@ pub(crate) enum Command {
     },
 }
 
+/// How `backup` reads exclude patterns.
+const BACKUP_HELP: &str =
+    "Exclude patterns (--exclude, --exclude-file) follow restic's rules: a pattern
+starting with / matches the whole absolute path; any other matches the path's
+last components, so '*.tmp' and 'node_modules' match at every depth. * and ?
+stay within one component, ** spans several; an excluded folder is left out
+with everything under it. Lines of an exclude file starting with # are comments.";
+
+/// Whole-copy archive subcommands (format v1).
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArchiveCommand {
+    /// Create an archive repository in a folder or an S3 bucket.
+    Init(InitArgs),
+    /// Back up files and folders, or a command's output, as one whole archive.
+    Backup(BackupArgs),
+    /// Restore an archive into a folder, a file, or a command's input.
+    Restore(RestoreArgs),
+    /// List the archives: time, size, key ID.
+    List(ListArgs),
+    /// Check an archive end to end, writing nothing.
+    Verify(VerifyArgs),
+    /// Delete archives outside a retention policy.
+    Prune(PruneArgs),
+}
+
 /// Key subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeyCommand {
+    /// Add a key file or passphrase to a repository (--write-only: one that can add
+    /// backups but not read them).
+    Add(KeyAddCmd),
+    /// List a repository's keys: ID, access, passphrase or key file.
+    List(RepoOnly),
+    /// Remove a key from a repository (never the one in use, nor the last full one).
+    Remove(KeyRemoveCmd),
     /// Write a new random key to a key file (mode 0600) and print its key ID.
     Generate {
         /// The key file to create; an existing file is never overwritten.

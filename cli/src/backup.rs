@@ -142,7 +142,7 @@ pub(crate) fn backup(args: &BackupArgs, json: bool) -> Result<()> {
 
 /// Runs `command` under `sh -c` and hands its stdout to `store`; the stream ends
 /// cleanly only if the command exits 0.
-fn backup_command<T>(
+pub(crate) fn backup_command<T>(
     command: &str,
     store: impl FnOnce(&mut (dyn Read + Send)) -> Result<T, AdaptersError>,
 ) -> Result<T> {

@@ -25,6 +25,10 @@ pub(crate) const IO: u8 = 5;
 pub(crate) const NOT_FOUND: u8 = 6;
 /// The destination already exists; Coffer does not overwrite it.
 pub(crate) const EXISTS: u8 = 7;
+/// The key is write-only: it adds backups but cannot read them.
+pub(crate) const WRITE_ONLY: u8 = 8;
+/// The repository is locked by another process (a prune, or a backup for a prune).
+pub(crate) const LOCKED: u8 = 9;
 
 /// The exit-code table, as shown by `coffer --help`.
 pub(crate) const TABLE: &str = "Exit codes:
@@ -36,6 +40,8 @@ pub(crate) const TABLE: &str = "Exit codes:
   5  I/O failure: file, disk full, network, storage service, server away
   6  not found: file, repository, backup
   7  already exists: Coffer never overwrites
+  8  the key is write-only: it can add backups but not read, restore or prune them
+  9  the repository is locked by another process; try again when it is done
   130  interrupted (Ctrl-C, SIGTERM): temporaries removed, nothing partial kept";
 
 /// What went wrong, by what the user can do about it.
@@ -59,6 +65,12 @@ pub(crate) enum CliError {
     /// The destination exists already.
     #[error("{0}")]
     Exists(String),
+    /// A write-only key was asked to read.
+    #[error("{0}")]
+    WriteOnly(String),
+    /// Another process holds the repository's lock.
+    #[error("{0}")]
+    Locked(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -74,6 +86,8 @@ impl CliError {
             CliError::Io(_) => IO,
             CliError::NotFound(_) => NOT_FOUND,
             CliError::Exists(_) => EXISTS,
+            CliError::WriteOnly(_) => WRITE_ONLY,
+            CliError::Locked(_) => LOCKED,
             CliError::Other(_) => OTHER,
         }
     }
@@ -88,6 +102,8 @@ impl CliError {
             CliError::Io(m) => CliError::Io(wrap(m)),
             CliError::NotFound(m) => CliError::NotFound(wrap(m)),
             CliError::Exists(m) => CliError::Exists(wrap(m)),
+            CliError::WriteOnly(m) => CliError::WriteOnly(wrap(m)),
+            CliError::Locked(m) => CliError::Locked(wrap(m)),
             CliError::Other(m) => CliError::Other(wrap(m)),
         }
     }
@@ -141,9 +157,12 @@ impl From<AdaptersError> for CliError {
             AdaptersError::Backend { .. } | AdaptersError::Catalogue { .. } => {
                 CliError::Io(e.to_string())
             }
-            AdaptersError::InvalidKey { .. } | AdaptersError::InvalidConfig { .. } => {
-                CliError::Usage(e.to_string())
-            }
+            AdaptersError::InvalidKey { .. }
+            | AdaptersError::InvalidConfig { .. }
+            | AdaptersError::BadPattern { .. } => CliError::Usage(e.to_string()),
+            AdaptersError::WriteOnlyKey => CliError::WriteOnly(e.to_string()),
+            AdaptersError::Locked { .. } => CliError::Locked(e.to_string()),
+            AdaptersError::RepoFormat { .. } => CliError::Corrupt(e.to_string()),
             _ => CliError::Other(e.to_string()),
         }
     }

@@ -32,6 +32,13 @@ pub(crate) fn install() {
     });
 }
 
+/// Installs the handlers and returns the flag they set, for work that polls it.
+pub(crate) fn flag() -> Arc<AtomicBool> {
+    install();
+    FLAG.get()
+        .map_or_else(|| Arc::new(AtomicBool::new(false)), Arc::clone)
+}
+
 /// Whether an interrupt arrived.
 pub(crate) fn interrupted() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))

@@ -27,6 +27,9 @@ pub(crate) fn run(command: &KeyCommand, json: bool) -> Result<()> {
         KeyCommand::Export(args) => export(args, json),
         KeyCommand::Import(args) => import(args, json),
         KeyCommand::Rewrap(args) => rewrap(args, json),
+        KeyCommand::Add(cmd) => crate::repository::keys_cmd::add(cmd, json),
+        KeyCommand::List(cmd) => crate::repository::keys_cmd::list(cmd, json),
+        KeyCommand::Remove(cmd) => crate::repository::keys_cmd::remove(cmd, json),
     }
 }
 

@@ -16,6 +16,7 @@ mod output;
 mod progress;
 mod repo;
 mod repo_cmd;
+mod repository;
 mod seal;
 mod secrets;
 mod vectors;
@@ -24,8 +25,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, VectorsCommand};
+use crate::args::{ArchiveCommand, Cli, Command, VectorsCommand};
 use crate::exit::Result;
+use crate::repository::{backup_cmd, browse, maintain, restore_cmd, snapshots_cmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -54,12 +56,26 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Key { command } => key_cmd::run(command, json),
         Command::Seal(args) => seal::seal(args, json),
         Command::Open(args) => seal::open(args, json),
-        Command::Init(args) => repo_cmd::init(args, json),
-        Command::Backup(args) => backup::backup(args, json),
-        Command::Restore(args) => backup::restore(args, json),
-        Command::List(args) => repo_cmd::list(args, json),
-        Command::Verify(args) => backup::verify(args, json),
-        Command::Prune(args) => repo_cmd::prune(args, json),
+        Command::Init(cmd) => snapshots_cmd::init(cmd, json),
+        Command::Backup(cmd) => backup_cmd::run(cmd, json),
+        Command::Restore(cmd) => restore_cmd::run(cmd, json),
+        Command::Snapshots(cmd) => snapshots_cmd::list(cmd, json),
+        Command::Ls(cmd) => browse::ls(cmd, json),
+        Command::Dump(cmd) => browse::dump(cmd),
+        Command::Find(cmd) => browse::find(cmd, json),
+        Command::Diff(cmd) => browse::diff(cmd, json),
+        Command::Forget(cmd) => maintain::forget(cmd, json),
+        Command::Prune(cmd) => maintain::prune(cmd, json),
+        Command::Check(cmd) => maintain::check(cmd, json),
+        Command::Unlock(cmd) => maintain::unlock(cmd, json),
+        Command::Archive { command } => match command {
+            ArchiveCommand::Init(args) => repo_cmd::init(args, json),
+            ArchiveCommand::Backup(args) => backup::backup(args, json),
+            ArchiveCommand::Restore(args) => backup::restore(args, json),
+            ArchiveCommand::List(args) => repo_cmd::list(args, json),
+            ArchiveCommand::Verify(args) => backup::verify(args, json),
+            ArchiveCommand::Prune(args) => repo_cmd::prune(args, json),
+        },
         Command::Agent { command } => agent::run(command, json),
         Command::Vectors {
             command: VectorsCommand::Verify { dir },

@@ -36,7 +36,7 @@ const REPOSITORY_NAME: &str = "default";
 /// The object prefix inside a folder repository.
 const LOCAL_PREFIX: &str = "data";
 /// The object prefix in a bucket when `s3://bucket` names none.
-const DEFAULT_S3_PREFIX: &str = "coffer";
+pub(crate) const DEFAULT_S3_PREFIX: &str = "coffer";
 /// The catalogue file of a folder repository.
 pub(crate) const CATALOGUE_FILE: &str = "catalogue.sqlite";
 
@@ -55,12 +55,12 @@ pub(crate) struct Repo {
 }
 
 /// A repository's location, parsed.
-enum Location {
+pub(crate) enum Location {
     Folder(PathBuf),
     S3 { bucket: String, prefix: String },
 }
 
-fn parse_location(repo: &str) -> Result<Location> {
+pub(crate) fn parse_location(repo: &str) -> Result<Location> {
     if let Some(rest) = repo.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
@@ -119,7 +119,7 @@ fn read_s3_config(path: Option<&Path>) -> Result<Vec<(String, Zeroizing<String>)
     Ok(out)
 }
 
-fn s3_storage(bucket: &str, config_file: Option<&Path>) -> Result<S3Storage> {
+pub(crate) fn s3_storage(bucket: &str, config_file: Option<&Path>) -> Result<S3Storage> {
     let file = read_s3_config(config_file)?;
     let get = |names: &[&str]| names.iter().find_map(|n| s3_setting(&file, n));
     let missing = |what: &str| {

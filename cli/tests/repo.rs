@@ -22,7 +22,7 @@ fn setup() -> Scratch {
     let s = Scratch::new();
     s.key("k.key");
     make_tree(&s.path("src"));
-    s.run(&["init", "--repo", "repo", "--key-file", "k.key"])
+    s.run(&["archive", "init", "--repo", "repo", "--key-file", "k.key"])
         .ok();
     s
 }
@@ -47,11 +47,16 @@ fn with_repo<'a>(args: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn a_tree_round_trips_exactly_and_lists_and_verifies() {
     let s = setup();
-    s.run(&with_repo(&["backup", "src", "--name", "t1"])).ok();
-    s.run(&with_repo(&["restore", "t1", "--to", "out"])).ok();
+    s.run(&with_repo(&["archive", "backup", "src", "--name", "t1"]))
+        .ok();
+    s.run(&with_repo(&["archive", "restore", "t1", "--to", "out"]))
+        .ok();
     assert_eq!(describe(&s.path("src")), describe(&s.path("out/src")));
     assert_eq!(s.names("out"), vec!["src"], "no staging folder left");
-    let listed = s.run(&with_repo(&["list", "--json"])).ok().json();
+    let listed = s
+        .run(&with_repo(&["archive", "list", "--json"]))
+        .ok()
+        .json();
     let b = &listed["backups"][0];
     assert_eq!(b["name"], "t1");
     assert_eq!(b["status"], "complete");
@@ -60,18 +65,23 @@ fn a_tree_round_trips_exactly_and_lists_and_verifies() {
     // The sealed archive and manifest, as they lie in the repository.
     assert_eq!(b["stored_bytes"], file_bytes(&s.path("repo/data/backups")));
     assert_eq!(b["key_id"].as_str().unwrap().len(), 32);
-    let text = s.run(&with_repo(&["list"])).ok().stdout_text();
+    let text = s.run(&with_repo(&["archive", "list"])).ok().stdout_text();
     assert!(text.contains("t1") && text.contains("complete"), "{text}");
-    let v = s.run(&with_repo(&["verify", "t1", "--json"])).ok().json();
+    let v = s
+        .run(&with_repo(&["archive", "verify", "t1", "--json"]))
+        .ok()
+        .json();
     assert_eq!(v["ok"], true);
     assert_eq!(v["bytes"], b["content_bytes"]);
     // Chosen paths only; a second restore never overwrites the first.
-    s.run(&with_repo(&["restore", "t1", "--to", "part", "src/a/b"]))
-        .ok();
+    s.run(&with_repo(&[
+        "archive", "restore", "t1", "--to", "part", "src/a/b",
+    ]))
+    .ok();
     assert!(s.path("part/src/a/b/c/large.bin").exists());
     assert!(s.path("part/src/a").is_dir());
     assert!(!s.path("part/src/a/script.sh").exists());
-    s.run(&with_repo(&["restore", "t1", "--to", "out"]))
+    s.run(&with_repo(&["archive", "restore", "t1", "--to", "out"]))
         .fails(7, "already exists");
     assert_eq!(describe(&s.path("src")), describe(&s.path("out/src")));
 }
@@ -79,30 +89,40 @@ fn a_tree_round_trips_exactly_and_lists_and_verifies() {
 #[test]
 fn missing_things_and_taken_names_have_their_codes() {
     let s = setup();
-    s.run(&["init", "--repo", "repo", "--key-file", "k.key"])
+    s.run(&["archive", "init", "--repo", "repo", "--key-file", "k.key"])
         .fails(7, "already holds a Coffer repository");
-    s.run(&["list", "--repo", "nowhere"])
+    s.run(&["archive", "list", "--repo", "nowhere"])
         .fails(6, "no Coffer repository at nowhere");
     // No secret given: nothing is created.
-    s.run(&["init", "--repo", "new-repo"])
+    s.run(&["archive", "init", "--repo", "new-repo"])
         .fails(2, "COFFER_PASSPHRASE");
     assert!(!s.path("new-repo").exists());
     // A folder that is not a repository is neither used nor made into one.
-    s.run(&["list", "--repo", "src"])
+    s.run(&["archive", "list", "--repo", "src"])
         .fails(6, "no Coffer repository");
-    s.run(&["init", "--repo", "src", "--key-file", "k.key"])
+    s.run(&["archive", "init", "--repo", "src", "--key-file", "k.key"])
         .fails(7, "is not empty");
     assert!(!s.path("src/catalogue.sqlite").exists() && !s.path("src/data").exists());
-    s.run(&with_repo(&["restore", "nope", "--to", "out"]))
+    s.run(&with_repo(&["archive", "restore", "nope", "--to", "out"]))
         .fails(6, "no backup named \"nope\"");
-    s.run(&with_repo(&["backup", "src", "--name", "x"])).ok();
-    s.run(&with_repo(&["backup", "src", "--name", "x"]))
+    s.run(&with_repo(&["archive", "backup", "src", "--name", "x"]))
+        .ok();
+    s.run(&with_repo(&["archive", "backup", "src", "--name", "x"]))
         .fails(7, "a backup named \"x\" exists");
-    s.run(&with_repo(&["backup", "src", "--name", "a/b"]))
+    s.run(&with_repo(&["archive", "backup", "src", "--name", "a/b"]))
         .fails(2, "one path segment");
-    s.run(&with_repo(&["backup", "missing-folder", "--name", "y"]))
-        .fails(6, "missing-folder");
-    let listed = s.run(&with_repo(&["list", "--json"])).ok().json();
+    s.run(&with_repo(&[
+        "archive",
+        "backup",
+        "missing-folder",
+        "--name",
+        "y",
+    ]))
+    .fails(6, "missing-folder");
+    let listed = s
+        .run(&with_repo(&["archive", "list", "--json"]))
+        .ok()
+        .json();
     assert_eq!(listed["backups"].as_array().unwrap().len(), 1);
     assert!(!s.path("out").exists());
 }
@@ -111,8 +131,10 @@ fn missing_things_and_taken_names_have_their_codes() {
 fn wrong_key_file_and_wrong_passphrase_exit_3() {
     let s = setup();
     s.key("other.key");
-    s.run(&with_repo(&["backup", "src", "--name", "t"])).ok();
+    s.run(&with_repo(&["archive", "backup", "src", "--name", "t"]))
+        .ok();
     s.run(&[
+        "archive",
         "restore",
         "t",
         "--to",
@@ -125,19 +147,28 @@ fn wrong_key_file_and_wrong_passphrase_exit_3() {
     .fails(3, "wrong key");
     assert!(!s.path("out").exists());
     let pass = ("COFFER_PASSPHRASE", "repo passphrase");
-    s.run_env(&["init", "--repo", "prepo"], &[pass]).ok();
+    s.run_env(&["archive", "init", "--repo", "prepo"], &[pass])
+        .ok();
     s.run_env(
-        &["backup", "src", "--name", "t", "--repo", "prepo"],
+        &["archive", "backup", "src", "--name", "t", "--repo", "prepo"],
         &[pass],
     )
     .ok();
     s.run_env(
-        &["restore", "t", "--to", "out", "--repo", "prepo"],
+        &["archive", "restore", "t", "--to", "out", "--repo", "prepo"],
         &[("COFFER_PASSPHRASE", "not it")],
     )
     .fails(3, "wrong passphrase");
-    s.run(&["verify", "t", "--repo", "prepo", "--key-file", "k.key"])
-        .fails(2, "locked with a passphrase");
+    s.run(&[
+        "archive",
+        "verify",
+        "t",
+        "--repo",
+        "prepo",
+        "--key-file",
+        "k.key",
+    ])
+    .fails(2, "locked with a passphrase");
     assert!(!s.path("out").exists());
     // Changing the repository's passphrase keeps every backup readable.
     s.write("new.txt", b"brand new\n");
@@ -153,9 +184,10 @@ fn wrong_key_file_and_wrong_passphrase_exit_3() {
         &[pass],
     )
     .ok();
-    s.run_env(&["verify", "t", "--repo", "prepo"], &[pass])
+    s.run_env(&["archive", "verify", "t", "--repo", "prepo"], &[pass])
         .fails(3, "wrong passphrase");
     s.run(&[
+        "archive",
         "verify",
         "t",
         "--repo",
@@ -169,23 +201,28 @@ fn wrong_key_file_and_wrong_passphrase_exit_3() {
 #[test]
 fn bit_flipped_and_truncated_backups_exit_4_and_restore_nothing() {
     let s = setup();
-    s.run(&with_repo(&["backup", "src", "--name", "t"])).ok();
+    s.run(&with_repo(&["archive", "backup", "src", "--name", "t"]))
+        .ok();
     let archive = s.path("repo/data/backups/t.archive");
     let good = fs::read(&archive).unwrap();
     let mut flipped = good.clone();
     flipped[good.len() / 2] ^= 0x20;
     fs::write(&archive, &flipped).unwrap();
-    s.run(&with_repo(&["restore", "t", "--to", "out"]))
+    s.run(&with_repo(&["archive", "restore", "t", "--to", "out"]))
         .fails(4, "is corrupted");
     assert!(!s.path("out").exists(), "restore left files behind");
-    s.run(&with_repo(&["verify", "t"])).fails(4, "is corrupted");
-    let listed = s.run(&with_repo(&["list", "--json"])).ok().json();
+    s.run(&with_repo(&["archive", "verify", "t"]))
+        .fails(4, "is corrupted");
+    let listed = s
+        .run(&with_repo(&["archive", "list", "--json"]))
+        .ok()
+        .json();
     assert_eq!(listed["backups"][0]["status"], "failed");
     // Truncated: cut off the last 1000 bytes; the restore target existed before and
     // stays as it was (empty).
     fs::write(&archive, &good[..good.len() - 1000]).unwrap();
     fs::create_dir(s.path("out")).unwrap();
-    let run = s.run(&with_repo(&["restore", "t", "--to", "out"]));
+    let run = s.run(&with_repo(&["archive", "restore", "t", "--to", "out"]));
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(s.names("out").is_empty(), "left: {:?}", s.names("out"));
     // A damaged manifest is caught before anything is read.
@@ -195,7 +232,7 @@ fn bit_flipped_and_truncated_backups_exit_4_and_restore_nothing() {
     let last = m.len() - 1;
     m[last] ^= 1;
     fs::write(&manifest, &m).unwrap();
-    s.run(&with_repo(&["restore", "t", "--to", "out"]))
+    s.run(&with_repo(&["archive", "restore", "t", "--to", "out"]))
         .fails(4, "corrupted");
     assert!(s.names("out").is_empty());
 }
@@ -309,11 +346,14 @@ fn hostile_archive_paths_never_land_outside_the_target() {
     // The forged backups are not in the catalogue: rebuilding it from storage finds
     // them (and the rebuild is worth testing anyway).
     fs::remove_file(s.path("repo/catalogue.sqlite")).unwrap();
-    let listed = s.run(&with_repo(&["list", "--json"])).ok().json();
+    let listed = s
+        .run(&with_repo(&["archive", "list", "--json"]))
+        .ok()
+        .json();
     assert_eq!(listed["backups"].as_array().unwrap().len(), 3);
     for name in ["dotdot", "absolute", "through-link"] {
         let target = format!("target-{name}");
-        s.run(&with_repo(&["restore", name, "--to", &target]))
+        s.run(&with_repo(&["archive", "restore", name, "--to", &target]))
             .fails(4, "refusing archive entry");
         assert!(!s.path(&target).exists(), "{name}: target left behind");
         assert!(!outside.join("escaped").exists(), "{name}");
@@ -330,6 +370,7 @@ fn command_output_backs_up_without_temp_files_and_restores_to_a_file_or_command(
     let s = setup();
     s.write("dump-source", &noise(3 << 20, 5));
     s.run(&with_repo(&[
+        "archive",
         "backup",
         "--from-command",
         "cat dump-source",
@@ -338,6 +379,7 @@ fn command_output_backs_up_without_temp_files_and_restores_to_a_file_or_command(
     ]))
     .ok();
     s.run(&with_repo(&[
+        "archive",
         "restore",
         "db.sql",
         "--to-file",
@@ -349,6 +391,7 @@ fn command_output_backs_up_without_temp_files_and_restores_to_a_file_or_command(
         fs::read(s.path("dump-source")).unwrap()
     );
     s.run(&with_repo(&[
+        "archive",
         "restore",
         "db.sql",
         "--to-command",
@@ -359,11 +402,12 @@ fn command_output_backs_up_without_temp_files_and_restores_to_a_file_or_command(
         fs::read(s.path("piped.sql")).unwrap(),
         fs::read(s.path("dump-source")).unwrap()
     );
-    s.run(&with_repo(&["verify", "db.sql"])).ok();
-    s.run(&with_repo(&["restore", "db.sql", "--to", "dir"]))
+    s.run(&with_repo(&["archive", "verify", "db.sql"])).ok();
+    s.run(&with_repo(&["archive", "restore", "db.sql", "--to", "dir"]))
         .fails(2, "--to-file or --to-command");
     // A command that fails, even after writing output, leaves no backup anywhere.
     s.run(&with_repo(&[
+        "archive",
         "backup",
         "--from-command",
         "head -c 3000000 dump-source; exit 3",
@@ -371,7 +415,10 @@ fn command_output_backs_up_without_temp_files_and_restores_to_a_file_or_command(
         "bad",
     ]))
     .fails(1, "the command failed (exit status: 3)");
-    let listed = s.run(&with_repo(&["list", "--json"])).ok().json();
+    let listed = s
+        .run(&with_repo(&["archive", "list", "--json"]))
+        .ok()
+        .json();
     let names: Vec<_> = listed["backups"]
         .as_array()
         .unwrap()
@@ -387,8 +434,14 @@ fn command_output_backs_up_without_temp_files_and_restores_to_a_file_or_command(
     let at = bytes.len() - 5000;
     bytes[at] ^= 1;
     fs::write(&stream, &bytes).unwrap();
-    s.run(&with_repo(&["restore", "db.sql", "--to-file", "again.sql"]))
-        .fails(4, "is corrupted");
+    s.run(&with_repo(&[
+        "archive",
+        "restore",
+        "db.sql",
+        "--to-file",
+        "again.sql",
+    ]))
+    .fails(4, "is corrupted");
     assert!(!s.path("again.sql").exists());
     assert!(s.names("").iter().all(|n| !n.starts_with(".coffer")));
 }
@@ -398,11 +451,14 @@ fn prune_keeps_what_the_policy_says_and_dry_run_deletes_nothing() {
     let s = setup();
     fs::write(s.path("one"), b"1").unwrap();
     for name in ["b1", "b2", "b3", "b4"] {
-        s.run(&with_repo(&["backup", "one", "--name", name])).ok();
+        s.run(&with_repo(&["archive", "backup", "one", "--name", name]))
+            .ok();
     }
-    s.run(&with_repo(&["prune"])).fails(2, "needs a policy");
+    s.run(&with_repo(&["archive", "prune"]))
+        .fails(2, "needs a policy");
     let dry = s
         .run(&with_repo(&[
+            "archive",
             "prune",
             "--keep-last",
             "2",
@@ -414,7 +470,13 @@ fn prune_keeps_what_the_policy_says_and_dry_run_deletes_nothing() {
     assert_eq!(dry["deleted"], serde_json::json!(["b2", "b1"]));
     assert_eq!(s.names("repo/data/backups").len(), 8);
     let done = s
-        .run(&with_repo(&["prune", "--keep-last", "2", "--json"]))
+        .run(&with_repo(&[
+            "archive",
+            "prune",
+            "--keep-last",
+            "2",
+            "--json",
+        ]))
         .ok()
         .json();
     assert_eq!(done["kept"], serde_json::json!(["b4", "b3"]));
@@ -424,19 +486,29 @@ fn prune_keeps_what_the_policy_says_and_dry_run_deletes_nothing() {
     );
     // All made today: one daily keeps only the newest.
     let daily = s
-        .run(&with_repo(&["prune", "--keep-daily", "1", "--json"]))
+        .run(&with_repo(&[
+            "archive",
+            "prune",
+            "--keep-daily",
+            "1",
+            "--json",
+        ]))
         .ok()
         .json();
     assert_eq!(daily["kept"], serde_json::json!(["b4"]));
-    let listed = s.run(&with_repo(&["list", "--json"])).ok().json();
+    let listed = s
+        .run(&with_repo(&["archive", "list", "--json"]))
+        .ok()
+        .json();
     assert_eq!(listed["backups"].as_array().unwrap().len(), 1);
 }
 
 #[test]
 fn a_full_disk_on_restore_exits_5_and_leaves_nothing() {
     let s = setup();
-    s.run(&with_repo(&["backup", "src", "--name", "t"])).ok();
-    let script = "\"$COFFER\" restore t --to small/out --repo repo --key-file k.key";
+    s.run(&with_repo(&["archive", "backup", "src", "--name", "t"]))
+        .ok();
+    let script = "\"$COFFER\" archive restore t --to small/out --repo repo --key-file k.key";
     let (how, run) = s.with_small_disk(script);
     eprintln!("full disk simulated with {how}");
     assert_eq!(run.code, 5, "{how}: {}", run.stderr);
@@ -475,10 +547,11 @@ fn ctrl_c_during_a_restore_exits_130_and_leaves_nothing() {
     let s = setup();
     fs::create_dir(s.path("big")).unwrap();
     fs::write(s.path("big/noise.bin"), noise(200 << 20, 3)).unwrap();
-    s.run(&with_repo(&["backup", "big", "--name", "b"])).ok();
+    s.run(&with_repo(&["archive", "backup", "big", "--name", "b"]))
+        .ok();
     fs::create_dir(s.path("out")).unwrap();
     let child = s
-        .cmd(&with_repo(&["restore", "b", "--to", "out"]))
+        .cmd(&with_repo(&["archive", "restore", "b", "--to", "out"]))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

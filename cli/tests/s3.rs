@@ -38,9 +38,10 @@ fn a_bucket_repository_round_trips_and_rebuilds_its_catalogue() {
         outputs.push(format!("{}{}", r.stdout_text(), r.stderr));
         r
     };
-    run(with(&["init"]));
-    run(with(&["backup", "src", "--name", "tree"]));
+    run(with(&["archive", "init"]));
+    run(with(&["archive", "backup", "src", "--name", "tree"]));
     run(with(&[
+        "archive",
         "backup",
         "--from-command",
         "cat dump",
@@ -56,7 +57,7 @@ fn a_bucket_repository_round_trips_and_rebuilds_its_catalogue() {
     );
     // A new machine: no catalogue. It is rebuilt from the bucket.
     std::fs::remove_dir_all(s.path("cache")).unwrap();
-    let listed = run(with(&["list", "--json"])).json();
+    let listed = run(with(&["archive", "list", "--json"])).json();
     let mut names: Vec<_> = listed["backups"]
         .as_array()
         .unwrap()
@@ -65,20 +66,26 @@ fn a_bucket_repository_round_trips_and_rebuilds_its_catalogue() {
         .collect();
     names.sort();
     assert_eq!(names, vec!["dump", "tree"]);
-    run(with(&["restore", "tree", "--to", "out"]));
+    run(with(&["archive", "restore", "tree", "--to", "out"]));
     assert_eq!(describe(&s.path("src")), describe(&s.path("out/src")));
-    run(with(&["restore", "dump", "--to-file", "dump.back"]));
+    run(with(&[
+        "archive",
+        "restore",
+        "dump",
+        "--to-file",
+        "dump.back",
+    ]));
     assert_eq!(
         std::fs::read(s.path("dump")).unwrap(),
         std::fs::read(s.path("dump.back")).unwrap()
     );
-    run(with(&["verify", "tree"]));
-    run(with(&["prune", "--keep-last", "1"]));
+    run(with(&["archive", "verify", "tree"]));
+    run(with(&["archive", "prune", "--keep-last", "1"]));
     for out in &outputs {
         assert!(!out.contains(SECRET), "secret printed: {out}");
     }
     // Without settings: a usage error naming what is missing, not the secret.
-    let r = s.run(&["list", "--repo", "s3://bucket/nas1"]);
+    let r = s.run(&["archive", "list", "--repo", "s3://bucket/nas1"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("COFFER_S3_ENDPOINT"), "{}", r.stderr);
 }

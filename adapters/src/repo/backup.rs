@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use coffer_core::chunker::{ChunkIdKey, Chunker};
 
 use super::cache::{self, WriterCache};
 use super::config::names;
+use super::filter::Filter;
 use super::fsmeta::{self, Owners};
 use super::index::{MemIndex, PackRecord};
 use super::keys::Access;
@@ -75,6 +77,53 @@ pub struct BackupOptions {
     pub cache_dir: Option<PathBuf>,
     /// The program recorded, e.g. `coffer 0.1.0`.
     pub program: String,
+    /// What to leave out.
+    pub filter: Filter,
+    /// Read and chunk everything, but store nothing: no pack, index or snapshot.
+    pub dry_run: bool,
+    /// Called as each file is started, for a progress display.
+    pub progress: Option<ProgressFn>,
+    /// Set (by a signal handler) to stop the backup: it fails with [`Error::Cancelled`]
+    /// at the next file or read, writes no index or snapshot, and removes its lock.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// Where a running backup stands, as [`BackupOptions::progress`] is told.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Files seen so far (read or unchanged).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes read from files and streams.
+    pub bytes_read: u64,
+    /// Raw bytes of new blobs so far.
+    pub new_bytes: u64,
+    /// The file being started.
+    pub current: PathBuf,
+}
+
+/// A progress callback; called on the backup's own thread, so it should be quick.
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<dyn Fn(&Progress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
+}
+
+/// How the files of a backup compare with its parent's (not stored in the snapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileChanges {
+    /// Files the parent does not have.
+    pub new: u64,
+    /// Files whose content differs from the parent's.
+    pub changed: u64,
+    /// Files with the parent's content (most not even read).
+    pub unchanged: u64,
+    /// Entries left out by the filter (an excluded folder counts once).
+    pub excluded: u64,
 }
 
 /// What a backup did.
@@ -86,6 +135,10 @@ pub struct BackupReport {
     pub summary: Summary,
     /// Entries that could not be read and are not in the snapshot, with why.
     pub skipped: Vec<(PathBuf, String)>,
+    /// New, changed, unchanged and excluded files.
+    pub changes: FileChanges,
+    /// A dry run: nothing was stored and `snapshot` names nothing (all zeros).
+    pub dry_run: bool,
 }
 
 /// Backs up `paths` (absolute or relative to the working directory).
@@ -115,7 +168,7 @@ pub fn backup(
     let raw_paths: Vec<Vec<u8>> = sources.iter().map(|p| path_bytes(p)).collect();
 
     let lock = Lock::take(repo, false, &options.host)?;
-    let mut w = Writer::new(repo, lock)?;
+    let mut w = Writer::new(repo, lock, options)?;
     let parent = w.parent_for(options, &raw_paths)?;
     let root = {
         let trie = Trie::build(&sources);
@@ -157,7 +210,8 @@ pub fn backup_stream(
     let started = Instant::now();
     let start_time = repo.random().now();
     let lock = Lock::take(repo, false, &options.host)?;
-    let mut w = Writer::new(repo, lock)?;
+    let mut w = Writer::new(repo, lock, options)?;
+    w.changes.new += 1;
     let (content, size) = w.save_reader(reader, &format!("the output of {command}"))?;
     let (secs, ns) = start_time;
     let node = Node {
@@ -215,10 +269,17 @@ struct Writer<'r> {
     lock: Option<Lock<'r>>,
     /// Every tree of the new snapshot, for a write-only key's cache.
     new_trees: BTreeMap<[u8; 32], Vec<u8>>,
+    filter: Filter,
+    /// The device of the path given that the walk is under (`--one-file-system`).
+    source_dev: u64,
+    changes: FileChanges,
+    dry_run: bool,
+    progress: Option<ProgressFn>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl<'r> Writer<'r> {
-    fn new(repo: &'r Repository, lock: Lock<'r>) -> Result<Self, Error> {
+    fn new(repo: &'r Repository, lock: Lock<'r>, options: &BackupOptions) -> Result<Self, Error> {
         // The index is read after the lock is held: a prune that finished before has
         // written its index, and none can start until the lock goes.
         let index = Arc::new(repo.load_index()?);
@@ -245,6 +306,12 @@ impl<'r> Writer<'r> {
             owners: Owners::new(),
             lock: Some(lock),
             new_trees: BTreeMap::new(),
+            filter: options.filter.clone(),
+            source_dev: 0,
+            changes: FileChanges::default(),
+            dry_run: options.dry_run,
+            progress: options.progress.clone(),
+            cancel: options.cancel.clone(),
         })
     }
 
@@ -300,10 +367,18 @@ impl<'r> Writer<'r> {
             };
             let parent_node = parent.and_then(|t| find(t, name));
             match child {
-                TrieNode::Source => match self.save_entry(&path, node, parent_node, force) {
-                    Ok(node) => nodes.push(node),
-                    Err(e) => self.skip(&path, &e),
-                },
+                TrieNode::Source => {
+                    self.source_dev = node.dev;
+                    if self.filter.excludes(&path, &node, node.dev).is_some() {
+                        self.changes.excluded += 1;
+                        continue;
+                    }
+                    match self.save_entry(&path, node, parent_node, force) {
+                        Ok(node) => nodes.push(node),
+                        Err(Error::Cancelled) => return Err(Error::Cancelled),
+                        Err(e) => self.skip(&path, &e),
+                    }
+                }
                 TrieNode::Inner(sub) => {
                     let sub_parent = self.parent_subtree(parent_node)?;
                     if !matches!(node.kind, NodeKind::Dir { .. }) {
@@ -332,6 +407,27 @@ impl<'r> Writer<'r> {
             }))
     }
 
+    /// [`Error::Cancelled`] once the caller asked to stop.
+    fn check_cancel(&self) -> Result<(), Error> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    /// Tells the progress callback that the file at `path` is started.
+    fn tell(&self, path: &Path) {
+        if let Some(ProgressFn(f)) = &self.progress {
+            f(&Progress {
+                files: self.summary.files,
+                bytes: self.summary.bytes,
+                bytes_read: self.summary.bytes_read,
+                new_bytes: self.summary.new_raw_bytes,
+                current: path.to_owned(),
+            });
+        }
+    }
+
     fn skip(&mut self, path: &Path, e: &Error) {
         self.skipped.push((path.to_owned(), e.to_string()));
     }
@@ -355,6 +451,7 @@ impl<'r> Writer<'r> {
             NodeKind::File { .. } => {
                 self.summary.files += 1;
                 self.summary.bytes += node.size;
+                self.tell(path);
                 let reusable = parent.filter(|p| !force && fsmeta::same_file(p, &node));
                 let reused = match reusable.map(|p| &p.kind) {
                     Some(NodeKind::File { content }) if self.all_stored(content) => {
@@ -376,6 +473,13 @@ impl<'r> Writer<'r> {
                         content
                     }
                 };
+                match parent.map(|p| &p.kind) {
+                    None => self.changes.new += 1,
+                    Some(NodeKind::File { content: before }) if *before == content => {
+                        self.changes.unchanged += 1;
+                    }
+                    Some(_) => self.changes.changed += 1,
+                }
                 node.kind = NodeKind::File { content };
             }
             NodeKind::Dir { .. } => {
@@ -406,10 +510,20 @@ impl<'r> Writer<'r> {
         let scanned = fsmeta::scan_dir(dir, &mut self.owners)?;
         let mut nodes = Vec::with_capacity(scanned.len());
         for mut s in scanned {
+            self.check_cancel()?;
             self.repo.random().scanned(&mut s.node);
+            if self
+                .filter
+                .excludes(&s.path, &s.node, self.source_dev)
+                .is_some()
+            {
+                self.changes.excluded += 1;
+                continue;
+            }
             let parent_node = parent.and_then(|t| find(t, &s.node.name));
             match self.save_entry(&s.path, s.node, parent_node, force) {
                 Ok(node) => nodes.push(node),
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
                 Err(e) => self.skip(&s.path, &e),
             }
         }
@@ -440,6 +554,7 @@ impl<'r> Writer<'r> {
         let mut tickets = std::collections::VecDeque::new();
         let mut total = 0u64;
         loop {
+            self.check_cancel()?;
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -534,6 +649,10 @@ impl<'r> Writer<'r> {
         if builder.is_empty() {
             return Ok(());
         }
+        self.summary.packs += 1;
+        if self.dry_run {
+            return Ok(());
+        }
         let (plain, entries) = builder.finish();
         let id = self.repo.random().id();
         let name = names::pack(&id);
@@ -551,7 +670,6 @@ impl<'r> Writer<'r> {
         if let Some(lock) = &mut self.lock {
             lock.refresh()?;
         }
-        self.summary.packs += 1;
         Ok(())
     }
 
@@ -577,6 +695,18 @@ impl<'r> Writer<'r> {
         }
         let stored = self.uploader.finish()?;
         self.record(stored);
+        if self.dry_run {
+            if let Some(lock) = self.lock.take() {
+                lock.release()?;
+            }
+            return Ok(BackupReport {
+                snapshot: [0; 16],
+                summary: self.summary,
+                skipped: self.skipped,
+                changes: self.changes,
+                dry_run: true,
+            });
+        }
         if !self.written.is_empty() {
             self.repo.write_index(&super::index::IndexFile {
                 packs: std::mem::take(&mut self.written),
@@ -634,6 +764,8 @@ impl<'r> Writer<'r> {
             snapshot: id,
             summary: self.summary,
             skipped: self.skipped,
+            changes: self.changes,
+            dry_run: false,
         })
     }
 }

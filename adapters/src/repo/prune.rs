@@ -54,16 +54,40 @@ pub struct PruneReport {
 /// [`Error::Locked`] while a backup runs; [`Error::WriteOnlyKey`]; storage, core and
 /// format errors (nothing is deleted before the new index is written).
 pub fn prune(repo: &Repository, host: &str) -> Result<PruneReport, Error> {
+    prune_with(repo, host, &|| false)
+}
+
+/// [`prune`], stopping with [`Error::Cancelled`] when `cancelled()` says so: between
+/// packs while repacking, before the new index, and between deletions (each state a
+/// kill could leave too, so `check` passes after it and no kept snapshot loses data).
+///
+/// # Errors
+/// As [`prune`]; [`Error::Cancelled`].
+pub fn prune_with(
+    repo: &Repository,
+    host: &str,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<PruneReport, Error> {
     repo.keys().recipient()?;
     let lock = Lock::take(repo, true, host)?;
-    let result = prune_locked(repo);
+    let stop = || {
+        if cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    let result = prune_locked(repo, &stop);
     let released = lock.release();
     let report = result?;
     released?;
     Ok(report)
 }
 
-fn prune_locked(repo: &Repository) -> Result<PruneReport, Error> {
+fn prune_locked(
+    repo: &Repository,
+    stop: &dyn Fn() -> Result<(), Error>,
+) -> Result<PruneReport, Error> {
     locks::remove_stale(repo)?;
     let mut report = PruneReport::default();
     let old_indexes = repo.list_ids("index")?;
@@ -109,6 +133,7 @@ fn prune_locked(repo: &Repository) -> Result<PruneReport, Error> {
     let mut written = Vec::new();
     let mut builder = PackBuilder::new();
     for id in &repack {
+        stop()?;
         let entries = read_pack_blobs(repo, id)?;
         for (entry, stored) in entries {
             if !used.contains(&entry.id) || !placed.insert(entry.id) {
@@ -139,10 +164,12 @@ fn prune_locked(repo: &Repository) -> Result<PruneReport, Error> {
             .collect(),
         supersedes: old_indexes.iter().map(|(id, _)| *id).collect(),
     };
+    stop()?;
     repo.write_index(&new_index)?;
 
     // Now nothing refers to the old indexes or the dropped packs.
     for (_, name) in &old_indexes {
+        stop()?;
         repo.store().delete(&repo.object(name)?)?;
     }
     let stored = stored_packs(repo)?;
@@ -151,6 +178,7 @@ fn prune_locked(repo: &Repository) -> Result<PruneReport, Error> {
         if listed.contains(id) {
             continue;
         }
+        stop()?;
         let was_indexed = records.contains_key(id);
         repo.store().delete(&repo.object(&names::pack(id))?)?;
         report.bytes_freed += i64::try_from(*len).unwrap_or(i64::MAX);

@@ -80,6 +80,12 @@ impl Scratch {
             .env_remove("COFFER_PASSPHRASE")
             .env_remove("COFFER_NEW_PASSPHRASE")
             .env_remove("COFFER_REPO")
+            .env_remove("COFFER_REPOSITORY")
+            .env_remove("COFFER_KEY_FILE")
+            .env_remove("COFFER_PASSWORD")
+            .env_remove("COFFER_PASSWORD_FILE")
+            .env_remove("COFFER_NEW_PASSWORD")
+            .env_remove("COFFER_CACHE_DIR")
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .stdin(Stdio::null());
         c

@@ -1,0 +1,190 @@
+//! `coffer backup`: paths or a command's output into a repository, with restic's
+//! excludes, a progress line on a terminal and `--json` status and summary lines.
+
+use std::io::{self, IsTerminal};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coffer_adapters::repo::backup::{
+    self, BackupOptions, BackupReport, Parent, Progress, ProgressFn,
+};
+use coffer_adapters::repo::filter::Filter;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use super::args::BackupCmd;
+use super::{open, select, short, size};
+use crate::exit::{CliError, Result};
+use crate::output::emit;
+
+/// The exclusion rules the flags ask for.
+fn filter(cmd: &BackupCmd) -> Result<Filter> {
+    let mut f = Filter::new();
+    for p in &cmd.excludes {
+        f = f.exclude(p)?;
+    }
+    for file in &cmd.exclude_files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| CliError::io(format!("reading {}", file.display()), e))?;
+        f = f
+            .exclude_lines(&text)
+            .map_err(|e| CliError::from(e).context(file.display()))?;
+    }
+    for spec in &cmd.exclude_if_present {
+        f = f.exclude_if_present(spec)?;
+    }
+    if cmd.exclude_caches {
+        f = f.exclude_caches();
+    }
+    Ok(f.one_file_system(cmd.one_file_system)
+        .larger_than(cmd.exclude_larger_than))
+}
+
+/// Shows a running backup: a spinner line on a terminal, a status line a second in
+/// `--json`, nothing when stderr is piped.
+fn progress(json: bool) -> (Option<ProgressFn>, Option<ProgressBar>) {
+    let started = Instant::now();
+    if json {
+        let last = Mutex::new(Instant::now());
+        let f = move |p: &Progress| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            *last = Instant::now();
+            println!(
+                "{}",
+                json!({
+                    "message_type": "status",
+                    "seconds_elapsed": started.elapsed().as_secs(),
+                    "files_done": p.files,
+                    "bytes_done": p.bytes,
+                    "bytes_read": p.bytes_read,
+                    "bytes_added": p.new_bytes,
+                    "current_file": p.current.display().to_string(),
+                })
+            );
+        };
+        return (Some(ProgressFn(Arc::new(f))), None);
+    }
+    if !io::stderr().is_terminal() {
+        return (None, None);
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let shown = bar.clone();
+    let f = move |p: &Progress| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        shown.set_message(format!(
+            "{} files, {} read ({}/s), {} new  {}",
+            p.files,
+            size(p.bytes_read),
+            size((p.bytes_read as f64 / secs) as u64),
+            size(p.new_bytes),
+            p.current.display()
+        ));
+    };
+    (Some(ProgressFn(Arc::new(f))), Some(bar))
+}
+
+/// `coffer backup`.
+pub(crate) fn run(cmd: &BackupCmd, json: bool) -> Result<()> {
+    let repo = open(&cmd.repo)?;
+    let host = cmd.host.clone().unwrap_or_else(super::host_name);
+    let parent = match &cmd.parent {
+        None => Parent::Latest,
+        Some(which) => Parent::Snapshot(select(&repo, which, Some(&host))?.0),
+    };
+    let (progress, bar) = progress(json);
+    let options = BackupOptions {
+        host,
+        tags: cmd.tags.clone(),
+        parent,
+        force_read: cmd.force,
+        cache_dir: crate::repository::cache_dir(),
+        program: format!("coffer {}", env!("CARGO_PKG_VERSION")),
+        filter: filter(cmd)?,
+        dry_run: cmd.dry_run,
+        progress,
+        cancel: Some(crate::interrupt::flag()),
+    };
+    let report = match &cmd.from_command {
+        Some(command) => crate::backup::backup_command(command, |out| {
+            backup::backup_stream(&repo, &cmd.stdin_name, out, command.clone(), &options)
+        }),
+        None => backup::backup(&repo, &cmd.paths, &options).map_err(CliError::from),
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    summary(&report?, json)
+}
+
+/// Prints what the backup did: lines for people, a `summary` message for scripts.
+fn summary(r: &BackupReport, json: bool) -> Result<()> {
+    for (path, why) in &r.skipped {
+        if json {
+            println!(
+                "{}",
+                json!({"message_type": "error", "item": path.display().to_string(), "error": why})
+            );
+        } else {
+            eprintln!("warning: {} not backed up: {why}", path.display());
+        }
+    }
+    let s = &r.summary;
+    let c = &r.changes;
+    let id = hex::encode(r.snapshot);
+    let value = json!({
+        "message_type": "summary",
+        "dry_run": r.dry_run,
+        "snapshot_id": if r.dry_run { serde_json::Value::Null } else { id.clone().into() },
+        "files_new": c.new,
+        "files_changed": c.changed,
+        "files_unmodified": c.unchanged,
+        "excluded": c.excluded,
+        "files_skipped": r.skipped.len(),
+        "dirs": s.dirs,
+        "others": s.others,
+        "total_files_processed": s.files,
+        "total_bytes_processed": s.bytes,
+        "bytes_read": s.bytes_read,
+        "data_blobs": s.new_blobs,
+        "tree_blobs": s.new_trees,
+        "data_added": s.new_raw_bytes,
+        "data_added_packed": s.new_stored_bytes,
+        "packs": s.packs,
+        "total_duration_ms": s.duration_ms,
+    });
+    let what = if r.dry_run {
+        "would be snapshot (dry run: nothing stored)".to_owned()
+    } else {
+        format!("snapshot {} saved", short(&r.snapshot))
+    };
+    let text = format!(
+        "Files: {} new, {} changed, {} unmodified{}\n\
+         Dirs: {}\n\
+         Added to the repository: {} ({} stored, {} packs)\n\
+         processed {} files, {} in {:.1} s\n\
+         {what}",
+        c.new,
+        c.changed,
+        c.unchanged,
+        if c.excluded > 0 {
+            format!(", {} excluded", c.excluded)
+        } else {
+            String::new()
+        },
+        s.dirs,
+        size(s.new_raw_bytes),
+        size(s.new_stored_bytes),
+        s.packs,
+        s.files,
+        size(s.bytes),
+        s.duration_ms as f64 / 1000.0,
+    );
+    emit(json, value, &text)
+}

@@ -1,0 +1,122 @@
+//! `coffer restore`: a snapshot, or chosen paths of it, into a folder, or one file into
+//! a command's stdin.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use coffer_adapters::repo::restore::{self, RestoreOptions};
+use serde_json::json;
+
+use super::args::RestoreCmd;
+use super::browse::{find_node, write_content};
+use super::{open, select, short, size};
+use crate::exit::{CliError, Result};
+use crate::output::emit;
+
+/// `coffer restore`.
+pub(crate) fn run(cmd: &RestoreCmd, json: bool) -> Result<()> {
+    let repo = open(&cmd.repo)?;
+    let (id, snapshot) = select(&repo, &cmd.snapshot, cmd.host.as_deref())?;
+    if let Some(command) = &cmd.to_command {
+        return to_command(&repo, &snapshot, cmd, command, json);
+    }
+    let Some(target) = &cmd.target else {
+        return Err(CliError::Usage("give --target DIR or --to-command".into()));
+    };
+    let options = RestoreOptions {
+        include: cmd.includes.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        threads: 0,
+    };
+    let report = restore::restore(&repo, &id, target, &options)?;
+    for (path, why) in &report.skipped {
+        eprintln!("warning: {} not restored: {why}", path.display());
+    }
+    let mut value = json!({
+        "message_type": "summary",
+        "snapshot_id": hex::encode(id),
+        "files_restored": report.files,
+        "dirs": report.dirs,
+        "others": report.others,
+        "bytes_restored": report.bytes,
+        "skipped": report.skipped.len(),
+    });
+    let mut text = format!(
+        "restored snapshot {} to {}: {} files, {} folders, {} others, {}",
+        short(&id),
+        target.display(),
+        report.files,
+        report.dirs,
+        report.others,
+        size(report.bytes)
+    );
+    if cmd.verify {
+        let checked = restore::verify(&repo, &id, target, &options)?;
+        value["files_verified"] = checked.files.into();
+        value["verify_errors"] = checked.mismatches.len().into();
+        text.push_str(&format!(
+            "\nverified {} files ({}): {} differ",
+            checked.files,
+            size(checked.bytes),
+            checked.mismatches.len()
+        ));
+        if let Some((path, why)) = checked.mismatches.first() {
+            emit(json, value, &text)?;
+            return Err(CliError::Corrupt(format!(
+                "{} of the restored files differ from the snapshot; first: {}: {why}",
+                checked.mismatches.len(),
+                path.display()
+            )));
+        }
+    }
+    emit(json, value, &text)
+}
+
+/// Pipes one file of the snapshot into `command`'s stdin: the snapshot's only file
+/// (a `--from-command` backup), or the one `--include` names.
+fn to_command(
+    repo: &coffer_adapters::repo::Repository,
+    snapshot: &coffer_adapters::repo::snapshot::Snapshot,
+    cmd: &RestoreCmd,
+    command: &str,
+    json: bool,
+) -> Result<()> {
+    let path = match cmd.includes.as_slice() {
+        [one] => one.clone(),
+        [] if snapshot.paths.len() == 1 => super::shown(&snapshot.paths[0]),
+        _ => {
+            return Err(CliError::Usage(
+                "--to-command takes one file: name it with --include".into(),
+            ))
+        }
+    };
+    let node = find_node(repo, snapshot, &path)?;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::io("starting sh", e))?;
+    let written = match child.stdin.take() {
+        Some(mut stdin) => {
+            let r = write_content(repo, &node, &mut stdin);
+            let _ = stdin.flush();
+            drop(stdin);
+            r
+        }
+        None => Err(CliError::Other(
+            "the command's stdin was not captured".into(),
+        )),
+    };
+    let status = child
+        .wait()
+        .map_err(|e| CliError::io("waiting for the command", e))?;
+    let bytes = written?;
+    if !status.success() {
+        return Err(CliError::Other(format!("the command failed ({status})")));
+    }
+    emit(
+        json,
+        json!({"message_type": "summary", "file": path, "bytes_restored": bytes}),
+        "",
+    )
+}
