@@ -14,7 +14,8 @@
 #![allow(missing_docs)]
 
 use coffer_adapters::Ring;
-use coffer_core::chunked::{self, ChunkKeys, CHUNK_LEN, OPEN_BUFFER_LEN, SEAL_BUFFER_LEN};
+use coffer_core::chunked::hazmat::ChunkKeys;
+use coffer_core::chunked::{self, CHUNK_LEN, OPEN_BUFFER_LEN, SEAL_BUFFER_LEN};
 use coffer_core::provider::{AeadKey, CryptoProvider, Tag};
 use coffer_core::{RustCrypto, SecretKey, Suite};
 use criterion::measurement::WallTime;

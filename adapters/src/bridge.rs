@@ -5,10 +5,12 @@
 
 use std::io::{self, BufRead, IoSliceMut, Read};
 
-use coffer_core::chunked::{ChunkKeys, CHUNK_LEN};
-use coffer_core::provider::{ChunkCipher, CryptoProvider, TAG_LEN};
+use coffer_core::chunked::batch::{
+    batch_len, BatchOpener, BatchSealer, Layout, OpenCursor, SealCursor, Share, Shares,
+};
+use coffer_core::provider::{ChunkCipher, CryptoProvider};
 use coffer_core::stream::{self, StreamHeader, STREAM_PREFIX_LEN};
-use coffer_core::{chunked, SecretKey, Suite};
+use coffer_core::{SecretKey, Suite};
 
 use crate::Error;
 
@@ -19,24 +21,22 @@ pub mod relay;
 /// the time of sealing 1 GiB (`bench/peers.py`).
 const CHUNKS_PER_THREAD: usize = 128;
 
-const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
-
 /// A reader of the sealed stream of everything `inner` yields.
 ///
-/// Plaintext is read straight into its place in a batch of sealed chunks, sealed in
-/// place on `threads` threads and handed out from there ([`BufRead`] without a copy).
-/// Memory is that one batch, `threads × 128` chunks (4 MiB with two threads), whatever
+/// Plaintext is read straight into its place in a batch of sealed chunks (the bodies the
+/// core's [`SealCursor`] names), sealed in place on `threads` threads and handed out from
+/// there ([`BufRead`] without a copy); the core lays out each batch (which chunk is
+/// final, every index). Memory is that one batch, `threads × 128` chunks (4 MiB with two threads), whatever
 /// the length of the input.
 pub struct SealReader<R, C> {
     inner: R,
-    keys: ChunkKeys<C>,
+    sealer: BatchSealer<C>,
+    cursor: SealCursor,
     threads: usize,
     /// The batch; `batch[pos..len]` is sealed and not yet handed out.
     batch: Vec<u8>,
     pos: usize,
     len: usize,
-    next_index: u64,
-    plaintext_len: u64,
     state: State,
 }
 
@@ -86,32 +86,20 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
         inner: R,
         threads: usize,
     ) -> Result<Self, Error> {
-        let header = StreamHeader {
-            suite,
-            key_id: key.id(),
-        }
-        .encode();
-        let (keys, preamble) = chunked::begin(
-            provider,
-            suite,
-            key,
-            &[&header, context],
-            &mut rand_core::OsRng,
-        )?;
+        let (sealer, cursor, prefix) =
+            stream::seal_batches(provider, suite, key, context, &mut rand_core::OsRng)?;
         let threads = threads.max(1);
         // The header and preamble go out first, from the batch's place.
-        let mut batch = vec![0u8; threads * CHUNKS_PER_THREAD * SEALED_CHUNK_LEN];
-        let prefix = [&header[..], &preamble].concat();
+        let mut batch = vec![0u8; batch_len(threads * CHUNKS_PER_THREAD)];
         batch[..prefix.len()].copy_from_slice(&prefix);
         Ok(SealReader {
             inner,
-            keys,
+            sealer,
+            cursor,
             threads,
             batch,
             pos: 0,
             len: prefix.len(),
-            next_index: 0,
-            plaintext_len: 0,
             state: State::Going,
         })
     }
@@ -123,106 +111,68 @@ impl<R: Read, C: ChunkCipher + Sync> SealReader<R, C> {
 
     /// Plaintext bytes read from `inner` so far.
     pub fn plaintext_len(&self) -> u64 {
-        self.plaintext_len
+        self.cursor.plaintext_len()
     }
 
     /// Reads the next batch of plaintext into its chunks' places and seals them.
     fn seal_batch(&mut self) -> io::Result<()> {
-        let (used, at_end) = read_plaintext(&mut self.inner, &mut self.batch)?;
-        self.plaintext_len += (used - used.div_ceil(SEALED_CHUNK_LEN) * TAG_LEN) as u64;
-        let index = in_parallel(
-            &self.keys,
-            self.next_index,
-            &mut self.batch[..used],
-            self.threads,
-            seal_one,
-        )
-        .map_err(|e| io::Error::other(Error::Core(e)))?;
-        self.next_index = index;
+        let (filled, ended) = read_bodies(&mut self.inner, SealCursor::bodies(&mut self.batch))?;
+        let sealing = |e| io::Error::other(Error::Core(e));
+        let batch = self
+            .cursor
+            .next_batch(&self.batch, filled, ended)
+            .map_err(sealing)?;
+        let layout = batch.layout();
+        let shares = batch
+            .shares(&mut self.batch, self.threads)
+            .map_err(sealing)?;
+        in_parallel(shares, |share| self.sealer.seal_share(share)).map_err(sealing)?;
         self.pos = 0;
-        self.len = used;
-        if at_end {
+        self.len = layout.len();
+        if layout.is_final() {
             self.state = State::Done;
         }
         Ok(())
     }
 }
 
-/// Seals or opens one chunk in place: its index, its body, its tag's place.
-type ChunkWork<C> = fn(&ChunkKeys<C>, u64, &mut [u8], &mut [u8]) -> Result<(), coffer_core::Error>;
-
-/// Runs `work` over the chunks laid out in `area` (each `body ‖ tag`, the last possibly
-/// short; the first at index `first`) in one share of whole chunks per thread, the last
-/// share on this thread. Returns the index after the last chunk, or the first failure
-/// in stream order.
-fn in_parallel<C: ChunkCipher + Sync>(
-    keys: &ChunkKeys<C>,
-    first: u64,
-    area: &mut [u8],
-    threads: usize,
-    work: ChunkWork<C>,
-) -> Result<u64, coffer_core::Error> {
-    let chunks = area.len().div_ceil(SEALED_CHUNK_LEN);
-    let per_thread = (chunks.div_ceil(threads) * SEALED_CHUNK_LEN).max(1);
-    let mut shares: Vec<(u64, &mut [u8])> = Vec::new();
-    let mut index = first;
-    for share in area.chunks_mut(per_thread) {
-        let count = share.len().div_ceil(SEALED_CHUNK_LEN) as u64;
-        shares.push((index, share));
-        index = index
-            .checked_add(count)
-            .ok_or(coffer_core::Error::StreamTooLong)?;
-    }
+/// Runs `work` on each share, one share per thread, the last on this thread. Returns the
+/// first failure in stream order.
+fn in_parallel<'a>(
+    shares: Shares<'a>,
+    work: impl Fn(Share<'a>) -> Result<(), coffer_core::Error> + Sync,
+) -> Result<(), coffer_core::Error> {
+    let mut shares: Vec<Share<'a>> = shares.collect();
     let last = shares.pop();
-    let run = move |first: u64, share: &mut [u8]| each_chunk(keys, first, share, work);
+    let work = &work;
     std::thread::scope(|scope| {
         let spawned: Vec<_> = shares
             .into_iter()
-            .map(|(first, share)| scope.spawn(move || run(first, share)))
+            .map(|share| scope.spawn(move || work(share)))
             .collect();
-        let mine = last.map_or(Ok(()), |(first, share)| run(first, share));
+        let mine = last.map_or(Ok(()), work);
         spawned
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(coffer_core::Error::Provider)))
             .chain([mine])
             .collect::<Result<(), _>>()
-    })?;
-    Ok(index)
+    })
 }
 
-/// Runs `work` over the chunks of `area` in order (each `body ‖ tag`, the last possibly
-/// short), the first at index `first`.
-fn each_chunk<C: ChunkCipher>(
-    keys: &ChunkKeys<C>,
-    first: u64,
-    area: &mut [u8],
-    work: ChunkWork<C>,
-) -> Result<(), coffer_core::Error> {
-    for (i, chunk) in area.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
-        let (body, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
-        work(keys, first + i as u64, body, tag)?;
-    }
-    Ok(())
-}
-
-/// Reads plaintext into the chunk places of `batch` (each `CHUNK_LEN` bytes of body
-/// and a tag's room), in one vectored read where the reader can (a file: one `readv`
-/// per batch, not one `read` per chunk): returns the length of the chunks laid out,
-/// tags included, and whether the input ended. Full chunks are sealed as they come
-/// (chunks carry no final flag); the stream ends with a short final chunk, empty if
-/// the length is a multiple of 16 KiB.
-fn read_plaintext(reader: &mut impl Read, batch: &mut [u8]) -> io::Result<(usize, bool)> {
-    let slots = batch.len() / SEALED_CHUNK_LEN;
-    let mut bodies: Vec<IoSliceMut> = batch
-        .chunks_mut(SEALED_CHUNK_LEN)
-        .take(slots)
-        .map(|chunk| IoSliceMut::new(&mut chunk[..CHUNK_LEN]))
-        .collect();
+/// Reads plaintext into the chunk bodies the core names (`SealCursor::bodies`), in one
+/// vectored read where the reader can (a file: one `readv` per batch, not one `read` per
+/// chunk): returns how many bytes came and whether the input ended (a read returned
+/// nothing before every body was full).
+fn read_bodies<'b>(
+    reader: &mut impl Read,
+    bodies: impl Iterator<Item = &'b mut [u8]>,
+) -> io::Result<(usize, bool)> {
+    let mut bodies: Vec<IoSliceMut> = bodies.map(IoSliceMut::new).collect();
     let mut rest = &mut bodies[..];
     let mut got = 0;
     while !rest.is_empty() {
         match reader.read_vectored(rest) {
-            Ok(0) => break,
+            Ok(0) => return Ok((got, true)),
             Ok(n) => {
                 got += n;
                 IoSliceMut::advance_slices(&mut rest, n);
@@ -231,38 +181,7 @@ fn read_plaintext(reader: &mut impl Read, batch: &mut [u8]) -> io::Result<(usize
             Err(e) => return Err(e),
         }
     }
-    let (full, tail) = (got / CHUNK_LEN, got % CHUNK_LEN);
-    if full == slots {
-        return Ok((slots * SEALED_CHUNK_LEN, false));
-    }
-    Ok((full * SEALED_CHUNK_LEN + tail + TAG_LEN, true))
-}
-
-/// Reads sealed chunks into `batch`: returns how many bytes came and whether the stream
-/// ended. Every chunk but the last is full; the stream ends with a shorter one holding
-/// at least its tag. Anything else (no final chunk after full ones, a piece of a tag)
-/// is a truncated stream.
-fn read_sealed(
-    reader: &mut impl Read,
-    batch: &mut [u8],
-) -> Result<(usize, bool), coffer_core::Error> {
-    let got = fill(reader, batch).map_err(core_io)?;
-    let at_end = got < batch.len();
-    if at_end && got % SEALED_CHUNK_LEN < TAG_LEN {
-        return Err(coffer_core::Error::Truncated);
-    }
-    Ok((got, at_end))
-}
-
-/// Seals one chunk's body in place and writes its tag.
-fn seal_one<C: ChunkCipher>(
-    keys: &ChunkKeys<C>,
-    index: u64,
-    body: &mut [u8],
-    tag: &mut [u8],
-) -> Result<(), coffer_core::Error> {
-    tag.copy_from_slice(&keys.seal_chunk(index, body)?);
-    Ok(())
+    Ok((got, false))
 }
 
 impl<R: Read, C: ChunkCipher + Sync> BufRead for SealReader<R, C> {
@@ -305,17 +224,15 @@ impl<R: Read, C: ChunkCipher + Sync> Read for SealReader<R, C> {
 pub struct OpenReader<R, C> {
     header: StreamHeader,
     inner: R,
-    keys: ChunkKeys<C>,
+    opener: BatchOpener<C>,
+    cursor: OpenCursor,
     threads: usize,
-    /// The batch, opened in place: chunk `i`'s plaintext starts at
-    /// `i * SEALED_CHUNK_LEN`; `chunks` chunks, the last with `last_body` bytes.
+    /// The batch, opened in place where `layout` says.
     batch: Vec<u8>,
-    chunks: usize,
-    last_body: usize,
-    /// What is handed out next: chunk `chunk` of the batch, from byte `pos`.
+    layout: Layout,
+    /// What is handed out next: chunk `chunk` of the batch, from byte `pos` of its body.
     chunk: usize,
     pos: usize,
-    next_index: u64,
     state: State,
 }
 
@@ -347,19 +264,19 @@ impl<R: Read, C: ChunkCipher + Sync> OpenReader<R, C> {
     ) -> Result<Self, Error> {
         let mut prefix = [0u8; STREAM_PREFIX_LEN];
         let got = fill(&mut inner, &mut prefix).map_err(core_io)?;
-        let (header, keys) = stream::accept_prefix(provider, key, context, &prefix[..got])?;
+        let (header, opener, cursor) =
+            stream::accept_prefix(provider, key, context, &prefix[..got])?;
         let threads = threads.max(1);
         Ok(OpenReader {
             header,
             inner,
-            keys,
+            opener,
+            cursor,
             threads,
-            batch: vec![0u8; threads * CHUNKS_PER_THREAD * SEALED_CHUNK_LEN],
-            chunks: 0,
-            last_body: 0,
+            batch: vec![0u8; batch_len(threads * CHUNKS_PER_THREAD)],
+            layout: Layout::default(),
             chunk: 0,
             pos: 0,
-            next_index: 0,
             state: State::Going,
         })
     }
@@ -371,53 +288,31 @@ impl<R: Read, C: ChunkCipher + Sync> OpenReader<R, C> {
 
     /// Plaintext length of chunk `i` of the batch.
     fn body_len(&self, i: usize) -> usize {
-        if i + 1 == self.chunks {
-            self.last_body
-        } else {
-            CHUNK_LEN
-        }
+        self.layout.body(i).map_or(0, |body| body.len())
     }
 
     /// Reads the next batch of sealed chunks and opens them.
     fn open_batch(&mut self) -> Result<(), coffer_core::Error> {
-        let (got, at_end) = read_sealed(&mut self.inner, &mut self.batch)?;
-        let tail = got % SEALED_CHUNK_LEN;
-        let index = in_parallel(
-            &self.keys,
-            self.next_index,
-            &mut self.batch[..got],
-            self.threads,
-            open_one,
-        )?;
-        self.next_index = index;
-        self.chunks = got.div_ceil(SEALED_CHUNK_LEN);
-        self.last_body = if at_end { tail - TAG_LEN } else { CHUNK_LEN };
+        let got = fill(&mut self.inner, &mut self.batch).map_err(core_io)?;
+        let batch = self.cursor.next_batch(got, got < self.batch.len())?;
+        let layout = batch.layout();
+        let shares = batch.shares(&mut self.batch, self.threads)?;
+        in_parallel(shares, |share| self.opener.open_share(share))?;
+        self.layout = layout;
         self.chunk = 0;
         self.pos = 0;
-        if at_end {
+        if layout.is_final() {
             self.state = State::Done;
         }
         Ok(())
     }
 }
 
-/// Opens one chunk's body in place against its tag.
-fn open_one<C: ChunkCipher>(
-    keys: &ChunkKeys<C>,
-    index: u64,
-    body: &mut [u8],
-    tag: &mut [u8],
-) -> Result<(), coffer_core::Error> {
-    let mut expected = [0u8; TAG_LEN];
-    expected.copy_from_slice(tag);
-    keys.open_chunk(index, body, &expected)
-}
-
 impl<R: Read, C: ChunkCipher + Sync> BufRead for OpenReader<R, C> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         // Past the batch's chunks (or an emptied one): the next batch, if any.
-        while self.chunk >= self.chunks || self.pos == self.body_len(self.chunk) {
-            if self.chunk < self.chunks {
+        while self.chunk >= self.layout.chunks() || self.pos == self.body_len(self.chunk) {
+            if self.chunk < self.layout.chunks() {
                 self.chunk += 1;
                 self.pos = 0;
                 continue;
@@ -437,12 +332,12 @@ impl<R: Read, C: ChunkCipher + Sync> BufRead for OpenReader<R, C> {
                 }
             }
         }
-        let start = self.chunk * SEALED_CHUNK_LEN;
-        Ok(&self.batch[start + self.pos..start + self.body_len(self.chunk)])
+        let body = self.layout.body(self.chunk).unwrap_or_default();
+        Ok(&self.batch[body.start + self.pos..body.end])
     }
 
     fn consume(&mut self, n: usize) {
-        if self.chunk < self.chunks {
+        if self.chunk < self.layout.chunks() {
             self.pos = (self.pos + n).min(self.body_len(self.chunk));
         }
     }

@@ -16,7 +16,8 @@
 use std::io::{Cursor, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use coffer_core::chunked::{self, DerivedKeys, RandomAccessOpener, StreamOpener, OPEN_BUFFER_LEN};
+use coffer_core::chunked::hazmat::DerivedKeys;
+use coffer_core::chunked::{self, RandomAccessOpener, StreamOpener, OPEN_BUFFER_LEN};
 use coffer_core::chunker::{
     chunk_id, ChunkIdHasher, Chunker, ChunkerParams, WriterSecret, WINDOW_LEN,
 };

@@ -12,7 +12,8 @@
 //!   the read-only input into a 16 KiB buffer, as any reader of a file must.
 #![allow(missing_docs)]
 
-use coffer_core::chunked::{self, ChunkKeys, CHUNK_LEN, OPEN_BUFFER_LEN, SEAL_BUFFER_LEN};
+use coffer_core::chunked::hazmat::ChunkKeys;
+use coffer_core::chunked::{self, CHUNK_LEN, OPEN_BUFFER_LEN, SEAL_BUFFER_LEN};
 use coffer_core::provider::{AeadKey, RustCryptoCipher, TAG_LEN};
 use coffer_core::{RustCrypto, SecretKey, Suite};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

@@ -9,8 +9,9 @@ use crate::secret::KeyId;
 /// can act on.
 ///
 /// Authentication failures say where (which chunk) and nothing else. Caller mistakes
-/// ([`Error::BufferTooSmall`], [`Error::InvalidKeyLength`]) are distinct from hostile or
-/// damaged input. Limits carry their numbers. No variant ever holds key material.
+/// ([`Error::BufferTooSmall`], [`Error::InvalidKeyLength`], [`Error::BatchMisuse`]) are
+/// distinct from hostile or damaged input. Limits carry their numbers. No variant ever
+/// holds key material.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -90,6 +91,14 @@ pub enum Error {
     },
     /// The message would exceed the scheme's limit of 2^38 chunks.
     StreamTooLong,
+    /// A batch sealer or opener ([`crate::chunked::batch`]) was used out of turn: a
+    /// batch asked for after the final one, or a share handed to the sealer or opener
+    /// of another stream or direction. Always the caller's mistake, never the input's;
+    /// `what` says which.
+    BatchMisuse {
+        /// What the caller did.
+        what: &'static str,
+    },
     /// The underlying reader or writer failed.
     Io(embedded_io::ErrorKind),
     /// The crypto provider failed on an operation that cannot fail on valid input.
@@ -147,6 +156,7 @@ impl fmt::Display for Error {
                 write!(f, "buffer too small: {needed} needed, {provided} provided")
             }
             Error::StreamTooLong => f.write_str("stream exceeds 2^38 chunks"),
+            Error::BatchMisuse { what } => write!(f, "batch API misuse: {what}"),
             Error::Io(kind) => write!(f, "I/O error: {kind:?}"),
             Error::Provider => f.write_str("crypto provider failure"),
             Error::MalformedRecord { record } => write!(f, "malformed {record} record"),
@@ -160,9 +170,9 @@ impl embedded_io::Error for Error {
     fn kind(&self) -> embedded_io::ErrorKind {
         match self {
             Error::Io(kind) => *kind,
-            Error::BufferTooSmall { .. } | Error::InvalidKeyLength { .. } => {
-                embedded_io::ErrorKind::InvalidInput
-            }
+            Error::BufferTooSmall { .. }
+            | Error::InvalidKeyLength { .. }
+            | Error::BatchMisuse { .. } => embedded_io::ErrorKind::InvalidInput,
             _ => embedded_io::ErrorKind::InvalidData,
         }
     }

@@ -6,7 +6,11 @@
 //! ## What it is
 //! - [`chunked`]: the C2SP chunked-encryption scheme (c2sp.org/chunked-encryption;
 //!   Cobblestone-256 for AES-256-GCM, and the same construction over
-//!   ChaCha20-Poly1305), usable on its own with an input key and a context.
+//!   ChaCha20-Poly1305), usable on its own with an input key and a context: one chunk at
+//!   a time ([`chunked::Sealer`], [`chunked::StreamOpener`]), or in batches of many
+//!   chunks sealed or opened in place on the caller's threads ([`chunked::batch`]); the
+//!   stream's rules (final chunk, truncation, indices) are the core's either way. Raw
+//!   access to chunk `i` is fenced off in [`chunked::hazmat`].
 //! - [`stream`]: Coffer sealed streams, a 32-byte header (magic, version, suite, key ID)
 //!   bound as the scheme's context, then the message.
 //! - [`envelope`] and [`passphrase`]: a 32-byte secret wrapped under a key-encryption
@@ -81,6 +85,8 @@
 //! - a [`chunked::Sealer`] needs [`chunked::SEAL_BUFFER_LEN`] = 16 416 bytes of buffer;
 //! - a [`chunked::StreamOpener`] or [`chunked::RandomAccessOpener`] needs
 //!   [`chunked::OPEN_BUFFER_LEN`] = 16 400 bytes;
+//! - [`chunked::batch`] works in the caller's batch buffer of any number of chunks
+//!   ([`chunked::batch::batch_len`]); its cursors hold a few counters;
 //! - their own state, with the RustCrypto provider, is at most [`MAX_STATE_LEN`] bytes:
 //!   most of it is the portable AES key schedule (bit-sliced round keys); the scheme's
 //!   own state is a nonce, a counter and two lengths. The `memory` test checks both;

@@ -20,7 +20,9 @@
 use embedded_io::{Read, Seek, SeekFrom};
 use subtle::ConstantTimeEq;
 
-use crate::chunked::{self, stream_open_fill, RandomAccessOpener, Sealer, StreamOpener};
+use crate::chunked::batch::{BatchOpener, BatchSealer, OpenCursor, SealCursor};
+use crate::chunked::hazmat::{self, ChunkKeys};
+use crate::chunked::{stream_open_fill, RandomAccessOpener, Sealer, StreamOpener};
 use crate::chunked::{OPEN_BUFFER_LEN, PREAMBLE_LEN};
 use crate::header::{check_reserved, field, put, read_prefix, write_prefix};
 use crate::provider::{CryptoProvider, Suite};
@@ -43,6 +45,11 @@ pub type SealStart<C, B> = (Sealer<C, B>, [u8; STREAM_PREFIX_LEN]);
 pub type Opened<R, C, B> = (StreamHeader, StreamOpener<R, C, B>);
 /// An opened stream's header and its random-access opener.
 pub type OpenedAt<R, C, B> = (StreamHeader, RandomAccessOpener<R, C, B>);
+/// A stream being sealed in batches: the sealer, its cursor, and the prefix to write
+/// before the first batch.
+pub type BatchSealStart<C> = (BatchSealer<C>, SealCursor, [u8; STREAM_PREFIX_LEN]);
+/// An accepted stream's header, and the opener and cursor of its batches.
+pub type BatchOpened<C> = (StreamHeader, BatchOpener<C>, OpenCursor);
 
 /// A sealed stream's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +100,8 @@ impl StreamHeader {
 }
 
 /// Starts sealing a stream; write the returned prefix, then each chunk the sealer emits,
-/// then [`chunked::Sealed::ciphertext`]. `buf` needs
-/// [`chunked::SEAL_BUFFER_LEN`] bytes.
+/// then [`crate::chunked::Sealed::ciphertext`]. `buf` needs
+/// [`crate::chunked::SEAL_BUFFER_LEN`] bytes.
 ///
 /// # Errors
 /// [`Error::BufferTooSmall`]; [`Error::Provider`].
@@ -116,6 +123,33 @@ pub fn seal<P: CryptoProvider, B: AsMut<[u8]>>(
     put(&mut prefix, 0, &header);
     put(&mut prefix, STREAM_HEADER_LEN, &preamble);
     Ok((sealer, prefix))
+}
+
+/// Starts sealing a stream in batches of chunks ([`crate::chunked::batch`]), to be
+/// sealed on several threads: write the returned prefix, then each batch the cursor lays
+/// out, up to and including the final one. The bytes are those [`seal`] writes for the
+/// same salt.
+///
+/// # Errors
+/// [`Error::Provider`].
+pub fn seal_batches<P: CryptoProvider>(
+    provider: &P,
+    suite: Suite,
+    key: &SecretKey,
+    context: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<BatchSealStart<P::Cipher>, Error> {
+    let header = StreamHeader {
+        suite,
+        key_id: key.id(),
+    }
+    .encode();
+    let (keys, preamble) = hazmat::begin(provider, suite, key, &[&header, context], rng)?;
+    let (sealer, cursor) = BatchSealer::from_keys(keys, &preamble);
+    let mut prefix = [0u8; STREAM_PREFIX_LEN];
+    put(&mut prefix, 0, &header);
+    put(&mut prefix, STREAM_HEADER_LEN, &preamble);
+    Ok((sealer, cursor, prefix))
 }
 
 /// Opens a stream from `reader`: checks the header, the key ID and the commitment, and
@@ -140,7 +174,7 @@ pub fn open<P: CryptoProvider, R: Read, B: AsMut<[u8]>>(
     }
     let mut prefix = [0u8; STREAM_PREFIX_LEN];
     let got = stream_open_fill(&mut reader, &mut prefix)?;
-    let (header, keys) = accept_prefix(
+    let (header, keys, _) = accept_keys(
         provider,
         key,
         context,
@@ -173,7 +207,7 @@ pub fn open_random_access<P: CryptoProvider, R: Read + Seek, B: AsMut<[u8]>>(
     reader.seek(SeekFrom::Start(start)).map_err(Error::io)?;
     let mut prefix = [0u8; STREAM_PREFIX_LEN];
     let got = stream_open_fill(&mut reader, &mut prefix)?;
-    let (header, keys) = accept_prefix(
+    let (header, keys, _) = accept_keys(
         provider,
         key,
         context,
@@ -185,8 +219,9 @@ pub fn open_random_access<P: CryptoProvider, R: Read + Seek, B: AsMut<[u8]>>(
 }
 
 /// Header, key ID and commitment checks on the first [`STREAM_PREFIX_LEN`] bytes of a
-/// stream (fewer is [`Error::Truncated`]); returns the header and the keys to open its
-/// chunks, for callers that open chunks themselves (several at a time, say).
+/// stream (fewer is [`Error::Truncated`]); returns the header, and the opener and cursor
+/// of its chunks in batches ([`crate::chunked::batch`]), for callers that read the
+/// stream themselves and open many chunks at a time (on several threads, say).
 ///
 /// # Errors
 /// As [`open`].
@@ -195,17 +230,32 @@ pub fn accept_prefix<P: CryptoProvider>(
     key: &SecretKey,
     context: &[u8],
     prefix: &[u8],
-) -> Result<(StreamHeader, chunked::ChunkKeys<P::Cipher>), Error> {
+) -> Result<BatchOpened<P::Cipher>, Error> {
+    let (header, keys, preamble) = accept_keys(provider, key, context, prefix)?;
+    let (opener, cursor) = BatchOpener::from_keys(keys, &preamble);
+    Ok((header, opener, cursor))
+}
+
+/// A stream's header, its chunk keys and its preamble, once checked.
+type Accepted<C> = (StreamHeader, ChunkKeys<C>, [u8; PREAMBLE_LEN]);
+
+/// The checks of [`accept_prefix`]; returns the header, the chunk keys and the preamble.
+fn accept_keys<P: CryptoProvider>(
+    provider: &P,
+    key: &SecretKey,
+    context: &[u8],
+    prefix: &[u8],
+) -> Result<Accepted<P::Cipher>, Error> {
     let header = StreamHeader::decode(prefix)?;
     header.check_key(key)?;
     let preamble: [u8; PREAMBLE_LEN] = field(prefix, STREAM_HEADER_LEN)?;
     let header_bytes = header.encode();
-    let keys = chunked::accept(
+    let keys = hazmat::accept(
         provider,
         header.suite,
         key,
         &[&header_bytes, context],
         &preamble,
     )?;
-    Ok((header, keys))
+    Ok((header, keys, preamble))
 }

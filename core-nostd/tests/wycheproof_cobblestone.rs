@@ -4,7 +4,8 @@
 
 mod common;
 
-use coffer_core::chunked::{self, ChunkKeys, DerivedKeys, RandomAccessOpener, StreamOpener};
+use coffer_core::chunked::hazmat::{ChunkKeys, DerivedKeys};
+use coffer_core::chunked::{self, RandomAccessOpener, StreamOpener};
 use coffer_core::provider::AeadKey;
 use coffer_core::{Error, RustCrypto, SecretKey, Suite};
 use common::{compressed_hex_field, hex_field, load_json, sha512, Cursor};

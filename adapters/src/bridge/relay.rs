@@ -11,19 +11,22 @@
 //!
 //! Opening keeps the readers' rule: a batch's plaintext is written only after every
 //! chunk in it verified, and nothing after the first failure in stream order.
+//!
+//! The stream's rules (which chunk is final, truncation, chunk indices) are the core's
+//! ([`coffer_core::chunked::batch`]): the cursor stays with the reader, behind its lock,
+//! and lays out each batch as it is read; the workers only seal or open what it laid out.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use coffer_core::chunked::{self, ChunkKeys};
-use coffer_core::provider::{ChunkCipher, CryptoProvider, TAG_LEN};
+use coffer_core::chunked::batch::{
+    batch_len, Batch, BatchOpener, BatchSealer, Layout, OpenCursor, SealCursor, Share,
+};
+use coffer_core::provider::{ChunkCipher, CryptoProvider};
 use coffer_core::stream::{self, StreamHeader, STREAM_PREFIX_LEN};
 use coffer_core::{SecretKey, Suite};
 
-use super::{
-    core_failure, core_io, each_chunk, fill, open_one, read_plaintext, read_sealed, seal_one,
-    ChunkWork, SEALED_CHUNK_LEN,
-};
+use super::{core_failure, core_io, fill, read_bodies};
 use crate::Error;
 
 /// Chunks in one worker's batch (2 MiB): large enough that taking turns costs little,
@@ -33,11 +36,23 @@ const BATCH_CHUNKS: usize = 128;
 /// A stream ready to be sealed or opened into a writer by [`Relay::run`].
 pub struct Relay<R, C> {
     reader: R,
-    keys: ChunkKeys<C>,
+    keys: Keys<C>,
+    cursor: Cursor,
     header: StreamHeader,
     /// Seal: the header and preamble, written before the first chunk. Open: empty.
     prefix: Vec<u8>,
-    direction: Direction,
+}
+
+/// The core's sealer or opener: what the workers share.
+enum Keys<C> {
+    Seal(BatchSealer<C>),
+    Open(BatchOpener<C>),
+}
+
+/// The core's cursor of the same direction: what the reader's side keeps.
+enum Cursor {
+    Seal(SealCursor),
+    Open(OpenCursor),
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -81,24 +96,17 @@ impl<R: Read + Send, C: ChunkCipher + Sync> Relay<R, C> {
         context: &[u8],
         reader: R,
     ) -> Result<Self, Error> {
-        let header = StreamHeader {
-            suite,
-            key_id: key.id(),
-        };
-        let encoded = header.encode();
-        let (keys, preamble) = chunked::begin(
-            provider,
-            suite,
-            key,
-            &[&encoded, context],
-            &mut rand_core::OsRng,
-        )?;
+        let (sealer, cursor, prefix) =
+            stream::seal_batches(provider, suite, key, context, &mut rand_core::OsRng)?;
         Ok(Relay {
             reader,
-            keys,
-            header,
-            prefix: [&encoded[..], &preamble].concat(),
-            direction: Direction::Seal,
+            keys: Keys::Seal(sealer),
+            cursor: Cursor::Seal(cursor),
+            header: StreamHeader {
+                suite,
+                key_id: key.id(),
+            },
+            prefix: prefix.to_vec(),
         })
     }
 
@@ -115,13 +123,14 @@ impl<R: Read + Send, C: ChunkCipher + Sync> Relay<R, C> {
     ) -> Result<Self, Error> {
         let mut prefix = [0u8; STREAM_PREFIX_LEN];
         let got = fill(&mut reader, &mut prefix).map_err(core_io)?;
-        let (header, keys) = stream::accept_prefix(provider, key, context, &prefix[..got])?;
+        let (header, opener, cursor) =
+            stream::accept_prefix(provider, key, context, &prefix[..got])?;
         Ok(Relay {
             reader,
-            keys,
+            keys: Keys::Open(opener),
+            cursor: Cursor::Open(cursor),
             header,
             prefix: Vec::new(),
-            direction: Direction::Open,
         })
     }
 
@@ -139,8 +148,8 @@ impl<R: Read + Send, C: ChunkCipher + Sync> Relay<R, C> {
         let shared = Shared {
             intake: Mutex::new(Intake {
                 reader: self.reader,
+                cursor: self.cursor,
                 next_seq: 0,
-                next_index: 0,
                 read: 0,
                 ended: false,
             }),
@@ -152,12 +161,12 @@ impl<R: Read + Send, C: ChunkCipher + Sync> Relay<R, C> {
             }),
             turn: Condvar::new(),
         };
-        let (keys, direction) = (&self.keys, self.direction);
+        let keys = &self.keys;
         std::thread::scope(|scope| {
             for _ in 0..threads.max(1) {
-                scope.spawn(|| worker(&shared, keys, direction));
+                scope.spawn(|| worker(&shared, keys));
             }
-            worker(&shared, keys, direction);
+            worker(&shared, keys);
         });
         let outlet = shared
             .outlet
@@ -177,11 +186,11 @@ impl<R: Read + Send, C: ChunkCipher + Sync> Relay<R, C> {
     }
 }
 
-/// The reader's side: batches are numbered as they are read.
+/// The reader's side: batches are numbered and laid out as they are read.
 struct Intake<R> {
     reader: R,
+    cursor: Cursor,
     next_seq: u64,
-    next_index: u64,
     read: u64,
     /// The stream ended, or reading it failed: nothing more is taken.
     ended: bool,
@@ -202,21 +211,9 @@ struct Shared<R, W> {
     turn: Condvar,
 }
 
-/// A batch read: its first chunk's index, its length in the buffer and whether it ends
-/// the stream.
-struct Batch {
-    first: u64,
-    len: usize,
-    at_end: bool,
-}
-
 /// One worker: take a batch, seal or open it, write it in turn; until the stream ends
 /// or the relay fails.
-fn worker<R: Read, W: Write, C: ChunkCipher>(
-    shared: &Shared<R, W>,
-    keys: &ChunkKeys<C>,
-    direction: Direction,
-) {
+fn worker<R: Read, W: Write, C: ChunkCipher>(shared: &Shared<R, W>, keys: &Keys<C>) {
     // A worker that panics must not leave the others waiting for its turn.
     struct OnPanic<'a, R, W>(&'a Shared<R, W>);
     impl<R, W> Drop for OnPanic<'_, R, W> {
@@ -231,18 +228,18 @@ fn worker<R: Read, W: Write, C: ChunkCipher>(
         }
     }
     let _guard = OnPanic(shared);
-    let mut buf = vec![0u8; BATCH_CHUNKS * SEALED_CHUNK_LEN];
+    let direction = keys.direction();
+    let mut buf = vec![0u8; batch_len(BATCH_CHUNKS)];
     loop {
         let Some((seq, taken)) = take(shared, direction, &mut buf) else {
             return;
         };
-        let work: ChunkWork<C> = match direction {
-            Direction::Seal => seal_one,
-            Direction::Open => open_one,
-        };
         let processed = taken.and_then(|batch| {
-            each_chunk(keys, batch.first, &mut buf[..batch.len], work)
-                .map(|()| batch)
+            let layout = batch.layout();
+            batch
+                .share(&mut buf)
+                .and_then(|share| keys.run(share))
+                .map(|()| layout)
                 .map_err(|e| failure(e, direction))
         });
         let mut outlet = lock(&shared.outlet);
@@ -253,8 +250,8 @@ fn worker<R: Read, W: Write, C: ChunkCipher>(
                 .unwrap_or_else(PoisonError::into_inner);
         }
         if outlet.failure.is_none() {
-            let written = processed.and_then(|batch| {
-                emit(&mut outlet.writer, &buf, &batch, direction).map_err(Failure::Output)
+            let written = processed.and_then(|layout| {
+                emit(&mut outlet.writer, &buf, &layout, direction).map_err(Failure::Output)
             });
             match written {
                 Ok(n) => outlet.written += n,
@@ -273,8 +270,26 @@ fn worker<R: Read, W: Write, C: ChunkCipher>(
     }
 }
 
+impl<C: ChunkCipher> Keys<C> {
+    fn direction(&self) -> Direction {
+        match self {
+            Keys::Seal(_) => Direction::Seal,
+            Keys::Open(_) => Direction::Open,
+        }
+    }
+
+    /// Seals or opens a share in place.
+    fn run(&self, share: Share<'_>) -> Result<(), coffer_core::Error> {
+        match self {
+            Keys::Seal(sealer) => sealer.seal_share(share),
+            Keys::Open(opener) => opener.open_share(share),
+        }
+    }
+}
+
 /// Takes the next batch from the reader into `buf`: `None` once the stream ended or
-/// reading failed, else the batch's number and the batch or why it could not be read.
+/// reading failed, else the batch's number and the batch as the cursor laid it out, or
+/// why it could not be read.
 fn take<R: Read, W>(
     shared: &Shared<R, W>,
     direction: Direction,
@@ -286,53 +301,51 @@ fn take<R: Read, W>(
     }
     let seq = intake.next_seq;
     intake.next_seq += 1;
-    let first = intake.next_index;
-    let read = match direction {
-        Direction::Seal => read_plaintext(&mut intake.reader, buf).map_err(Failure::Input),
-        Direction::Open => {
-            read_sealed(&mut intake.reader, buf).map_err(|e| failure(e, Direction::Open))
-        }
+    let Intake { reader, cursor, .. } = &mut *intake;
+    let batch = match cursor {
+        Cursor::Seal(cursor) => read_bodies(reader, SealCursor::bodies(buf))
+            .map_err(Failure::Input)
+            .and_then(|(filled, ended)| {
+                cursor
+                    .next_batch(buf, filled, ended)
+                    .map_err(|e| failure(e, direction))
+            }),
+        Cursor::Open(cursor) => fill(reader, buf)
+            .map_err(core_io)
+            .and_then(|got| cursor.next_batch(got, got < buf.len()))
+            .map_err(|e| failure(e, direction)),
     };
-    let batch = read.and_then(|(len, at_end)| {
-        let chunks = len.div_ceil(SEALED_CHUNK_LEN) as u64;
-        intake.next_index = first
-            .checked_add(chunks)
-            .ok_or(coffer_core::Error::StreamTooLong)
-            .map_err(|e| failure(e, direction))?;
+    if let Ok(batch) = &batch {
+        let layout = batch.layout();
         intake.read += match direction {
-            Direction::Seal => (len as u64) - chunks * TAG_LEN as u64,
-            Direction::Open => len as u64,
-        };
-        Ok(Batch { first, len, at_end })
-    });
-    intake.ended = batch.as_ref().map_or(true, |b| b.at_end);
+            Direction::Seal => layout.plaintext_len(),
+            Direction::Open => layout.len(),
+        } as u64;
+    }
+    intake.ended = batch.as_ref().map_or(true, |b| b.layout().is_final());
     Some((seq, batch))
 }
 
 /// Writes a processed batch: the sealed chunks as they lie, or the opened bodies
-/// without the tags between them (one vectored write, no copy).
+/// without the tags between them (one vectored write, no copy). Returns the bytes
+/// written.
 fn emit(
     writer: &mut impl Write,
     buf: &[u8],
-    batch: &Batch,
+    layout: &Layout,
     direction: Direction,
 ) -> io::Result<u64> {
-    let area = &buf[..batch.len];
     match direction {
-        Direction::Seal => write_all(writer, &[IoSlice::new(area)])?,
+        Direction::Seal => {
+            write_all(writer, &[IoSlice::new(&buf[..layout.len()])])?;
+            Ok(layout.len() as u64)
+        }
         Direction::Open => {
-            let bodies: Vec<IoSlice> = area
-                .chunks(SEALED_CHUNK_LEN)
-                .map(|chunk| IoSlice::new(&chunk[..chunk.len() - TAG_LEN]))
-                .collect();
+            let bodies: Vec<IoSlice> = layout.bodies(buf).map(IoSlice::new).collect();
             write_all(writer, &bodies)?;
+            Ok(layout.plaintext_len() as u64)
         }
     }
-    let chunks = batch.len.div_ceil(SEALED_CHUNK_LEN);
-    Ok(match direction {
-        Direction::Seal => batch.len,
-        Direction::Open => batch.len - chunks * TAG_LEN,
-    } as u64)
 }
 
 /// Writes every slice, however the writer splits them.

@@ -2,9 +2,8 @@
 
 use std::io::Write as _;
 
-use coffer_core::chunked::{
-    ChunkKeys, DerivedKeys, CHUNK_LEN, ENCRYPTED_CHUNK_LEN, SALT_LEN, SEAL_BUFFER_LEN,
-};
+use coffer_core::chunked::hazmat::{ChunkKeys, DerivedKeys};
+use coffer_core::chunked::{CHUNK_LEN, ENCRYPTED_CHUNK_LEN, SALT_LEN, SEAL_BUFFER_LEN};
 use coffer_core::provider::RustCryptoCipher;
 use coffer_core::stream::{self, StreamHeader, STREAM_HEADER_LEN, STREAM_PREFIX_LEN};
 use coffer_core::{Error, KeyId, RustCrypto, SecretKey, Suite};

@@ -2,8 +2,9 @@
 
 use embedded_io::{Read, Seek, SeekFrom};
 
+use super::hazmat::{accept, ChunkKeys};
 use super::stream_open::fill;
-use super::{accept, ChunkKeys, CHUNK_LEN, ENCRYPTED_CHUNK_LEN, OPEN_BUFFER_LEN, PREAMBLE_LEN};
+use super::{CHUNK_LEN, ENCRYPTED_CHUNK_LEN, OPEN_BUFFER_LEN, PREAMBLE_LEN};
 use crate::provider::{ChunkCipher, CryptoProvider, Suite, TAG_LEN};
 use crate::secret::SecretKey;
 use crate::Error;

@@ -2,7 +2,8 @@
 
 use rand_core::CryptoRngCore;
 
-use super::{begin, ChunkKeys, CHUNK_LEN, PREAMBLE_LEN, SEAL_BUFFER_LEN};
+use super::hazmat::{begin, ChunkKeys};
+use super::{CHUNK_LEN, PREAMBLE_LEN, SEAL_BUFFER_LEN};
 use crate::provider::{CryptoProvider, Suite, TAG_LEN};
 use crate::secret::SecretKey;
 use crate::Error;
@@ -55,7 +56,8 @@ impl<C: crate::provider::ChunkCipher, B: AsMut<[u8]>> Sealer<C, B> {
         Ok((Sealer::from_keys(keys, buf), preamble))
     }
 
-    /// A sealer over keys from [`super::begin`], for callers that wrote the preamble.
+    /// A sealer over keys from [`super::hazmat::begin`], for callers that wrote the
+    /// preamble.
     pub(crate) fn from_keys(keys: ChunkKeys<C>, buf: B) -> Self {
         Sealer {
             keys,

@@ -3,7 +3,8 @@
 use embedded_io::{ErrorType, Read};
 use zeroize::Zeroize;
 
-use super::{accept, ChunkKeys, CHUNK_LEN, ENCRYPTED_CHUNK_LEN, OPEN_BUFFER_LEN, PREAMBLE_LEN};
+use super::hazmat::{accept, ChunkKeys};
+use super::{CHUNK_LEN, ENCRYPTED_CHUNK_LEN, OPEN_BUFFER_LEN, PREAMBLE_LEN};
 use crate::provider::{ChunkCipher, CryptoProvider, Suite, TAG_LEN};
 use crate::secret::SecretKey;
 use crate::Error;
