@@ -83,6 +83,9 @@ pub struct BackupOptions {
     pub dry_run: bool,
     /// Called as each file is started, for a progress display.
     pub progress: Option<ProgressFn>,
+    /// The time recorded instead of now (Unix seconds and nanoseconds), as restic's
+    /// `backup --time` does: for importing old backups, and tests of retention.
+    pub time: Option<(i64, u32)>,
     /// Set (by a signal handler) to stop the backup: it fails with [`Error::Cancelled`]
     /// at the next file or read, writes no index or snapshot, and removes its lock.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -152,7 +155,7 @@ pub fn backup(
     options: &BackupOptions,
 ) -> Result<BackupReport, Error> {
     let started = Instant::now();
-    let start_time = repo.random().now();
+    let start_time = options.time.unwrap_or_else(|| repo.random().now());
     let mut sources = Vec::new();
     for p in paths {
         let abs = std::path::absolute(p).map_err(|e| Error::io(format!("{}", p.display()), e))?;
@@ -208,7 +211,7 @@ pub fn backup_stream(
     options: &BackupOptions,
 ) -> Result<BackupReport, Error> {
     let started = Instant::now();
-    let start_time = repo.random().now();
+    let start_time = options.time.unwrap_or_else(|| repo.random().now());
     let lock = Lock::take(repo, false, &options.host)?;
     let mut w = Writer::new(repo, lock, options)?;
     w.changes.new += 1;

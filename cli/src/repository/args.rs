@@ -85,6 +85,10 @@ pub(crate) struct BackupCmd {
     /// and these paths).
     #[arg(long, value_name = "SNAPSHOT")]
     pub(crate) parent: Option<String>,
+    /// Record this time instead of now ('2026-11-30 10:15:00', local time), as restic's
+    /// `backup --time`.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) time: Option<String>,
     /// Read and chunk everything, report what would be stored, and store nothing.
     #[arg(long, short = 'n')]
     pub(crate) dry_run: bool,

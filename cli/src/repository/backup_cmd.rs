@@ -90,6 +90,30 @@ fn progress(json: bool) -> (Option<ProgressFn>, Option<ProgressBar>) {
     (Some(ProgressFn(Arc::new(f))), Some(bar))
 }
 
+/// `--time`: a civil date and time in the local time zone (`2026-11-30 10:15:00`,
+/// also with a `T`, or a date alone), or an RFC 3339 instant.
+fn parse_time(text: &str) -> Result<(i64, u32)> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--time {text:?}: give a time such as '2026-11-30 10:15:00'"
+        ))
+    };
+    let instant = match text.parse::<jiff::Timestamp>() {
+        Ok(t) => t,
+        Err(_) => {
+            let civil: jiff::civil::DateTime = text
+                .parse()
+                .or_else(|_| text.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+                .map_err(|_| bad())?;
+            civil
+                .to_zoned(jiff::tz::TimeZone::system())
+                .map_err(|_| bad())?
+                .timestamp()
+        }
+    };
+    Ok((instant.as_second(), instant.subsec_nanosecond().max(0) as u32))
+}
+
 /// `coffer backup`.
 pub(crate) fn run(cmd: &BackupCmd, json: bool) -> Result<()> {
     let repo = open(&cmd.repo)?;
@@ -110,6 +134,7 @@ pub(crate) fn run(cmd: &BackupCmd, json: bool) -> Result<()> {
         dry_run: cmd.dry_run,
         progress,
         cancel: Some(crate::interrupt::flag()),
+        time: cmd.time.as_deref().map(parse_time).transpose()?,
     };
     let report = match &cmd.from_command {
         Some(command) => crate::backup::backup_command(command, |out| {
