@@ -103,7 +103,10 @@ fn parse_time(text: &str) -> Result<(i64, u32)> {
         Err(_) => {
             let civil: jiff::civil::DateTime = text
                 .parse()
-                .or_else(|_| text.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+                .or_else(|_| {
+                    text.parse::<jiff::civil::Date>()
+                        .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+                })
                 .map_err(|_| bad())?;
             civil
                 .to_zoned(jiff::tz::TimeZone::system())
@@ -111,7 +114,10 @@ fn parse_time(text: &str) -> Result<(i64, u32)> {
                 .timestamp()
         }
     };
-    Ok((instant.as_second(), instant.subsec_nanosecond().max(0) as u32))
+    Ok((
+        instant.as_second(),
+        instant.subsec_nanosecond().max(0) as u32,
+    ))
 }
 
 /// `coffer backup`.
