@@ -89,3 +89,59 @@ fn a_bucket_repository_round_trips_and_rebuilds_its_catalogue() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("COFFER_S3_ENDPOINT"), "{}", r.stderr);
 }
+
+#[test]
+fn a_deduplicated_repository_in_a_bucket_backs_up_twice_restores_and_checks() {
+    let s = Scratch::new();
+    let (_server, endpoint) = start(&s.path("s3root"));
+    s.write(
+        "s3.conf",
+        format!(
+            "COFFER_S3_ENDPOINT={endpoint}\nCOFFER_S3_ACCESS_KEY_ID=cli-test-access\n\
+             COFFER_S3_SECRET_ACCESS_KEY={SECRET}\n"
+        )
+        .as_bytes(),
+    );
+    s.key("k.key");
+    make_tree(&s.path("src"));
+    let env = [
+        ("COFFER_REPOSITORY", "s3://bucket/dedup"),
+        ("COFFER_KEY_FILE", "k.key"),
+        ("COFFER_S3_CONFIG", "s3.conf"),
+    ];
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str]| {
+        let r = s.run_env(args, &env).ok();
+        outputs.push(format!("{}{}", r.stdout_text(), r.stderr));
+        r
+    };
+    run(&["init"]);
+    // The summary is the last line (status lines come before it on a slow run).
+    let last = |r: support::Run| -> serde_json::Value {
+        let text = r.stdout_text();
+        serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap()
+    };
+    let first = last(run(&["backup", "src", "--json"]));
+    assert_eq!(first["files_new"], 5, "{first}");
+    std::fs::write(s.path("src/a/b/small.txt"), b"changed in the bucket\n").unwrap();
+    let second = last(run(&["backup", "src", "--json"]));
+    assert_eq!(second["files_changed"], 1, "{second}");
+    assert_eq!(second["files_unmodified"], 4, "{second}");
+    // The objects landed under the prefix, in the repository's layout.
+    for dir in ["config", "keys", "snapshots", "index", "data"] {
+        assert!(s.path("s3root/bucket/dedup").join(dir).exists(), "{dir}");
+    }
+    let list = run(&["snapshots", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    run(&["restore", "latest", "--target", "out", "--verify"]);
+    let src = s.path("src");
+    assert_eq!(
+        describe(&s.path("out").join(src.strip_prefix("/").unwrap())),
+        describe(&src)
+    );
+    run(&["forget", "--keep-last", "1", "--prune"]);
+    run(&["check", "--read-data"]);
+    for out in &outputs {
+        assert!(!out.contains(SECRET), "secret printed: {out}");
+    }
+}
