@@ -503,10 +503,24 @@ fn wrong_keys_missing_repositories_and_damaged_packs_fail_clearly() {
     let name = victim.file_name().unwrap().to_string_lossy().into_owned();
     let check = s.run(&repo(&["check"]));
     assert_eq!(check.code, 4, "{}", check.stderr);
+    let text = check.stdout_text();
+    assert!(text.contains(&name[..16]), "{text}");
+    // It names the files whose data was in that pack: the largest pack holds the large
+    // file's chunks, so the large file, or a folder above it whose listing was in the
+    // same pack (shown with a trailing `/`: everything in it).
+    let large = format!("{}/a/b/c/large.bin", abs(&s, "src"));
+    let suffix = format!(" (pack {name})");
+    let named: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("snapshot "))
+        .filter_map(|l| l.strip_suffix(suffix.as_str()))
+        .filter_map(|l| l.split_once(' ').map(|(_, path)| path))
+        .collect();
     assert!(
-        check.stdout_text().contains(&name[..16]),
-        "{}",
-        check.stdout_text()
+        named
+            .iter()
+            .any(|p| *p == large || (p.ends_with('/') && large.starts_with(p))),
+        "{text}"
     );
     s.run(&repo(&["restore", "latest", "--target", "broken"]))
         .fails(6, &format!("no object data/{}/{name}", &name[..2]));

@@ -57,7 +57,14 @@ pub struct CheckReport {
     pub unindexed_packs: Vec<PackId>,
     /// Problems, each naming the object.
     pub errors: Vec<String>,
+    /// Files whose content lies in a missing or damaged pack: the snapshot, the file's
+    /// path (a folder, ending in `/`, when its listing itself is lost: everything in
+    /// it), and the pack (at most [`MAX_AFFECTED`]).
+    pub affected: Vec<([u8; 16], String, PackId)>,
 }
+
+/// The most affected files a report lists.
+pub const MAX_AFFECTED: usize = 1000;
 
 impl CheckReport {
     /// Whether nothing is wrong.
@@ -77,6 +84,7 @@ pub fn check(repo: &Repository, read_data: ReadData) -> Result<CheckReport, Erro
     let stored = stored_packs(repo)?;
     let mut index = MemIndex::new();
     let mut records: BTreeMap<PackId, PackRecord> = BTreeMap::new();
+    let mut bad_packs: Vec<PackId> = Vec::new();
     let mut superseded = HashSet::new();
     let mut files = Vec::new();
     for (id, name) in repo.list_ids("index")? {
@@ -101,9 +109,12 @@ pub fn check(repo: &Repository, read_data: ReadData) -> Result<CheckReport, Erro
     report.packs = records.len() as u64;
     for (id, rec) in &records {
         match stored.get(id) {
-            None => report
-                .errors
-                .push(format!("{}: indexed but missing", names::pack(id))),
+            None => {
+                bad_packs.push(*id);
+                report
+                    .errors
+                    .push(format!("{}: indexed but missing", names::pack(id)));
+            }
             Some(len) if *len != rec.object_len => report.errors.push(format!(
                 "{}: {} bytes in storage, {} in the index",
                 names::pack(id),
@@ -180,10 +191,65 @@ pub fn check(repo: &Repository, read_data: ReadData) -> Result<CheckReport, Erro
         }
         report.packs_read += 1;
         if let Err(e) = read_pack(repo, id, Some(&rec.entries)) {
+            bad_packs.push(*id);
             report.errors.push(format!("{}: {e}", names::pack(id)));
         }
     }
+    if !bad_packs.is_empty() {
+        let bad: HashMap<[u8; 32], PackId> = bad_packs
+            .iter()
+            .filter_map(|p| records.get(p))
+            .flat_map(|r| r.entries.iter().map(move |e| (e.id, r.id)))
+            .collect();
+        report.affected = affected_files(repo, &index, &bad)?;
+    }
     Ok(report)
+}
+
+/// The files of every snapshot with content in `bad` (blob → pack), by path.
+fn affected_files(
+    repo: &Repository,
+    index: &MemIndex,
+    bad: &HashMap<[u8; 32], PackId>,
+) -> Result<Vec<([u8; 16], String, PackId)>, Error> {
+    let mut out = Vec::new();
+    let mut blobs = BlobReader::new(repo);
+    for (sid, _) in repo.list_ids("snapshots")? {
+        let Ok(snapshot) = repo.read_snapshot(&sid) else {
+            continue;
+        };
+        let mut stack = vec![(String::new(), snapshot.tree)];
+        while let Some((dir, tid)) = stack.pop() {
+            // A tree that cannot be read is an error reported above; if its pack is the
+            // bad one, everything in the folder is affected, shown as `folder/`.
+            let Ok(tree) = blobs.read(index, &tid).and_then(|b| decode_tree(&b)) else {
+                if let Some(pack) = bad.get(&tid) {
+                    out.push((sid, format!("{dir}/"), *pack));
+                }
+                continue;
+            };
+            for node in &tree.nodes {
+                let path = format!("{dir}/{}", String::from_utf8_lossy(&node.name));
+                match &node.kind {
+                    NodeKind::Dir { subtree } => stack.push((path, *subtree)),
+                    NodeKind::File { content } => {
+                        let hit = content.iter().find_map(|c| match c {
+                            ContentRef::Data { id, .. } => bad.get(id),
+                            ContentRef::Hole { .. } => None,
+                        });
+                        if let Some(pack) = hit {
+                            out.push((sid, path, *pack));
+                            if out.len() >= MAX_AFFECTED {
+                                return Ok(out);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Packs in storage with their lengths.

@@ -214,6 +214,16 @@ pub(crate) fn check(cmd: &CheckCmd, json: bool) -> Result<()> {
         for e in &r.errors {
             t.push_str(&format!("\nerror: {e}"));
         }
+        if !r.affected.is_empty() {
+            t.push_str("\nfiles whose data is lost or damaged:");
+            for (sid, path, pack) in &r.affected {
+                t.push_str(&format!(
+                    "\n  snapshot {} {path} (pack {})",
+                    short(sid),
+                    hex::encode(pack)
+                ));
+            }
+        }
         if r.ok() {
             t.push_str("\nno errors were found");
         }
@@ -230,6 +240,9 @@ pub(crate) fn check(cmd: &CheckCmd, json: bool) -> Result<()> {
             "packs_read": r.packs_read,
             "unindexed_packs": r.unindexed_packs.len(),
             "errors": r.errors,
+            "affected": r.affected.iter().map(|(sid, path, pack)| json!({
+                "snapshot_id": hex::encode(sid), "path": path, "pack": hex::encode(pack),
+            })).collect::<Vec<_>>(),
         }),
         &text,
     )?;
