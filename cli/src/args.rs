@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::exit;
 use crate::repository::args::{
     BackupCmd, CheckCmd, DiffCmd, DumpCmd, FindCmd, ForgetCmd, InitCmd, KeyAddCmd, KeyRemoveCmd,
-    LsCmd, RepoOnly, RestoreCmd, SnapshotsCmd,
+    LsCmd, MountCmd, RepoOnly, RestoreCmd, SnapshotsCmd,
 };
 
 /// Coffer: encrypted backups whose format anyone can check.
@@ -57,6 +57,8 @@ pub(crate) enum Command {
     Find(FindCmd),
     /// Show what changed between two snapshots.
     Diff(DiffCmd),
+    /// Browse snapshots as a read-only file system (FUSE) until unmounted or Ctrl-C.
+    Mount(MountCmd),
     /// Forget snapshots outside a retention policy (then `prune` frees their data).
     Forget(ForgetCmd),
     /// Delete data no snapshot uses any more; repack mostly unused packs.
@@ -65,6 +67,8 @@ pub(crate) enum Command {
     Check(CheckCmd),
     /// Remove stale locks (of processes that died); never a live one.
     Unlock(RepoOnly),
+    /// What the repository holds: snapshots, blobs, packs, stored bytes, index memory.
+    Stats(RepoOnly),
     /// Whole-copy archives of format v1 (catalogue-based): init, backup, restore,
     /// list, verify, prune.
     Archive {

@@ -27,7 +27,7 @@ use clap::Parser;
 
 use crate::args::{ArchiveCommand, Cli, Command, VectorsCommand};
 use crate::exit::Result;
-use crate::repository::{backup_cmd, browse, maintain, restore_cmd, snapshots_cmd};
+use crate::repository::{backup_cmd, browse, maintain, mount, restore_cmd, snapshots_cmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -64,10 +64,12 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Dump(cmd) => browse::dump(cmd),
         Command::Find(cmd) => browse::find(cmd, json),
         Command::Diff(cmd) => browse::diff(cmd, json),
+        Command::Mount(cmd) => mount::run(cmd),
         Command::Forget(cmd) => maintain::forget(cmd, json),
         Command::Prune(cmd) => maintain::prune(cmd, json),
         Command::Check(cmd) => maintain::check(cmd, json),
         Command::Unlock(cmd) => maintain::unlock(cmd, json),
+        Command::Stats(cmd) => maintain::stats(cmd, json),
         Command::Archive { command } => match command {
             ArchiveCommand::Init(args) => repo_cmd::init(args, json),
             ArchiveCommand::Backup(args) => backup::backup(args, json),

@@ -7,6 +7,7 @@ pub(crate) mod backup_cmd;
 pub(crate) mod browse;
 pub(crate) mod keys_cmd;
 pub(crate) mod maintain;
+pub(crate) mod mount;
 pub(crate) mod restore_cmd;
 pub(crate) mod snapshots_cmd;
 

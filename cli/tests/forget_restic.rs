@@ -20,7 +20,9 @@ fn dates() -> Vec<i64> {
     let mut x = 0x2545_f491u64;
     let mut out = Vec::new();
     for _ in 0..48 {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         // Steps from minutes to weeks, so hours, days, weeks and months hold one
         // snapshot, several, or none.
         let step = match (x >> 33) % 6 {
@@ -104,7 +106,8 @@ fn forget_keeps_what_restic_keeps_for_the_same_dates() {
     s.key("k.key");
     fs::create_dir(s.path("src")).unwrap();
     fs::write(s.path("src/file"), b"the same data every time").unwrap();
-    s.run(&["init", "--repo", "repo", "--key-file", "k.key"]).ok();
+    s.run(&["init", "--repo", "repo", "--key-file", "k.key"])
+        .ok();
     restic(&s, &["init"]);
     let dates = dates();
     for &t in &dates {
@@ -114,8 +117,16 @@ fn forget_keeps_what_restic_keeps_for_the_same_dates() {
             .to_string();
         s.run_env(
             &[
-                "backup", "src", "--host", "h", "--time", &when, "--repo", "repo",
-                "--key-file", "k.key",
+                "backup",
+                "src",
+                "--host",
+                "h",
+                "--time",
+                &when,
+                "--repo",
+                "repo",
+                "--key-file",
+                "k.key",
             ],
             &[("TZ", "UTC")],
         )
@@ -132,8 +143,24 @@ fn forget_keeps_what_restic_keeps_for_the_same_dates() {
         &["--keep-weekly", "5"],
         &["--keep-monthly", "8"],
         &["--keep-yearly", "3"],
-        &["--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12", "--keep-yearly", "2"],
-        &["--keep-last", "2", "--keep-hourly", "3", "--keep-monthly", "2"],
+        &[
+            "--keep-daily",
+            "7",
+            "--keep-weekly",
+            "4",
+            "--keep-monthly",
+            "12",
+            "--keep-yearly",
+            "2",
+        ],
+        &[
+            "--keep-last",
+            "2",
+            "--keep-hourly",
+            "3",
+            "--keep-monthly",
+            "2",
+        ],
         &["--keep-within", "45d"],
         &["--keep-within", "2m10d", "--keep-weekly", "2"],
     ];

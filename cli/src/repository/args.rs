@@ -284,6 +284,16 @@ pub(crate) struct KeyRemoveCmd {
     pub(crate) repo: RepoOpts,
 }
 
+/// `coffer mount`.
+#[derive(Debug, Args)]
+pub(crate) struct MountCmd {
+    /// The folder to mount the repository on (it must exist).
+    pub(crate) mountpoint: PathBuf,
+    /// The repository.
+    #[command(flatten)]
+    pub(crate) repo: RepoOpts,
+}
+
 /// A size with an optional K/M/G/T suffix (powers of 1024), as restic reads them.
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();

@@ -269,3 +269,31 @@ pub(crate) fn unlock(cmd: &RepoOnly, json: bool) -> Result<()> {
         ),
     )
 }
+
+/// `coffer stats`: what the repository holds and what its index costs in memory.
+pub(crate) fn stats(cmd: &RepoOnly, json: bool) -> Result<()> {
+    let repo = open(&cmd.repo)?;
+    let snapshots = repo.list_ids("snapshots")?.len();
+    let index = repo.load_index()?;
+    let stored: u64 = index.packs.iter().map(|(_, len)| len).sum();
+    let blobs = index.len();
+    let per_blob = index.heap_bytes() as f64 / blobs.max(1) as f64;
+    emit(
+        json,
+        json!({
+            "message_type": "stats",
+            "snapshots": snapshots,
+            "packs": index.packs.len(),
+            "blobs": blobs,
+            "stored_bytes": stored,
+            "index_memory_bytes": index.heap_bytes(),
+            "index_bytes_per_blob": per_blob,
+        }),
+        &format!(
+            "{snapshots} snapshots; {blobs} blobs in {} packs, {} stored; in-memory index {} ({per_blob:.1} bytes per blob)",
+            index.packs.len(),
+            size(stored),
+            size(index.heap_bytes() as u64)
+        ),
+    )
+}
