@@ -9,8 +9,8 @@ place inside large files, appends to logs, new files, deletions, a rename; seede
 every run changes the same bytes) and backs up again. After the last day each tool
 restores its latest snapshot. Reported per tool: repository growth per day, the first
 and the nightly backup's time and peak memory (GNU time), restore time, and for Coffer
-the in-memory index's bytes per blob. Coffer runs through the engine's driver
-(`cargo build --release -p coffer-adapters --example repo_tool`) until the CLI carries it.
+the in-memory index's bytes per blob (`coffer stats`). Coffer runs through its CLI
+(`cargo build --release -p coffer-cli`), as a user runs it.
 
 Figures are medians over the nightly days; the machine is what it is (2 cores, shared).
 """
@@ -27,7 +27,7 @@ import time
 
 MIB = 1 << 20
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOL = os.path.join(ROOT, "target", "release", "examples", "repo_tool")
+COFFER = os.path.join(ROOT, "target", "release", "coffer")
 WORDS = ("backup restore request completed failed retry upstream connection timeout user "
          "session cache miss hit write read flush commit rollback query index").split()
 
@@ -135,7 +135,7 @@ class Tool:
 
     def init(self):
         cmd = {
-            "coffer": [TOOL, "init", self.repo],
+            "coffer": [COFFER, "init", "--repo", self.repo],
             "restic": ["restic", "-q", "-r", self.repo, "init", "--repository-version", "2"],
             "borg": ["borg", "init", "--encryption", "repokey-blake2", self.repo],
         }[self.name]
@@ -143,7 +143,7 @@ class Tool:
 
     def backup(self, src, day):
         cmd = {
-            "coffer": [TOOL, "backup", self.repo, src],
+            "coffer": [COFFER, "backup", "--repo", self.repo, "--host", "bench", src],
             "restic": ["restic", "-q", "-r", self.repo, "backup", "--compression", "auto",
                        "--host", "bench", src],
             "borg": ["borg", "create", "--compression", "zstd,3", f"{self.repo}::day{day}", src],
@@ -153,7 +153,8 @@ class Tool:
     def restore(self, target, day):
         os.makedirs(target)
         if self.name == "coffer":
-            return timed([TOOL, "restore", self.repo, "latest", target], self.env)
+            return timed([COFFER, "restore", "latest", "--repo", self.repo, "--target", target],
+                         self.env)
         if self.name == "restic":
             return timed(["restic", "-q", "-r", self.repo, "restore", "latest",
                           "--target", target], self.env)
@@ -173,21 +174,20 @@ def main():
     for need in ("restic", "borg"):
         if not shutil.which(need):
             sys.exit(f"{need} is not installed (apt-get install restic borgbackup)")
-    subprocess.run(["cargo", "build", "--release", "-q", "--locked", "-p", "coffer-adapters",
-                    "--example", "repo_tool"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "--locked", "-p", "coffer-cli"],
+                   cwd=ROOT, check=True)
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     src = os.path.join(args.work, "tree")
     print(f"making a {args.size_mib} MiB tree in {src}", file=sys.stderr)
     make_tree(src, args.size_mib)
     env = dict(os.environ)
-    kek = os.path.join(args.work, "kek.hex")
-    with open(kek, "w") as f:
-        f.write(os.urandom(32).hex())
+    key = os.path.join(args.work, "coffer.key")
+    subprocess.run([COFFER, "key", "generate", key], check=True, stdout=subprocess.DEVNULL)
     pw = os.path.join(args.work, "password")
     with open(pw, "w") as f:
         f.write("bench password\n")
-    env.update(COFFER_KEK_FILE=kek, RESTIC_PASSWORD_FILE=pw, BORG_PASSPHRASE="bench password",
+    env.update(COFFER_KEY_FILE=key, RESTIC_PASSWORD_FILE=pw, BORG_PASSPHRASE="bench password",
                BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
                BORG_RELOCATED_REPO_ACCESS_IS_OK="yes")
     tools = [Tool(n, args.work, env) for n in ("coffer", "restic", "borg")]
@@ -205,8 +205,8 @@ def main():
                   f"{du(t.repo) / MIB:.1f} MiB", file=sys.stderr)
     for t in tools:
         res[t.name]["restore"] = t.restore(os.path.join(args.work, f"out-{t.name}"), args.days)
-    stats = subprocess.run([TOOL, "stats", tools[0].repo], env=env, capture_output=True,
-                           text=True, check=True).stdout.strip()
+    stats = subprocess.run([COFFER, "stats", "--repo", tools[0].repo], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
     report(args, res, stats)
 
 
