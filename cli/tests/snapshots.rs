@@ -208,8 +208,62 @@ fn a_changed_tree_is_backed_up_incrementally_and_browsed_diffed_and_restored() {
     assert!(part.join("a/b/c/large.bin").is_file());
     assert!(!part.join("a/script.sh").exists() && !part.join("new.txt").exists());
 
-    // An existing, non-empty target is never overwritten.
-    s.run(&repo(&["restore", "latest", "--target", "out"]))
+    // Into an existing target: by default nothing there is overwritten; if-changed
+    // replaces only files whose content differs; always replaces every file.
+    let restored_small = restored(&s, "out").join("a/b/small.txt");
+    let mine = restored(&s, "out").join("mine.txt");
+    fs::write(&restored_small, b"edited after the restore\n").unwrap();
+    fs::write(&mine, b"not in any snapshot").unwrap();
+    let never = s
+        .run(&repo(&["restore", "latest", "--target", "out", "--json"]))
+        .ok()
+        .json();
+    assert_eq!(never["files_restored"], 0, "{never}");
+    assert!(never["kept"].as_u64().unwrap() >= 6, "{never}");
+    assert_eq!(
+        fs::read(&restored_small).unwrap(),
+        b"edited after the restore\n"
+    );
+    let changed = s
+        .run(&repo(&[
+            "restore",
+            "latest",
+            "--target",
+            "out",
+            "--overwrite",
+            "if-changed",
+            "--json",
+        ]))
+        .ok()
+        .json();
+    assert_eq!(
+        changed["files_restored"], 1,
+        "only the edited file: {changed}"
+    );
+    assert_eq!(fs::read(&restored_small).unwrap(), b"hello again\n");
+    let always = s
+        .run(&repo(&[
+            "restore",
+            "latest",
+            "--target",
+            "out",
+            "--overwrite",
+            "always",
+            "--json",
+        ]))
+        .ok()
+        .json();
+    assert_eq!(always["files_restored"], 5, "{always}");
+    assert_eq!(
+        fs::read(&mine).unwrap(),
+        b"not in any snapshot",
+        "never deleted"
+    );
+    fs::remove_file(&mine).unwrap();
+    assert_eq!(describe(&restored(&s, "out")), describe(&s.path("src")));
+    // A file where the target folder should be is refused.
+    fs::write(s.path("a-file"), b"x").unwrap();
+    s.run(&repo(&["restore", "latest", "--target", "a-file"]))
         .fails(7, "already exists");
 
     // check, structure and data.

@@ -22,6 +22,21 @@ use super::trees::{decode_blob, decode_tree, BlobReader};
 use super::Repository;
 use crate::Error;
 
+/// What a restore does with an entry that already exists in the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Leave it as it is (reported in [`RestoreReport::kept`]); only missing entries
+    /// are created.
+    #[default]
+    Never,
+    /// Replace a file only if its content differs from the snapshot's (checked by
+    /// chunk IDs); leave other existing entries as they are.
+    IfChanged,
+    /// Replace every entry the snapshot has (an existing folder is merged into, never
+    /// removed).
+    Always,
+}
+
 /// How to restore.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -30,6 +45,8 @@ pub struct RestoreOptions {
     pub include: Vec<Vec<u8>>,
     /// Threads writing files (0: one per core).
     pub threads: usize,
+    /// What to do with entries that exist already.
+    pub overwrite: Overwrite,
 }
 
 /// What a restore did.
@@ -45,6 +62,8 @@ pub struct RestoreReport {
     pub bytes: u64,
     /// Entries not restored (device nodes without root, sockets), with why.
     pub skipped: Vec<(PathBuf, String)>,
+    /// Existing entries left as they were (the overwrite policy, or the same content).
+    pub kept: u64,
 }
 
 struct FileJob {
@@ -84,13 +103,37 @@ pub fn restore(
                 NodeKind::Dir { subtree } => {
                     fsmeta::check_relative(&rel)?;
                     let path = target.join(&rel);
-                    std::fs::create_dir(&path)
-                        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-                    set_private(&path);
-                    report.dirs += 1;
+                    match existing(&path) {
+                        // A folder there already: restore into it; its own metadata is
+                        // set only if the policy replaces what exists.
+                        Some(Existing::Dir) => {
+                            if options.overwrite == Overwrite::Always {
+                                dirs.push((rel.clone(), node.clone()));
+                            } else {
+                                report.kept += 1;
+                            }
+                        }
+                        Some(Existing::Other) if options.overwrite != Overwrite::Always => {
+                            report.kept += 1;
+                            report
+                                .skipped
+                                .push((rel, "something else exists there".into()));
+                            continue;
+                        }
+                        other => {
+                            if other.is_some() {
+                                remove(&path)?;
+                            }
+                            std::fs::create_dir(&path).map_err(|e| {
+                                Error::io(format!("creating {}", path.display()), e)
+                            })?;
+                            set_private(&path);
+                            report.dirs += 1;
+                            dirs.push((rel.clone(), node.clone()));
+                        }
+                    }
                     let sub = decode_tree(&blobs.read(&index, subtree)?)?;
-                    stack.push((rel.clone(), sub));
-                    dirs.push((rel, node));
+                    stack.push((rel, sub));
                 }
                 NodeKind::File { .. } => files.push(FileJob { rel, node }),
                 _ => specials.push((rel, node)),
@@ -115,20 +158,46 @@ pub fn restore(
         }
         writes.push(job);
     }
-    write_files(repo, &index, target, &writes, options.threads)?;
-    for job in &writes {
-        report.files += 1;
-        report.bytes += job.node.size;
+    let written = write_files(repo, &index, target, &writes, options)?;
+    for (job, w) in writes.iter().zip(&written) {
+        if *w {
+            report.files += 1;
+            report.bytes += job.node.size;
+        } else {
+            report.kept += 1;
+        }
     }
+    let writes: Vec<&FileJob> = writes
+        .iter()
+        .zip(&written)
+        .filter(|(_, w)| **w)
+        .map(|(j, _)| j)
+        .collect();
     for (rel, first) in &links {
         fsmeta::check_relative(rel)?;
-        std::fs::hard_link(target.join(first), target.join(rel))
-            .map_err(|e| Error::io(format!("linking {}", target.join(rel).display()), e))?;
+        let path = target.join(rel);
+        if existing(&path).is_some() {
+            if options.overwrite == Overwrite::Never {
+                report.kept += 1;
+                continue;
+            }
+            remove(&path)?;
+        }
+        std::fs::hard_link(target.join(first), &path)
+            .map_err(|e| Error::io(format!("linking {}", path.display()), e))?;
         report.files += 1;
     }
     let as_root = fsmeta::running_as_root();
     let mut owners = Owners::new();
     for (rel, node) in &specials {
+        fsmeta::check_relative(rel)?;
+        if existing(&target.join(rel)).is_some() {
+            if options.overwrite != Overwrite::Always {
+                report.kept += 1;
+                continue;
+            }
+            remove(&target.join(rel))?;
+        }
         match fsmeta::create_special(target, rel, node)? {
             Created::Created => {
                 report.others += 1;
@@ -150,19 +219,41 @@ pub fn restore(
 }
 
 fn prepare_target(target: &Path) -> Result<(), Error> {
-    match std::fs::read_dir(target) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(Error::DestinationExists {
-                    path: target.to_owned(),
-                });
-            }
-            Ok(())
-        }
+    match std::fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::DestinationExists {
+            path: target.to_owned(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(target)
             .map_err(|e| Error::io(format!("creating {}", target.display()), e)),
         Err(e) => Err(Error::io(format!("reading {}", target.display()), e)),
     }
+}
+
+/// What is at a path of the target already (never following a symbolic link).
+enum Existing {
+    Dir,
+    Other,
+}
+
+fn existing(path: &Path) -> Option<Existing> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some(if m.is_dir() {
+        Existing::Dir
+    } else {
+        Existing::Other
+    })
+}
+
+/// Removes an entry the snapshot replaces (a folder only if empty: a restore never
+/// deletes what the snapshot does not have).
+fn remove(path: &Path) -> Result<(), Error> {
+    let result = match existing(path) {
+        Some(Existing::Dir) => std::fs::remove_dir(path),
+        Some(Existing::Other) => std::fs::remove_file(path),
+        None => Ok(()),
+    };
+    result.map_err(|e| Error::io(format!("replacing {}", path.display()), e))
 }
 
 fn set_private(path: &Path) {
@@ -186,13 +277,20 @@ fn wanted(include: &[Vec<u8>], rel: &Path) -> bool {
 }
 
 /// Writes the files on `threads` threads, each taking the next file in turn.
+/// Writes the files on `options.threads` threads, each taking the next file in turn;
+/// returns, for each job, whether it was written (else kept as it was).
 fn write_files(
     repo: &Repository,
     index: &MemIndex,
     target: &Path,
     jobs: &[FileJob],
-    threads: usize,
-) -> Result<(), Error> {
+    options: &RestoreOptions,
+) -> Result<Vec<bool>, Error> {
+    let threads = options.threads;
+    let written: Vec<std::sync::atomic::AtomicBool> = jobs
+        .iter()
+        .map(|_| std::sync::atomic::AtomicBool::new(false))
+        .collect();
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -213,11 +311,14 @@ fn write_files(
                     let Some(job) = jobs.get(i) else {
                         return;
                     };
-                    if let Err(e) = write_file(repo, index, &mut blobs, target, job) {
-                        if let Ok(mut f) = failure.lock() {
-                            f.get_or_insert(e);
+                    match write_file(repo, index, &mut blobs, target, job, options.overwrite) {
+                        Ok(w) => written[i].store(w, Ordering::Relaxed),
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                            return;
                         }
-                        return;
                     }
                 }
             });
@@ -225,7 +326,7 @@ fn write_files(
     });
     match failure.into_inner() {
         Ok(Some(e)) => Err(e),
-        Ok(None) => Ok(()),
+        Ok(None) => Ok(written.iter().map(|w| w.load(Ordering::Relaxed)).collect()),
         Err(_) => Err(Error::io(
             "restoring files",
             std::io::Error::other("a restore thread panicked"),
@@ -233,15 +334,38 @@ fn write_files(
     }
 }
 
+/// Writes one file (under a temporary name until all of it verified); returns whether
+/// it was written, or an existing one kept as the policy says.
 fn write_file(
     repo: &Repository,
     index: &MemIndex,
     blobs: &mut BlobReader<'_>,
     target: &Path,
     job: &FileJob,
-) -> Result<(), Error> {
+    overwrite: Overwrite,
+) -> Result<bool, Error> {
     fsmeta::check_relative(&job.rel)?;
     let path = target.join(&job.rel);
+    let replace = match (existing(&path), overwrite) {
+        (None, _) => false,
+        (Some(_), Overwrite::Never) => return Ok(false),
+        (Some(Existing::Dir), _) => {
+            return Err(Error::io(
+                format!("restoring {}", path.display()),
+                std::io::Error::other("a folder is in the way of this file"),
+            ))
+        }
+        (Some(Existing::Other), Overwrite::IfChanged) => {
+            let NodeKind::File { content } = &job.node.kind else {
+                return Ok(false);
+            };
+            if same_content(repo, &path, content).unwrap_or(false) {
+                return Ok(false);
+            }
+            true
+        }
+        (Some(Existing::Other), Overwrite::Always) => true,
+    };
     let dir = path.parent().unwrap_or(target);
     let at = |e: std::io::Error| Error::io(format!("writing {}", path.display()), e);
     let tmp = tempfile::Builder::new()
@@ -249,7 +373,7 @@ fn write_file(
         .tempfile_in(dir)
         .map_err(at)?;
     let NodeKind::File { content } = &job.node.kind else {
-        return Ok(());
+        return Ok(false);
     };
     let mut writer = SparseWriter::new(tmp.reopen().map_err(at)?, job.node.size)?;
     for piece in content {
@@ -269,8 +393,65 @@ fn write_file(
     let file = writer.finish()?;
     file.sync_data().map_err(at)?;
     drop(file);
-    tmp.persist_noclobber(&path).map_err(|e| at(e.error))?;
-    Ok(())
+    if replace {
+        // An atomic rename over the old file: it is whole before and after.
+        tmp.persist(&path).map_err(|e| at(e.error))?;
+    } else {
+        tmp.persist_noclobber(&path).map_err(|e| at(e.error))?;
+    }
+    Ok(true)
+}
+
+/// Whether the file at `path` holds exactly `content`; `Err` if it cannot be read.
+fn same_content(repo: &Repository, path: &Path, content: &[ContentRef]) -> std::io::Result<bool> {
+    Ok(compare(&chunk_id_key(repo), path, content)?.is_none())
+}
+
+fn chunk_id_key(repo: &Repository) -> coffer_core::chunker::ChunkIdKey {
+    coffer_core::chunker::ChunkIdKey::from_bytes(*repo.keys().chunk_id_key().expose_secret())
+}
+
+/// How the file at `path` differs from `content` (chunk IDs recomputed from its bytes,
+/// holes zeros, nothing after the end), or `None` if it does not.
+fn compare(
+    key: &coffer_core::chunker::ChunkIdKey,
+    path: &Path,
+    content: &[ContentRef],
+) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    for (n, piece) in content.iter().enumerate() {
+        let (mut left, id) = match piece {
+            ContentRef::Data { id, len } => (u64::from(*len), Some(id)),
+            ContentRef::Hole { len } => (*len, None),
+        };
+        let mut hasher = coffer_core::chunker::ChunkIdHasher::new(key);
+        while left > 0 {
+            let take = left.min(buf.len() as u64) as usize;
+            match file.read_exact(&mut buf[..take]) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Ok(Some("shorter than in the snapshot".to_owned()));
+                }
+                other => other?,
+            }
+            match id {
+                Some(_) => hasher.update(&buf[..take]),
+                None if buf[..take].iter().any(|&b| b != 0) => {
+                    return Ok(Some(format!("piece {n}: a hole holds data")));
+                }
+                None => {}
+            }
+            left -= take as u64;
+        }
+        if id.is_some_and(|id| hasher.finalize() != *id) {
+            return Ok(Some(format!("chunk {n} differs from the snapshot")));
+        }
+    }
+    if file.read(&mut [0u8; 1])? != 0 {
+        return Ok(Some("longer than in the snapshot".to_owned()));
+    }
+    Ok(None)
 }
 
 /// Writes `data`, skipping whole 4 KiB blocks of zeros as holes: a chunk can hold both
@@ -322,7 +503,6 @@ pub fn verify(
     target: &Path,
     options: &RestoreOptions,
 ) -> Result<VerifyReport, Error> {
-    use std::io::Read;
     let key =
         coffer_core::chunker::ChunkIdKey::from_bytes(*repo.keys().chunk_id_key().expose_secret());
     let snapshot = repo.read_snapshot(id)?;
@@ -333,7 +513,6 @@ pub fn verify(
         PathBuf::new(),
         decode_tree(&blobs.read(&index, &snapshot.tree)?)?,
     )];
-    let mut buf = Vec::new();
     while let Some((rel_dir, tree)) = stack.pop() {
         for node in tree.nodes {
             let rel = rel_dir.join(std::ffi::OsStr::from_bytes(&node.name));
@@ -350,39 +529,7 @@ pub fn verify(
             };
             fsmeta::check_relative(&rel)?;
             let path = target.join(&rel);
-            let mismatch = (|| -> Result<Option<String>, std::io::Error> {
-                let mut file = std::fs::File::open(&path)?;
-                for (n, piece) in content.iter().enumerate() {
-                    let len = match piece {
-                        ContentRef::Data { len, .. } => *len as usize,
-                        ContentRef::Hole { len } => usize::try_from(*len).unwrap_or(usize::MAX),
-                    };
-                    buf.resize(len.min(1 << 26), 0);
-                    let mut left = len;
-                    let mut hasher = coffer_core::chunker::ChunkIdHasher::new(&key);
-                    while left > 0 {
-                        let take = left.min(buf.len());
-                        file.read_exact(&mut buf[..take])?;
-                        match piece {
-                            ContentRef::Data { .. } => hasher.update(&buf[..take]),
-                            ContentRef::Hole { .. } if buf[..take].iter().any(|&b| b != 0) => {
-                                return Ok(Some(format!("piece {n}: a hole holds data")));
-                            }
-                            ContentRef::Hole { .. } => {}
-                        }
-                        left -= take;
-                    }
-                    if let ContentRef::Data { id, .. } = piece {
-                        if hasher.finalize() != *id {
-                            return Ok(Some(format!("chunk {n} differs from the snapshot")));
-                        }
-                    }
-                }
-                if file.read(&mut [0u8; 1])? != 0 {
-                    return Ok(Some("longer than in the snapshot".to_owned()));
-                }
-                Ok(None)
-            })();
+            let mismatch = compare(&key, &path, content);
             report.files += 1;
             report.bytes += node.size;
             match mismatch {

@@ -120,9 +120,24 @@ pub(crate) struct RestoreCmd {
     /// Read back every file written and compare it with the snapshot.
     #[arg(long)]
     pub(crate) verify: bool,
+    /// What to do with files that exist in the target: never replace them, replace
+    /// them if their content differs from the snapshot's, or always.
+    #[arg(long, value_enum, default_value_t = OverwriteArg::Never)]
+    pub(crate) overwrite: OverwriteArg,
     /// The repository.
     #[command(flatten)]
     pub(crate) repo: RepoOpts,
+}
+
+/// `restore --overwrite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OverwriteArg {
+    /// Keep every existing entry as it is.
+    Never,
+    /// Replace a file whose content differs from the snapshot's.
+    IfChanged,
+    /// Replace every entry the snapshot has.
+    Always,
 }
 
 /// `coffer snapshots`.

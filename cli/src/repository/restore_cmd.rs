@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use coffer_adapters::repo::restore::{self, RestoreOptions};
+use coffer_adapters::repo::restore::{self, Overwrite, RestoreOptions};
 use serde_json::json;
 
-use super::args::RestoreCmd;
+use super::args::{OverwriteArg, RestoreCmd};
 use super::browse::{find_node, write_content};
 use super::{open, select, short, size};
 use crate::exit::{CliError, Result};
@@ -26,6 +26,11 @@ pub(crate) fn run(cmd: &RestoreCmd, json: bool) -> Result<()> {
     let options = RestoreOptions {
         include: cmd.includes.iter().map(|p| p.as_bytes().to_vec()).collect(),
         threads: 0,
+        overwrite: match cmd.overwrite {
+            OverwriteArg::Never => Overwrite::Never,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::Always => Overwrite::Always,
+        },
     };
     let report = restore::restore(&repo, &id, target, &options)?;
     for (path, why) in &report.skipped {
@@ -39,6 +44,7 @@ pub(crate) fn run(cmd: &RestoreCmd, json: bool) -> Result<()> {
         "others": report.others,
         "bytes_restored": report.bytes,
         "skipped": report.skipped.len(),
+        "kept": report.kept,
     });
     let mut text = format!(
         "restored snapshot {} to {}: {} files, {} folders, {} others, {}",
@@ -49,6 +55,17 @@ pub(crate) fn run(cmd: &RestoreCmd, json: bool) -> Result<()> {
         report.others,
         size(report.bytes)
     );
+    if report.kept > 0 {
+        text.push_str(&format!(
+            "; {} existing entries kept (--overwrite {})",
+            report.kept,
+            match cmd.overwrite {
+                OverwriteArg::Never => "never",
+                OverwriteArg::IfChanged => "if-changed",
+                OverwriteArg::Always => "always",
+            }
+        ));
+    }
     if cmd.verify {
         let checked = restore::verify(&repo, &id, target, &options)?;
         value["files_verified"] = checked.files.into();
