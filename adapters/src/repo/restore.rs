@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::fsmeta::{self, Created, Owners, SparseWriter};
 use super::index::MemIndex;
@@ -47,6 +47,31 @@ pub struct RestoreOptions {
     pub threads: usize,
     /// What to do with entries that exist already.
     pub overwrite: Overwrite,
+    /// Told after each file, from the writing threads.
+    pub progress: Option<RestoreProgressFn>,
+}
+
+/// Where a running restore stands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreProgress {
+    /// Files done (written or kept).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files to do in all.
+    pub total_files: u64,
+    /// Their bytes.
+    pub total_bytes: u64,
+}
+
+/// A restore progress callback; called from several threads, so it should be quick.
+#[derive(Clone)]
+pub struct RestoreProgressFn(pub Arc<dyn Fn(&RestoreProgress) + Send + Sync>);
+
+impl std::fmt::Debug for RestoreProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RestoreProgressFn")
+    }
 }
 
 /// What a restore did.
@@ -287,10 +312,21 @@ fn write_files(
     options: &RestoreOptions,
 ) -> Result<Vec<bool>, Error> {
     let threads = options.threads;
-    let written: Vec<std::sync::atomic::AtomicBool> = jobs
-        .iter()
-        .map(|_| std::sync::atomic::AtomicBool::new(false))
-        .collect();
+    let written: Vec<AtomicBool> = jobs.iter().map(|_| AtomicBool::new(false)).collect();
+    let (done_files, done_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+    let total_bytes = jobs.iter().map(|j| j.node.size).sum();
+    let tell = |job: &FileJob| {
+        let files = done_files.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes = done_bytes.fetch_add(job.node.size, Ordering::Relaxed) + job.node.size;
+        if let Some(RestoreProgressFn(f)) = &options.progress {
+            f(&RestoreProgress {
+                files,
+                bytes,
+                total_files: jobs.len() as u64,
+                total_bytes,
+            });
+        }
+    };
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -312,7 +348,10 @@ fn write_files(
                         return;
                     };
                     match write_file(repo, index, &mut blobs, target, job, options.overwrite) {
-                        Ok(w) => written[i].store(w, Ordering::Relaxed),
+                        Ok(w) => {
+                            written[i].store(w, Ordering::Relaxed);
+                            tell(job);
+                        }
                         Err(e) => {
                             if let Ok(mut f) = failure.lock() {
                                 f.get_or_insert(e);

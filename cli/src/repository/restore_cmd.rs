@@ -4,7 +4,13 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use coffer_adapters::repo::restore::{self, Overwrite, RestoreOptions};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use coffer_adapters::repo::restore::{
+    self, Overwrite, RestoreOptions, RestoreProgress, RestoreProgressFn,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::args::{OverwriteArg, RestoreCmd};
@@ -31,8 +37,33 @@ pub(crate) fn run(cmd: &RestoreCmd, json: bool) -> Result<()> {
             OverwriteArg::IfChanged => Overwrite::IfChanged,
             OverwriteArg::Always => Overwrite::Always,
         },
+        progress: None,
     };
-    let report = restore::restore(&repo, &id, target, &options)?;
+    // A bar with bytes, rate and ETA on a terminal; nothing when piped or with --json.
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template(
+                "[{elapsed}] {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        )
+    });
+    let options = RestoreOptions {
+        progress: bar.clone().map(|bar| {
+            RestoreProgressFn(Arc::new(move |p: &RestoreProgress| {
+                bar.set_length(p.total_bytes);
+                bar.set_position(p.bytes);
+                bar.set_message(format!("{}/{} files", p.files, p.total_files));
+            }))
+        }),
+        ..options
+    };
+    let report = restore::restore(&repo, &id, target, &options);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     for (path, why) in &report.skipped {
         eprintln!("warning: {} not restored: {why}", path.display());
     }
