@@ -167,6 +167,8 @@ def main():
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--size-mib", type=int, default=600)
     ap.add_argument("--out", default=None, help="write the report (markdown) here too")
+    ap.add_argument("--benchmarks", default=None,
+                    help="replace the week-of-changes section of this BENCHMARKS.md")
     ap.add_argument("--smoke", action="store_true", help="20 MiB, 2 days: proves it runs")
     args = ap.parse_args()
     if args.smoke:
@@ -213,7 +215,7 @@ def main():
 def report(args, res, stats):
     lines = []
     w = lines.append
-    w(f"### Deduplicated repositories: a week of daily backups ({args.size_mib} MiB tree, "
+    w(f"#### Deduplicated repositories: a week of daily backups ({args.size_mib} MiB tree, "
       f"{args.days} days, ~1% changed a day)")
     w("")
     w(f"`python3 bench/dedup.py` on {time.strftime('%Y-%m-%d')}; medians over the nightly "
@@ -261,6 +263,26 @@ def report(args, res, stats):
     if args.out:
         with open(args.out, "w") as f:
             f.write(out)
+    if args.benchmarks:
+        replace_section(args.benchmarks, out)
+
+
+def replace_section(path, section):
+    """Puts `section` in place of the week-of-changes section of `path` (from its
+    heading to the next heading of its level or above), or at the end if it has none."""
+    with open(path) as f:
+        lines = f.read().split("\n")
+    head = "#### Deduplicated repositories: a week"
+    start = next((i for i, l in enumerate(lines) if l.startswith(head)), None)
+    new = section.rstrip("\n").split("\n") + [""]
+    if start is None:
+        lines = lines + [""] + new
+    else:
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i].startswith("#### ") or lines[i].startswith("## ")), len(lines))
+        lines = lines[:start] + new + lines[end:]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
 
 
 if __name__ == "__main__":

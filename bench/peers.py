@@ -576,8 +576,17 @@ def main():
         print(f"bench: {e}", file=sys.stderr)
         return 1
     text = report(args, res, raw, mixed_bytes, sizes, started, time.monotonic() - t0)
+    # The sections from "## Deduplicated repositories" on are bench/dedup.py's and the
+    # chunker's (peers.sh runs dedup.py next): keep them.
+    kept = ""
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            old = f.read()
+        at = old.find("\n## Deduplicated repositories")
+        if at >= 0:
+            kept = old[at:]
     with open(args.out, "w") as f:
-        f.write(text)
+        f.write(text.rstrip("\n") + "\n" + kept)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({t: {" / ".join(k): v for k, v in rows.items()}

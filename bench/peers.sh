@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Coffer against age, rage, restic and borg, and the raw AEADs, in one run; writes
-# BENCHMARKS.md. Installs what it compares against (Debian packages; rage with cargo).
+# Coffer against age, rage, restic and borg, and the raw AEADs, in one run, then a week
+# of daily backups on deduplicated repositories (bench/dedup.py, through the CLI);
+# writes BENCHMARKS.md. Installs what it compares against (Debian packages; rage with
+# cargo).
 #
 #   bash bench/peers.sh [--work DIR] [--reps N] [--out FILE]   (see bench/peers.py)
 #
@@ -27,4 +29,7 @@ if ! command -v rage >/dev/null; then
 fi
 echo "==> building coffer (release)" >&2
 cargo build --release --locked -q -p coffer-cli
-exec python3 bench/peers.py "$@"
+python3 bench/peers.py "$@"
+# The week of daily backups on deduplicated repositories (issue 15's targets), Coffer
+# through its CLI against restic and borg: replaces its section of BENCHMARKS.md.
+python3 bench/dedup.py --benchmarks BENCHMARKS.md
