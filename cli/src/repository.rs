@@ -85,12 +85,17 @@ pub(crate) fn unlock_from(
     )))
 }
 
-/// Opens the repository with its key (full or write-only).
+/// Opens the repository with its key (full or write-only), with the local object cache
+/// at [`cache_dir`] unless `--no-cache` is given.
 pub(crate) fn open(opts: &RepoOpts) -> Result<Repository> {
     let (store, prefix) = storage(opts, false)?;
     let unlock = unlock(opts, false)?;
-    Repository::open(store, &prefix, &unlock)
-        .map_err(|e| CliError::from(e).context(format!("opening the repository {}", opts.repo)))
+    let repo = Repository::open(store, &prefix, &unlock)
+        .map_err(|e| CliError::from(e).context(format!("opening the repository {}", opts.repo)))?;
+    Ok(match cache_dir() {
+        Some(dir) if !opts.no_cache => repo.with_cache(dir),
+        _ => repo,
+    })
 }
 
 /// Creates a repository; its first key comes from `opts`.

@@ -244,22 +244,87 @@ pub fn read_range(
     offset: u64,
     len: u64,
 ) -> Result<Vec<u8>, Error> {
+    let range = StreamRange {
+        object_len,
+        stream_start,
+        offset,
+        len,
+    };
     if len == 0 {
         return Ok(Vec::new());
     }
-    let chunk = coffer_core::chunked::CHUNK_LEN as u64;
-    let sealed = ENCRYPTED_CHUNK_LEN as u64;
-    let chunks_at = stream_start + STREAM_PREFIX_LEN as u64;
-    let first = offset / chunk;
-    let last = (offset + len - 1) / chunk;
-    let body_start = chunks_at + first * sealed;
-    let body_end = (chunks_at + (last + 1) * sealed).min(object_len);
-    if body_start >= body_end {
-        return Err(Error::RepoFormat {
-            object: object.to_string(),
-            reason: format!("range {offset}+{len} lies past the object's end"),
-        });
+    let sealed = fetch_range(store, object, &range)?;
+    open_range(key, context, &range, &sealed.prefix, &sealed.body)
+}
+
+/// Plaintext bytes `offset .. offset + len` of the stream that starts at `stream_start`
+/// in an object of `object_len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamRange {
+    /// The object's length.
+    pub object_len: u64,
+    /// Where the stream starts in it.
+    pub stream_start: u64,
+    /// The first plaintext byte wanted.
+    pub offset: u64,
+    /// How many.
+    pub len: u64,
+}
+
+/// The stored (sealed) bytes a [`StreamRange`] is read from: the stream's prefix and the
+/// run of sealed chunks that cover the range, exactly as storage holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRange {
+    /// The stream prefix.
+    pub prefix: Vec<u8>,
+    /// The sealed chunks.
+    pub body: Vec<u8>,
+}
+
+impl StreamRange {
+    /// Where the prefix and the chunks lie in the object (start, length), or `None`
+    /// for an empty range or one past the object's end.
+    pub fn pieces(&self) -> Option<((u64, u64), (u64, u64))> {
+        if self.len == 0 {
+            return None;
+        }
+        let chunk = coffer_core::chunked::CHUNK_LEN as u64;
+        let sealed = ENCRYPTED_CHUNK_LEN as u64;
+        let chunks_at = self.stream_start.checked_add(STREAM_PREFIX_LEN as u64)?;
+        let first = self.offset / chunk;
+        let last = self.offset.checked_add(self.len - 1)? / chunk;
+        let body_start = chunks_at.checked_add(first.checked_mul(sealed)?)?;
+        let body_end = chunks_at
+            .checked_add((last.checked_add(1)?).checked_mul(sealed)?)?
+            .min(self.object_len);
+        if body_start >= body_end {
+            return None;
+        }
+        Some((
+            (self.stream_start, STREAM_PREFIX_LEN as u64),
+            (body_start, body_end - body_start),
+        ))
     }
+}
+
+/// Fetches the stored bytes of `range` (two ranged reads), unverified: [`open_range`]
+/// verifies them.
+///
+/// # Errors
+/// Storage errors; [`Error::RepoFormat`] for a range past the object's end.
+pub fn fetch_range(
+    store: &dyn Storage,
+    object: &ObjectKey,
+    range: &StreamRange,
+) -> Result<SealedRange, Error> {
+    let ((prefix_at, prefix_len), (body_at, body_len)) =
+        range.pieces().ok_or_else(|| Error::RepoFormat {
+            object: object.to_string(),
+            reason: format!(
+                "range {}+{} lies past the object's end",
+                range.offset, range.len
+            ),
+        })?;
     let fetch = |start: u64, n: u64| -> Result<Vec<u8>, Error> {
         let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
         store
@@ -268,11 +333,37 @@ pub fn read_range(
             .map_err(|e| Error::io(format!("reading {object}"), e))?;
         Ok(out)
     };
-    let prefix = fetch(stream_start, STREAM_PREFIX_LEN as u64)?;
-    let body = fetch(body_start, body_end - body_start)?;
+    Ok(SealedRange {
+        prefix: fetch(prefix_at, prefix_len)?,
+        body: fetch(body_at, body_len)?,
+    })
+}
+
+/// Opens the stored bytes of `range` (its stream prefix and sealed chunks, as
+/// [`fetch_range`] fetched them or a local cache kept them) under the stream's key and
+/// context: each chunk is verified before any of its bytes is returned.
+///
+/// # Errors
+/// [`Error::Core`] for a chunk that does not verify or pieces of the wrong length.
+pub fn open_range(
+    key: &SecretKey,
+    context: &[u8],
+    range: &StreamRange,
+    prefix: &[u8],
+    body: &[u8],
+) -> Result<Vec<u8>, Error> {
+    if range.len == 0 {
+        return Ok(Vec::new());
+    }
+    let Some(((prefix_at, prefix_len), (body_at, body_len))) = range.pieces() else {
+        return Err(Error::Core(coffer_core::Error::Truncated));
+    };
+    if prefix.len() as u64 != prefix_len || body.len() as u64 != body_len {
+        return Err(Error::Core(coffer_core::Error::Truncated));
+    }
     let sparse = Sparse {
-        pieces: [(stream_start, prefix), (body_start, body)],
-        len: object_len,
+        pieces: [(prefix_at, prefix), (body_at, body)],
+        len: range.object_len,
         pos: 0,
     };
     let (_, mut opener) = stream::open_random_access(
@@ -280,13 +371,13 @@ pub fn read_range(
         key,
         context,
         embedded_io_adapters::std::FromStd::new(sparse),
-        stream_start,
+        range.stream_start,
         vec![0u8; OPEN_BUFFER_LEN],
     )?;
-    let mut out = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    let mut out = vec![0u8; usize::try_from(range.len).unwrap_or(0)];
     let mut done = 0usize;
     while done < out.len() {
-        let n = opener.read_at(offset + done as u64, &mut out[done..])?;
+        let n = opener.read_at(range.offset + done as u64, &mut out[done..])?;
         if n == 0 {
             return Err(Error::Core(coffer_core::Error::Truncated));
         }
@@ -297,13 +388,13 @@ pub fn read_range(
 
 /// An object of `len` bytes of which only some pieces were fetched; reading anywhere
 /// else is an error (it never happens when the range arithmetic is right).
-struct Sparse {
-    pieces: [(u64, Vec<u8>); 2],
+struct Sparse<'a> {
+    pieces: [(u64, &'a [u8]); 2],
     len: u64,
     pos: u64,
 }
 
-impl Read for Sparse {
+impl Read for Sparse<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
@@ -322,7 +413,7 @@ impl Read for Sparse {
     }
 }
 
-impl Seek for Sparse {
+impl Seek for Sparse<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let target = match to {
             SeekFrom::Start(n) => Some(n),

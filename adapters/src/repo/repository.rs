@@ -1,7 +1,11 @@
 //! An opened repository: its storage and prefix, configuration, keys and (loaded on
-//! demand) index; creating one, its key files, listing and loading its objects.
+//! demand) index; creating one, its key files, listing and loading its objects; and,
+//! when asked for, its local object cache ([`Repository::with_cache`]).
+
+pub(crate) mod local_cache;
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use coffer_core::chunker::ChunkerParams;
@@ -13,10 +17,12 @@ use super::index::{IndexFile, MemIndex};
 use super::keyfile::{self, Unlock};
 use super::keys::{derive, Access, RepoKeys};
 use super::object::{self, PlainKind, RepoId, SealedKind};
+use super::pack::BlobKind;
 use super::random::{Reproducible, Source};
 use super::snapshot::Snapshot;
 use crate::storage::{ObjectKey, PutMode, Storage};
 use crate::Error;
+use local_cache::{LocalCache, TreeKey, OBJECT_DIRS};
 
 /// The largest index object a reader loads.
 pub const MAX_INDEX_OBJECT: u64 = 256 << 20;
@@ -31,6 +37,7 @@ pub struct Repository {
     keys: RepoKeys,
     key_file: [u8; 16],
     random: Source,
+    cache: Option<LocalCache>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -39,6 +46,7 @@ impl std::fmt::Debug for Repository {
             .field("prefix", &self.prefix)
             .field("id", &hex::encode(self.config.id))
             .field("keys", &self.keys)
+            .field("cache", &self.cache.as_ref().map(LocalCache::root))
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +141,7 @@ impl Repository {
             keys,
             key_file,
             random,
+            cache: None,
         };
         // The key file first: a configuration without a way in would be useless.
         repo.put(&names::key(&key_file), &file)?;
@@ -183,6 +192,7 @@ impl Repository {
                         keys,
                         key_file: key_id,
                         random: Source::default(),
+                        cache: None,
                     });
                 }
                 Ok(None) => {}
@@ -210,7 +220,30 @@ impl Repository {
             keys,
             key_file: [0; 16],
             random: Source::default(),
+            cache: None,
         }
+    }
+
+    /// This repository with a local object cache under `dir` (FORMAT.md §22.1), in
+    /// `dir/<repository ID hex>/`: index objects and snapshots are kept whole, tree
+    /// blobs as the sealed bytes their reads fetched, so a command over a mostly
+    /// unchanged repository reads them from storage once.
+    ///
+    /// The cache is never trusted: an entry is opened and authenticated like storage's
+    /// copy, and deleted (the object read from storage again) if it does not open; it is
+    /// used only for an object the latest listing names (trees: the latest
+    /// [`Repository::load_index`]), and the entries of objects no longer listed are
+    /// deleted at that listing. Nothing about the cache is ever an error: a cache that
+    /// cannot be written or read only costs storage reads.
+    #[must_use]
+    pub fn with_cache(mut self, dir: PathBuf) -> Self {
+        self.cache = Some(LocalCache::new(&dir, &self.config.id));
+        self
+    }
+
+    /// The local object cache, if [`Repository::with_cache`] set one.
+    pub(crate) fn local_cache(&self) -> Option<&LocalCache> {
+        self.cache.as_ref()
     }
 
     /// The configuration.
@@ -309,6 +342,11 @@ impl Repository {
             })
             .collect();
         out.sort();
+        if let (Some(cache), Some(dir)) =
+            (&self.cache, OBJECT_DIRS.iter().copied().find(|d| *d == dir))
+        {
+            cache.listed(dir, out.iter().map(|(id, _)| *id).collect());
+        }
         Ok(out)
     }
 
@@ -453,12 +491,24 @@ impl Repository {
             .flat_map(|(_, f)| f.supersedes.iter().copied())
             .collect();
         let mut index = MemIndex::new();
+        let mut trees = Vec::new();
         for (id, file) in &files {
             if !superseded.contains(id) {
                 index.add_file(file);
+                if self.cache.is_some() {
+                    trees.extend(file.packs.iter().flat_map(|p| {
+                        p.entries
+                            .iter()
+                            .filter(|e| e.kind == BlobKind::Tree)
+                            .map(|e| TreeKey::new(p.id, e.offset, e.stored_len))
+                    }));
+                }
             }
         }
         index.merge_pending();
+        if let Some(cache) = &self.cache {
+            cache.set_trees(trees);
+        }
         Ok(index)
     }
 
@@ -467,10 +517,11 @@ impl Repository {
     /// # Errors
     /// As [`Repository::load_index`].
     pub fn read_index(&self, name: &str) -> Result<IndexFile, Error> {
-        let sealed = self.get(name, MAX_INDEX_OBJECT)?;
         let context = object::plain_context(PlainKind::Index, &self.config.id, name);
-        let plain = object::open_bytes(self.keys.index_key(), &context, &sealed)?;
-        IndexFile::decode(name, &plain)
+        self.get_opened(name, MAX_INDEX_OBJECT, |sealed| {
+            let plain = object::open_bytes(self.keys.index_key(), &context, sealed)?;
+            IndexFile::decode(name, &plain)
+        })
     }
 
     /// Writes an index object; returns its ID.
@@ -488,6 +539,9 @@ impl Repository {
             &file.encode(),
         )?;
         self.put(&name, &sealed)?;
+        if let Some(cache) = &self.cache {
+            cache.added("index", &id, &sealed);
+        }
         Ok(id)
     }
 
@@ -507,6 +561,9 @@ impl Repository {
             &snapshot.encode()?,
         )?;
         self.put(&name, &sealed)?;
+        if let Some(cache) = &self.cache {
+            cache.added("snapshots", &id, &sealed);
+        }
         Ok(id)
     }
 
@@ -517,15 +574,11 @@ impl Repository {
     pub fn read_snapshot(&self, id: &[u8; 16]) -> Result<Snapshot, Error> {
         let secret = self.keys.recipient()?;
         let name = names::snapshot(id);
-        let sealed = self.get(&name, MAX_SMALL_OBJECT)?;
-        let plain = object::open_from(
-            secret,
-            SealedKind::Snapshot,
-            &self.config.id,
-            &name,
-            &sealed,
-        )?;
-        Snapshot::decode(&name, &plain)
+        self.get_opened(&name, MAX_SMALL_OBJECT, |sealed| {
+            let plain =
+                object::open_from(secret, SealedKind::Snapshot, &self.config.id, &name, sealed)?;
+            Snapshot::decode(&name, &plain)
+        })
     }
 
     /// Every snapshot, oldest first (full keys only).
@@ -569,5 +622,49 @@ impl Repository {
                 reason: format!("{prefix} names {} snapshots: give more digits", found.len()),
             }),
         }
+    }
+}
+
+impl Repository {
+    /// Object `name` read whole (at most `limit` bytes) and opened by `open`: from the
+    /// local cache when it has an entry that opens (one that does not is deleted), else
+    /// from storage (and then kept in the cache).
+    fn get_opened<T>(
+        &self,
+        name: &str,
+        limit: u64,
+        open: impl Fn(&[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let slot = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache_slot(name).map(|(dir, id)| (cache, dir, id)));
+        if let Some((cache, dir, id)) = slot {
+            if let Some(sealed) = cache.object(dir, &id, limit) {
+                match open(&sealed) {
+                    Ok(value) => return Ok(value),
+                    Err(_) => cache.drop_object(dir, &id),
+                }
+            }
+        }
+        let sealed = self.get(name, limit)?;
+        let value = open(&sealed)?;
+        if let Some((cache, dir, id)) = slot {
+            cache.store_object(dir, &id, &sealed);
+        }
+        Ok(value)
+    }
+}
+
+/// The cache folder and ID of an object the cache keeps whole (an index object or a
+/// snapshot, by its canonical name).
+fn cache_slot(name: &str) -> Option<(&'static str, [u8; 16])> {
+    let id = names::id_of(name)?;
+    if name == names::index(&id) {
+        Some(("index", id))
+    } else if name == names::snapshot(&id) {
+        Some(("snapshots", id))
+    } else {
+        None
     }
 }

@@ -2,6 +2,11 @@
 //! fetch only the sealed chunks that cover the blob, decompress it, and check that its
 //! MAC is its ID before anyone sees it. Trees are read through [`TreeReader`], which a
 //! write-only writer feeds from its local cache instead (it cannot open packs).
+//!
+//! With a local object cache ([`Repository::with_cache`]), the stored sealed bytes of
+//! every tree blob read (the pack's header, its stream prefix and the chunks that cover
+//! the blob) are kept, and read back from there next time, opened and verified exactly as
+//! storage's copy. Data blobs are never cached.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,8 +15,9 @@ use coffer_core::SecretKey;
 
 use super::config::names;
 use super::index::{Location, MemIndex, PackId};
-use super::object::{self, SealedKind, OBJECT_HEADER_LEN};
+use super::object::{self, SealedKind, StreamRange, OBJECT_HEADER_LEN};
 use super::pack::{Compression, MAX_BLOB_LEN};
+use super::repository::local_cache::{LocalCache, TreeKey};
 use super::tree::Tree;
 use super::Repository;
 use crate::Error;
@@ -20,6 +26,8 @@ use crate::Error;
 pub struct BlobReader<'r> {
     repo: &'r Repository,
     pack_keys: HashMap<PackId, (SecretKey, Vec<u8>)>,
+    /// The header each key of `pack_keys` was opened from.
+    headers: HashMap<PackId, Vec<u8>>,
 }
 
 impl std::fmt::Debug for BlobReader<'_> {
@@ -36,6 +44,7 @@ impl<'r> BlobReader<'r> {
         BlobReader {
             repo,
             pack_keys: HashMap::new(),
+            headers: HashMap::new(),
         }
     }
 
@@ -60,6 +69,7 @@ impl<'r> BlobReader<'r> {
             let opened =
                 object::object_key(secret, SealedKind::Pack, self.repo.id(), &name, &header)?;
             self.pack_keys.insert(*pack, opened);
+            self.headers.insert(*pack, header);
         }
         self.pack_keys.get(pack).ok_or_else(|| Error::RepoFormat {
             object: names::pack(pack),
@@ -98,8 +108,90 @@ impl<'r> BlobReader<'r> {
             object: format!("blob {}", hex::encode(id)),
             reason: "not in any index".to_owned(),
         })?;
+        let repo = self.repo;
+        if let Some(cache) = repo.local_cache() {
+            let key = TreeKey::of(&at);
+            if cache.is_tree(&key) {
+                return self.read_tree(cache, &key, &at, id);
+            }
+        }
         let stored = self.stored(&at)?;
         decode_blob(self.repo, id, &stored, at.compression, None)
+    }
+
+    /// Tree blob `id` at `at`: from the cache if its entry opens and verifies (else the
+    /// entry goes), else from storage, keeping the sealed bytes read.
+    fn read_tree(
+        &mut self,
+        cache: &LocalCache,
+        key: &TreeKey,
+        at: &Location,
+        id: &[u8; 32],
+    ) -> Result<Vec<u8>, Error> {
+        let range = StreamRange {
+            object_len: at.object_len,
+            stream_start: OBJECT_HEADER_LEN as u64,
+            offset: u64::from(at.offset),
+            len: u64::from(at.stored_len),
+        };
+        let Some(((_, prefix_len), (_, body_len))) = range.pieces() else {
+            // Empty or past the pack's end: the uncached path says which.
+            let stored = self.stored(at)?;
+            return decode_blob(self.repo, id, &stored, at.compression, None);
+        };
+        let entry_len = OBJECT_HEADER_LEN as u64 + prefix_len + body_len;
+        if let Some(entry) = cache.tree(key, entry_len) {
+            match self.open_cached(at, &range, &entry, prefix_len) {
+                Ok(stored) => match decode_blob(self.repo, id, &stored, at.compression, None) {
+                    Ok(raw) => return Ok(raw),
+                    Err(_) => cache.drop_tree(key),
+                },
+                Err(_) => cache.drop_tree(key),
+            }
+        }
+        let repo = self.repo;
+        let object = repo.object(&names::pack(&at.pack))?;
+        let sealed = object::fetch_range(repo.store().as_ref(), &object, &range)?;
+        let (pack_key, context) = self.pack_key(&at.pack)?;
+        let stored = object::open_range(pack_key, context, &range, &sealed.prefix, &sealed.body)?;
+        let raw = decode_blob(repo, id, &stored, at.compression, None)?;
+        if let Some(header) = self.headers.get(&at.pack) {
+            cache.store_tree(key, &[header, &sealed.prefix, &sealed.body]);
+        }
+        Ok(raw)
+    }
+
+    /// The stored bytes of a cached tree entry (pack header ‖ stream prefix ‖ chunks),
+    /// opened under the pack's key: the one already known (the entry's header must then
+    /// be the same), else the one the entry's header opens to.
+    fn open_cached(
+        &mut self,
+        at: &Location,
+        range: &StreamRange,
+        entry: &[u8],
+        prefix_len: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let bad = || Error::RepoFormat {
+            object: format!("cached tree in {}", names::pack(&at.pack)),
+            reason: "malformed cache entry".to_owned(),
+        };
+        let (header, rest) = entry.split_at_checked(OBJECT_HEADER_LEN).ok_or_else(bad)?;
+        let prefix_len = usize::try_from(prefix_len).map_err(|_| bad())?;
+        let (prefix, body) = rest.split_at_checked(prefix_len).ok_or_else(bad)?;
+        match self.headers.get(&at.pack) {
+            Some(known) if known.as_slice() != header => return Err(bad()),
+            Some(_) => {}
+            None => {
+                let secret = self.repo.keys().recipient()?;
+                let name = names::pack(&at.pack);
+                let opened =
+                    object::object_key(secret, SealedKind::Pack, self.repo.id(), &name, header)?;
+                self.pack_keys.insert(at.pack, opened);
+                self.headers.insert(at.pack, header.to_vec());
+            }
+        }
+        let (pack_key, context) = self.pack_keys.get(&at.pack).ok_or_else(bad)?;
+        object::open_range(pack_key, context, range, prefix, body)
     }
 }
 

@@ -28,6 +28,11 @@ pub(crate) struct RepoOpts {
     /// A file of S3 settings (KEY=VALUE lines, as the environment variables).
     #[arg(long, env = "COFFER_S3_CONFIG", value_name = "FILE")]
     pub(crate) s3_config: Option<PathBuf>,
+    /// Read everything from the repository: no local cache of its indexes, snapshots
+    /// and folder listings (by default in $COFFER_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/coffer, else ~/.cache/coffer; verified on every use).
+    #[arg(long, env = "COFFER_NO_CACHE")]
+    pub(crate) no_cache: bool,
 }
 
 /// `coffer init`.

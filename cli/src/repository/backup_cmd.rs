@@ -134,7 +134,7 @@ pub(crate) fn run(cmd: &BackupCmd, json: bool) -> Result<()> {
         tags: cmd.tags.clone(),
         parent,
         force_read: cmd.force,
-        cache_dir: crate::repository::cache_dir(),
+        cache_dir: crate::repository::cache_dir().filter(|_| !cmd.repo.no_cache),
         program: format!("coffer {}", env!("CARGO_PKG_VERSION")),
         filter: filter(cmd)?,
         dry_run: cmd.dry_run,

@@ -198,7 +198,10 @@ pub(crate) fn check(cmd: &CheckCmd, json: bool) -> Result<()> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let repo = open(&cmd.repo)?;
+    // Check what storage holds, never the local cache's copies.
+    let mut opts = cmd.repo.clone();
+    opts.no_cache = true;
+    let repo = open(&opts)?;
     let r = check::check(&repo, read)?;
     let text = {
         let mut t = format!(
