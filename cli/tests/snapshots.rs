@@ -723,3 +723,61 @@ fn ctrl_c_stops_a_backup_and_leaves_a_repository_that_checks() {
     s.run(&repo(&["prune"])).ok();
     s.run(&repo(&["check", "--read-data"])).ok();
 }
+
+#[test]
+fn a_recovery_kit_of_the_key_file_opens_the_repository() {
+    let s = setup();
+    s.run(&repo(&["backup", "src"])).ok();
+    let kit = s
+        .run(&["key", "export", "--key-file", "k.key"])
+        .ok()
+        .stdout_text();
+    s.write("kit.txt", kit.as_bytes());
+    // The key file is lost; the kit printed on paper brings it back.
+    fs::remove_file(s.path("k.key")).unwrap();
+    s.run(&["key", "import", "kit.txt", "-o", "k.key"]).ok();
+    s.run(&repo(&["restore", "latest", "--target", "out", "--verify"]))
+        .ok();
+    assert_eq!(describe(&restored(&s, "out")), describe(&s.path("src")));
+}
+
+#[test]
+fn prune_waits_for_a_running_backup_with_a_clear_message() {
+    let s = setup();
+    s.run(&repo(&["backup", "src"])).ok();
+    // A backup that holds its shared lock until its command ends.
+    let backup = s
+        .cmd(&repo(&[
+            "backup",
+            "--from-command",
+            "echo start; sleep 3; echo end",
+            "--stdin-name",
+            "slow",
+        ]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let locks = s.path("repo/locks");
+    let started = std::time::Instant::now();
+    while fs::read_dir(&locks).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the backup never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s.run(&repo(&["prune"])).fails(9, "prune must wait");
+    // unlock removes only stale locks: the running backup's stays.
+    let unlocked = s.run(&repo(&["unlock", "--json"])).ok().json();
+    assert_eq!(unlocked["removed"], 0);
+    assert_eq!(unlocked["remaining"], 1);
+    let out = backup.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.run(&repo(&["prune"])).ok();
+    s.run(&repo(&["check", "--read-data"])).ok();
+}
