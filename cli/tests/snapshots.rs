@@ -207,6 +207,21 @@ fn a_changed_tree_is_backed_up_incrementally_and_browsed_diffed_and_restored() {
     let part = restored(&s, "part");
     assert!(part.join("a/b/c/large.bin").is_file());
     assert!(!part.join("a/script.sh").exists() && !part.join("new.txt").exists());
+    // --exclude: patterns as backups use them.
+    s.run(&repo(&[
+        "restore",
+        "latest",
+        "--target",
+        "slim",
+        "--exclude",
+        "*.bin",
+        "-e",
+        "/**/a/b/small.txt",
+    ]))
+    .ok();
+    let slim = restored(&s, "slim");
+    assert!(slim.join("a/script.sh").is_file() && slim.join("new.txt").is_file());
+    assert!(!slim.join("a/b/c/large.bin").exists() && !slim.join("a/b/small.txt").exists());
 
     // Into an existing target: by default nothing there is overwritten; if-changed
     // replaces only files whose content differs; always replaces every file.

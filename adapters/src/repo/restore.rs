@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::filter::Filter;
 use super::fsmeta::{self, Created, Owners, SparseWriter};
 use super::index::MemIndex;
 use super::tree::{ContentRef, Node, NodeKind};
@@ -49,6 +50,9 @@ pub struct RestoreOptions {
     pub overwrite: Overwrite,
     /// Told after each file, from the writing threads.
     pub progress: Option<RestoreProgressFn>,
+    /// Entries to leave out, matched as backups match them against the snapshot's
+    /// absolute paths (an excluded folder with everything under it).
+    pub exclude: Filter,
 }
 
 /// Where a running restore stands.
@@ -121,7 +125,7 @@ pub fn restore(
     while let Some((rel_dir, tree)) = stack.pop() {
         for node in tree.nodes {
             let rel = rel_dir.join(std::ffi::OsStr::from_bytes(&node.name));
-            if !wanted(&options.include, &rel) {
+            if !wanted(&options.include, &rel) || excluded(options, &rel, &node) {
                 continue;
             }
             match &node.kind {
@@ -284,6 +288,14 @@ fn remove(path: &Path) -> Result<(), Error> {
 fn set_private(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+}
+
+/// Whether `options.exclude` leaves out the entry at `rel` (relative to the root).
+fn excluded(options: &RestoreOptions, rel: &Path, node: &Node) -> bool {
+    options
+        .exclude
+        .excludes(&Path::new("/").join(rel), node, node.dev)
+        .is_some()
 }
 
 /// Whether `rel` (relative to the snapshot's root) is to be restored: it is under one
@@ -555,7 +567,7 @@ pub fn verify(
     while let Some((rel_dir, tree)) = stack.pop() {
         for node in tree.nodes {
             let rel = rel_dir.join(std::ffi::OsStr::from_bytes(&node.name));
-            if !wanted(&options.include, &rel) {
+            if !wanted(&options.include, &rel) || excluded(options, &rel, &node) {
                 continue;
             }
             let content = match &node.kind {

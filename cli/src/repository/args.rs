@@ -119,6 +119,10 @@ pub(crate) struct RestoreCmd {
     /// shows them, e.g. /home/me/docs.
     #[arg(long = "include", short = 'i', value_name = "PATH")]
     pub(crate) includes: Vec<String>,
+    /// Leave out what matches this pattern (repeatable; the rules of `backup
+    /// --exclude`, against the snapshot's absolute paths).
+    #[arg(long = "exclude", short = 'e', value_name = "PATTERN")]
+    pub(crate) excludes: Vec<String>,
     /// For `latest`: the newest snapshot of this host.
     #[arg(long)]
     pub(crate) host: Option<String>,

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::io::IsTerminal;
 use std::sync::Arc;
 
+use coffer_adapters::repo::filter::Filter;
 use coffer_adapters::repo::restore::{
     self, Overwrite, RestoreOptions, RestoreProgress, RestoreProgressFn,
 };
@@ -38,6 +39,10 @@ pub(crate) fn run(cmd: &RestoreCmd, json: bool) -> Result<()> {
             OverwriteArg::Always => Overwrite::Always,
         },
         progress: None,
+        exclude: cmd
+            .excludes
+            .iter()
+            .try_fold(Filter::new(), |f, p| f.exclude(p))?,
     };
     // A bar with bytes, rate and ETA on a terminal; nothing when piped or with --json.
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
