@@ -337,3 +337,55 @@ fn prune_racing_a_backup_never_loses_the_backup() {
         }
     }
 }
+
+/// A prune asked to stop (Ctrl-C) at each of its cancellation points in turn: it fails
+/// with `Cancelled`, removes its lock, and leaves a repository that `check` passes, in
+/// which the kept snapshot restores; the next prune finishes the work.
+#[test]
+fn a_prune_cancelled_at_each_point_leaves_a_repository_that_checks() {
+    let work = tempfile::tempdir().unwrap();
+    let (template, src, ids, last) = prepared(work.path());
+    {
+        let repo = open(&template);
+        let keep = Policy {
+            keep_last: 1,
+            ..Policy::default()
+        };
+        forget::forget(&repo, &keep, false).unwrap();
+    }
+    let mut cancelled_at = Vec::new();
+    for stop_at in 1..64u32 {
+        let root = work.path().join(format!("stop-{stop_at}"));
+        copy_dir(&template, &root);
+        let repo = open(&root);
+        let asked = std::sync::atomic::AtomicU32::new(0);
+        let cancelled = || asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 >= stop_at;
+        match prune::prune_with(&repo, "h", &cancelled) {
+            Err(Error::Cancelled) => cancelled_at.push(stop_at),
+            Ok(_) => break, // Past the last cancellation point: it finished.
+            Err(e) => panic!("stop at {stop_at}: {e}"),
+        }
+        assert!(repo.list_ids("locks").unwrap().is_empty(), "lock left");
+        let report = check::check(&repo, ReadData::All).unwrap();
+        assert!(report.ok(), "stop at {stop_at}: {:?}", report.errors);
+        restores_as(
+            &repo,
+            &ids[2],
+            &src,
+            &last,
+            &work.path().join(format!("out-{stop_at}")),
+        );
+        prune::prune(&repo, "h").unwrap();
+        let report = check::check(&repo, ReadData::All).unwrap();
+        assert!(
+            report.ok() && report.unindexed_packs.is_empty(),
+            "{:?}",
+            report.errors
+        );
+    }
+    // Before repacking, before the new index, and between deletions: several points.
+    assert!(
+        cancelled_at.len() >= 3,
+        "cancelled only at {cancelled_at:?}"
+    );
+}
