@@ -278,6 +278,8 @@ struct Writer<'r> {
     changes: FileChanges,
     dry_run: bool,
     progress: Option<ProgressFn>,
+    /// The file being read: its path, size as scanned, and bytes read so far.
+    reading: Option<(PathBuf, u64, u64)>,
     cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -314,6 +316,7 @@ impl<'r> Writer<'r> {
             changes: FileChanges::default(),
             dry_run: options.dry_run,
             progress: options.progress.clone(),
+            reading: None,
             cancel: options.cancel.clone(),
         })
     }
@@ -418,15 +421,17 @@ impl<'r> Writer<'r> {
         }
     }
 
-    /// Tells the progress callback that the file at `path` is started.
-    fn tell(&self, path: &Path) {
+    /// Tells the progress callback where the backup stands: as each file starts, and
+    /// after each read of one. The file being read counts with what was read of it.
+    fn tell(&self) {
         if let Some(ProgressFn(f)) = &self.progress {
+            let (current, size, read) = self.reading.clone().unwrap_or_default();
             f(&Progress {
                 files: self.summary.files,
-                bytes: self.summary.bytes,
+                bytes: self.summary.bytes - size + read.min(size),
                 bytes_read: self.summary.bytes_read,
                 new_bytes: self.summary.new_raw_bytes,
-                current: path.to_owned(),
+                current,
             });
         }
     }
@@ -454,7 +459,8 @@ impl<'r> Writer<'r> {
             NodeKind::File { .. } => {
                 self.summary.files += 1;
                 self.summary.bytes += node.size;
-                self.tell(path);
+                self.reading = Some((path.to_owned(), node.size, 0));
+                self.tell();
                 let reusable = parent.filter(|p| !force && fsmeta::same_file(p, &node));
                 let reused = match reusable.map(|p| &p.kind) {
                     Some(NodeKind::File { content }) if self.all_stored(content) => {
@@ -476,6 +482,7 @@ impl<'r> Writer<'r> {
                         content
                     }
                 };
+                self.reading = None;
                 match parent.map(|p| &p.kind) {
                     None => self.changes.new += 1,
                     Some(NodeKind::File { content: before }) if *before == content => {
@@ -566,6 +573,10 @@ impl<'r> Writer<'r> {
             };
             total += n as u64;
             self.summary.bytes_read += n as u64;
+            if let Some((_, _, read)) = &mut self.reading {
+                *read += n as u64;
+                self.tell();
+            }
             let mut rest = &buf[..n];
             while let Some(k) = stream.next_cut(rest) {
                 chunk.extend_from_slice(&rest[..k]);

@@ -2,6 +2,8 @@
 //! excludes, a progress line on a terminal and `--json` status and summary lines.
 
 use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,8 +44,9 @@ fn filter(cmd: &BackupCmd) -> Result<Filter> {
 
 /// Shows a running backup: a spinner line on a terminal, a status line a second in
 /// `--json`, nothing when stderr is piped.
-fn progress(json: bool) -> (Option<ProgressFn>, Option<ProgressBar>) {
+fn progress(json: bool, paths: &[PathBuf]) -> (Option<ProgressFn>, Option<ProgressBar>) {
     let started = Instant::now();
+    let scan = Scan::start(paths, json || io::stderr().is_terminal());
     if json {
         let last = Mutex::new(Instant::now());
         let f = move |p: &Progress| {
@@ -52,18 +55,24 @@ fn progress(json: bool) -> (Option<ProgressFn>, Option<ProgressBar>) {
                 return;
             }
             *last = Instant::now();
-            println!(
-                "{}",
-                json!({
-                    "message_type": "status",
-                    "seconds_elapsed": started.elapsed().as_secs(),
-                    "files_done": p.files,
-                    "bytes_done": p.bytes,
-                    "bytes_read": p.bytes_read,
-                    "bytes_added": p.new_bytes,
-                    "current_file": p.current.display().to_string(),
-                })
-            );
+            let mut status = json!({
+                "message_type": "status",
+                "seconds_elapsed": started.elapsed().as_secs(),
+                "files_done": p.files,
+                "bytes_done": p.bytes,
+                "bytes_read": p.bytes_read,
+                "bytes_added": p.new_bytes,
+                "current_file": p.current.display().to_string(),
+            });
+            if let Some((files, bytes)) = scan.totals() {
+                status["total_files"] = files.into();
+                status["total_bytes"] = bytes.into();
+                status["percent_done"] = (p.bytes as f64 / bytes.max(1) as f64).min(1.0).into();
+                if let Some(eta) = eta(p.bytes, bytes, started) {
+                    status["seconds_remaining"] = eta.as_secs().into();
+                }
+            }
+            println!("{status}");
         };
         return (Some(ProgressFn(Arc::new(f))), None);
     }
@@ -78,9 +87,20 @@ fn progress(json: bool) -> (Option<ProgressFn>, Option<ProgressBar>) {
     let shown = bar.clone();
     let f = move |p: &Progress| {
         let secs = started.elapsed().as_secs_f64().max(0.001);
+        let done = match scan.totals() {
+            Some((files, bytes)) => format!(
+                "{}/{files} files, {}/{}{}",
+                p.files,
+                size(p.bytes),
+                size(bytes),
+                eta(p.bytes, bytes, started)
+                    .map(|d| format!(" ETA {}:{:02}", d.as_secs() / 60, d.as_secs() % 60))
+                    .unwrap_or_default()
+            ),
+            None => format!("{} files, {}", p.files, size(p.bytes)),
+        };
         shown.set_message(format!(
-            "{} files, {} read ({}/s), {} new  {}",
-            p.files,
+            "{done}; {} read ({}/s), {} new  {}",
             size(p.bytes_read),
             size((p.bytes_read as f64 / secs) as u64),
             size(p.new_bytes),
@@ -88,6 +108,66 @@ fn progress(json: bool) -> (Option<ProgressFn>, Option<ProgressBar>) {
         ));
     };
     (Some(ProgressFn(Arc::new(f))), Some(bar))
+}
+
+/// The time left if the rate so far holds, once there is a rate.
+fn eta(done: u64, total: u64, started: Instant) -> Option<Duration> {
+    let secs = started.elapsed().as_secs_f64();
+    if done == 0 || secs < 1.0 {
+        return None;
+    }
+    let left = total.saturating_sub(done) as f64 / (done as f64 / secs);
+    Some(Duration::from_secs_f64(left.min(1e7)))
+}
+
+/// A walk of the paths beside the backup that counts their files and bytes, for the
+/// progress display's totals and ETA (restic's scanner). Excludes are not applied, so
+/// the totals are an upper bound.
+struct Scan {
+    files: AtomicU64,
+    bytes: AtomicU64,
+    done: AtomicBool,
+}
+
+impl Scan {
+    fn start(paths: &[PathBuf], wanted: bool) -> Arc<Scan> {
+        let scan = Arc::new(Scan {
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+        });
+        if wanted && !paths.is_empty() {
+            let (mine, paths) = (Arc::clone(&scan), paths.to_vec());
+            std::thread::spawn(move || {
+                let mut stack = paths;
+                while let Some(p) = stack.pop() {
+                    let Ok(m) = std::fs::symlink_metadata(&p) else {
+                        continue;
+                    };
+                    if m.is_dir() {
+                        if let Ok(entries) = std::fs::read_dir(&p) {
+                            stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+                        }
+                    } else if m.is_file() {
+                        mine.files.fetch_add(1, Ordering::Relaxed);
+                        mine.bytes.fetch_add(m.len(), Ordering::Relaxed);
+                    }
+                }
+                mine.done.store(true, Ordering::Release);
+            });
+        }
+        scan
+    }
+
+    /// The totals, once the walk is over.
+    fn totals(&self) -> Option<(u64, u64)> {
+        self.done.load(Ordering::Acquire).then(|| {
+            (
+                self.files.load(Ordering::Relaxed),
+                self.bytes.load(Ordering::Relaxed),
+            )
+        })
+    }
 }
 
 /// `--time`: a civil date and time in the local time zone (`2026-11-30 10:15:00`,
@@ -128,7 +208,7 @@ pub(crate) fn run(cmd: &BackupCmd, json: bool) -> Result<()> {
         None => Parent::Latest,
         Some(which) => Parent::Snapshot(select(&repo, which, Some(&host))?.0),
     };
-    let (progress, bar) = progress(json);
+    let (progress, bar) = progress(json, &cmd.paths);
     let options = BackupOptions {
         host,
         tags: cmd.tags.clone(),
