@@ -796,3 +796,68 @@ fn prune_waits_for_a_running_backup_with_a_clear_message() {
     s.run(&repo(&["prune"])).ok();
     s.run(&repo(&["check", "--read-data"])).ok();
 }
+
+#[test]
+fn hard_links_sparse_files_fifos_and_extended_attributes_come_back() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let s = Scratch::new();
+    s.key("k.key");
+    let src = s.path("src");
+    fs::create_dir_all(src.join("empty")).unwrap();
+    fs::write(src.join("linked"), b"one inode, two names").unwrap();
+    fs::hard_link(src.join("linked"), src.join("also-linked")).unwrap();
+    // 64 MiB with data only at the start and the end.
+    let sparse = fs::File::create(src.join("sparse")).unwrap();
+    sparse.set_len(64 << 20).unwrap();
+    drop(sparse);
+    s.sh("printf start | dd of=src/sparse conv=notrunc 2>/dev/null; \
+          printf end | dd of=src/sparse bs=1 seek=67108861 conv=notrunc 2>/dev/null")
+        .ok();
+    s.sh("mkfifo src/pipe").ok();
+    let xattrs = s
+        .sh("python3 -c \"import os; os.setxattr('src/linked', 'user.coffer', b'kept')\"")
+        .code
+        == 0;
+    if !xattrs {
+        eprintln!("this file system refuses user extended attributes: not checked here");
+    }
+    s.run(&repo(&["init"])).ok();
+    s.run(&repo(&["backup", "src"])).ok();
+    s.run(&repo(&["restore", "latest", "--target", "out"])).ok();
+    let out = restored(&s, "out");
+    let a = fs::metadata(out.join("linked")).unwrap();
+    let b = fs::metadata(out.join("also-linked")).unwrap();
+    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "still one inode");
+    assert_eq!(a.nlink(), 2);
+    let sp = fs::metadata(out.join("sparse")).unwrap();
+    assert_eq!(sp.len(), 64 << 20);
+    assert!(
+        sp.blocks() * 512 < 1 << 20,
+        "{} blocks: not sparse",
+        sp.blocks()
+    );
+    let data = fs::read(out.join("sparse")).unwrap();
+    assert_eq!(&data[..5], b"start");
+    assert_eq!(&data[data.len() - 3..], b"end");
+    assert_eq!(data, fs::read(src.join("sparse")).unwrap());
+    assert!(fs::symlink_metadata(out.join("pipe"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(out.join("empty").is_dir());
+    if xattrs {
+        let got = s.sh(&format!(
+            "python3 -c \"import os; print(os.getxattr('{}', 'user.coffer').decode())\"",
+            out.join("linked").display()
+        ));
+        assert_eq!(got.stdout_text().trim(), "kept", "{}", got.stderr);
+    }
+    // ls -l shows each kind.
+    let listed = s.run(&repo(&["ls", "-l", "latest"])).ok().stdout_text();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with('p') && l.ends_with("/src/pipe")),
+        "{listed}"
+    );
+}
