@@ -355,9 +355,9 @@ fn move_into(from: &Path, to: &Path) -> Result<()> {
 
 /// Runs `command` under `sh -c` with the restored stream as its stdin. If the stream
 /// fails to verify, the command is killed rather than shown a clean end of input.
-fn restore_to_command(
+pub(crate) fn restore_to_command<E: Into<CliError>>(
     command: &str,
-    restore: impl FnOnce(&mut dyn io::Write) -> Result<u64, AdaptersError>,
+    restore: impl FnOnce(&mut dyn io::Write) -> Result<u64, E>,
 ) -> Result<u64> {
     let mut child = Command::new("sh")
         .arg("-c")
@@ -378,16 +378,14 @@ fn restore_to_command(
                 .wait()
                 .map_err(|e| CliError::io("waiting for the command", e))?;
             if !status.success() {
-                return Err(CliError::Other(format!(
-                    "the restore command failed ({status})"
-                )));
+                return Err(CliError::Other(format!("the command failed ({status})")));
             }
             Ok(n)
         }
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(CliError::from(e))
+            Err(e.into())
         }
     }
 }

@@ -595,6 +595,20 @@ fn wrong_keys_missing_repositories_and_damaged_packs_fail_clearly() {
         .fails(6, &format!("no object data/{}/{name}", &name[..2]));
 }
 
+/// Waits until a running backup holds its lock; returns the locks folder.
+fn wait_for_lock(s: &Scratch) -> PathBuf {
+    let locks = s.path("repo/locks");
+    let started = std::time::Instant::now();
+    while fs::read_dir(&locks).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the backup never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    locks
+}
+
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -703,16 +717,7 @@ fn ctrl_c_stops_a_backup_and_leaves_a_repository_that_checks() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    // Wait for the backup's lock: it is running.
-    let locks = s.path("repo/locks");
-    while fs::read_dir(&locks).map_or(0, |d| d.count()) == 0 {
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "the backup never took its lock"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let locks = wait_for_lock(&s);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -773,15 +778,7 @@ fn prune_waits_for_a_running_backup_with_a_clear_message() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let locks = s.path("repo/locks");
-    let started = std::time::Instant::now();
-    while fs::read_dir(&locks).map_or(0, |d| d.count()) == 0 {
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "the backup never took its lock"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_lock(&s);
     s.run(&repo(&["prune"])).fails(9, "prune must wait");
     // unlock removes only stale locks: the running backup's stays.
     let unlocked = s.run(&repo(&["unlock", "--json"])).ok().json();

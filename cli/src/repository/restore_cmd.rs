@@ -1,9 +1,6 @@
 //! `coffer restore`: a snapshot, or chosen paths of it, into a folder, or one file into
 //! a command's stdin.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -143,30 +140,8 @@ fn to_command(
         }
     };
     let node = find_node(repo, snapshot, &path)?;
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| CliError::io("starting sh", e))?;
-    let written = match child.stdin.take() {
-        Some(mut stdin) => {
-            let r = write_content(repo, &node, &mut stdin);
-            let _ = stdin.flush();
-            drop(stdin);
-            r
-        }
-        None => Err(CliError::Other(
-            "the command's stdin was not captured".into(),
-        )),
-    };
-    let status = child
-        .wait()
-        .map_err(|e| CliError::io("waiting for the command", e))?;
-    let bytes = written?;
-    if !status.success() {
-        return Err(CliError::Other(format!("the command failed ({status})")));
-    }
+    let bytes =
+        crate::backup::restore_to_command(command, |stdin| write_content(repo, &node, stdin))?;
     emit(
         json,
         json!({"message_type": "summary", "file": path, "bytes_restored": bytes}),
