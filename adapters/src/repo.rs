@@ -33,6 +33,7 @@ pub mod recipient;
 pub mod repository;
 pub mod restore;
 pub mod snapshot;
+pub mod spill;
 pub mod tree;
 pub mod trees;
 pub mod uploader;

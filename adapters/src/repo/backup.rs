@@ -19,17 +19,17 @@ use std::time::Instant;
 use coffer_core::chunker::{ChunkIdKey, Chunker};
 
 use super::cache::{self, WriterCache};
-use super::config::names;
 use super::filter::Filter;
 use super::fsmeta::{self, Owners};
 use super::index::{MemIndex, PackRecord};
 use super::keys::Access;
 use super::locks::Lock;
-use super::pack::{BlobKind, Compression, PackBuilder, PACK_TARGET};
+use super::pack::{BlobKind, Compression, PACK_TARGET};
 use super::snapshot::{Snapshot, Summary, SNAPSHOT_VERSION};
+use super::spill::SpillPack;
 use super::tree::{ContentRef, Node, NodeKind, Tree};
 use super::trees::TreeReader;
-use super::uploader::{Job, Uploader};
+use super::uploader::Uploader;
 use super::workers::{compress, Workers};
 use super::Repository;
 use crate::Error;
@@ -39,12 +39,25 @@ pub const OPEN_PACKS: usize = 3;
 /// Chunks handed to the workers and not yet taken back, at most.
 const IN_FLIGHT: usize = 4;
 
-/// An open pack with room reserved for a full pack and its last blob.
-fn new_pack() -> PackBuilder {
-    PackBuilder::with_room(
-        PACK_TARGET,
-        coffer_core::chunker::ChunkerParams::V2.max_size() as usize,
-    )
+/// One of the open packs.
+#[derive(Debug)]
+enum OpenPack {
+    /// No blob yet: its keys are drawn, and its file made, at its first blob.
+    Empty,
+    /// A dry run's: only its blobs' bytes are counted.
+    Counted(usize),
+    /// Being sealed into its temporary file.
+    Spilling(Box<SpillPack>),
+}
+
+impl OpenPack {
+    fn fresh(dry_run: bool) -> Self {
+        if dry_run {
+            OpenPack::Counted(0)
+        } else {
+            OpenPack::Empty
+        }
+    }
 }
 /// Bytes read from a file at a time.
 const READ_LEN: usize = 1 << 20;
@@ -263,7 +276,7 @@ struct Writer<'r> {
     workers: Workers,
     uploader: Uploader,
     trees: TreeReader<'r>,
-    open: Vec<PackBuilder>,
+    open: Vec<OpenPack>,
     written: Vec<PackRecord>,
     summary: Summary,
     skipped: Vec<(PathBuf, String)>,
@@ -299,12 +312,10 @@ impl<'r> Writer<'r> {
             trees: TreeReader::new(repo),
             index,
             session: HashSet::new(),
-            uploader: Uploader::start(
-                Arc::clone(repo.store()),
-                repo.keys().public().clone(),
-                *repo.id(),
-            ),
-            open: (0..OPEN_PACKS).map(|_| new_pack()).collect(),
+            uploader: Uploader::start(Arc::clone(repo.store())),
+            open: (0..OPEN_PACKS)
+                .map(|_| OpenPack::fresh(options.dry_run))
+                .collect(),
             written: Vec::new(),
             summary: Summary::default(),
             skipped: Vec::new(),
@@ -643,7 +654,23 @@ impl<'r> Writer<'r> {
         raw_len: usize,
     ) -> Result<(), Error> {
         let slot = self.repo.random().below(OPEN_PACKS);
-        self.open[slot].add(id, kind, compression, stored, raw_len)?;
+        let filled = match &mut self.open[slot] {
+            OpenPack::Counted(n) => {
+                *n += stored.len();
+                *n
+            }
+            OpenPack::Spilling(pack) => {
+                pack.add(id, kind, compression, stored, raw_len)?;
+                pack.len()
+            }
+            OpenPack::Empty => {
+                let mut pack = Box::new(SpillPack::start(self.repo)?);
+                pack.add(id, kind, compression, stored, raw_len)?;
+                let filled = pack.len();
+                self.open[slot] = OpenPack::Spilling(pack);
+                filled
+            }
+        };
         self.session.insert(id);
         match kind {
             BlobKind::Data => self.summary.new_blobs += 1,
@@ -651,35 +678,24 @@ impl<'r> Writer<'r> {
         }
         self.summary.new_raw_bytes += raw_len as u64;
         self.summary.new_stored_bytes += stored.len() as u64;
-        if self.open[slot].len() >= PACK_TARGET {
+        if filled >= PACK_TARGET {
             self.flush(slot)?;
         }
         Ok(())
     }
 
-    /// Seals and uploads open pack `slot`, and records its blobs.
+    /// Closes open pack `slot`, hands it to the uploader, and records its blobs.
     fn flush(&mut self, slot: usize) -> Result<(), Error> {
-        let builder = std::mem::replace(&mut self.open[slot], new_pack());
-        if builder.is_empty() {
-            return Ok(());
-        }
+        let pack = match std::mem::replace(&mut self.open[slot], OpenPack::fresh(self.dry_run)) {
+            OpenPack::Empty | OpenPack::Counted(0) => return Ok(()),
+            OpenPack::Counted(_) => {
+                self.summary.packs += 1;
+                return Ok(());
+            }
+            OpenPack::Spilling(pack) => pack,
+        };
         self.summary.packs += 1;
-        if self.dry_run {
-            return Ok(());
-        }
-        let (plain, entries) = builder.finish();
-        let id = self.repo.random().id();
-        let name = names::pack(&id);
-        let mut seed = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut self.repo.random().rng(), &mut seed);
-        let stored = self.uploader.send(Job {
-            id,
-            key: self.repo.object(&name)?,
-            name,
-            plain,
-            entries,
-            seed,
-        })?;
+        let stored = self.uploader.send((*pack).finish()?)?;
         self.record(stored);
         if let Some(lock) = &mut self.lock {
             lock.refresh()?;

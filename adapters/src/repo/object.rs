@@ -75,7 +75,7 @@ pub fn sealed_context(header16: &[u8], repo: &RepoId, name: &str) -> Vec<u8> {
     .concat()
 }
 
-fn header16(kind: SealedKind) -> [u8; 16] {
+pub(crate) fn header16(kind: SealedKind) -> [u8; 16] {
     let mut h = [0u8; 16];
     h[..8].copy_from_slice(OBJECT_MAGIC);
     h[8] = 2;

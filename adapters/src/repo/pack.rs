@@ -8,8 +8,8 @@
 
 use super::Error;
 
-/// A pack is closed once its blobs pass this many bytes (8 MiB: three packs fill at
-/// once, and memory holds them).
+/// A pack is closed once its blobs pass this many bytes (8 MiB; a backup fills three
+/// at once, sealing them into temporary files as they fill: `spill`).
 pub const PACK_TARGET: usize = 8 << 20;
 /// The largest pack plaintext a reader accepts (a pack holds at least one blob, and a
 /// tree blob may be large).
@@ -142,19 +142,6 @@ impl PackBuilder {
         Self::default()
     }
 
-    /// An empty pack with room for `target` bytes of blobs and one more of `last` bytes,
-    /// its table and its padding, so that filling it never reallocates (a doubling
-    /// vector would hold up to twice a pack per open pack).
-    pub fn with_room(target: usize, last: usize) -> Self {
-        let blobs = target + last;
-        let table = 4 + blobs / 4096 * TOC_ENTRY_LEN + 64 * TOC_ENTRY_LEN;
-        let total = padme((blobs + table + TRAILER_LEN) as u64) as usize;
-        PackBuilder {
-            body: Vec::with_capacity(total),
-            entries: Vec::new(),
-        }
-    }
-
     /// Adds a blob's stored bytes.
     ///
     /// # Errors
@@ -167,22 +154,15 @@ impl PackBuilder {
         stored: &[u8],
         raw_len: usize,
     ) -> Result<(), Error> {
-        let too_long = |what| Error::RepoFormat {
-            object: "pack being written".to_owned(),
-            reason: format!("{what} is longer than {MAX_BLOB_LEN} bytes"),
-        };
-        if stored.len() > MAX_BLOB_LEN || raw_len > MAX_BLOB_LEN {
-            return Err(too_long("a blob"));
-        }
-        let offset = u32::try_from(self.body.len()).map_err(|_| too_long("a pack"))?;
-        self.entries.push(TocEntry {
+        let entry = TocEntry::placed(
+            self.body.len(),
             id,
             kind,
             compression,
-            offset,
-            stored_len: stored.len() as u32,
-            raw_len: raw_len as u32,
-        });
+            stored.len(),
+            raw_len,
+        )?;
+        self.entries.push(entry);
         self.body.extend_from_slice(stored);
         Ok(())
     }
@@ -205,20 +185,61 @@ impl PackBuilder {
     /// The padded plaintext and the entries.
     pub fn finish(self) -> (Vec<u8>, Vec<TocEntry>) {
         let PackBuilder { mut body, entries } = self;
-        let toc_offset = body.len() as u64;
-        body.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-        for e in &entries {
-            e.encode(&mut body);
-        }
-        let toc_len = body.len() as u64 - toc_offset;
-        let total = padme(body.len() as u64 + TRAILER_LEN as u64);
-        body.reserve_exact((total as usize).saturating_sub(body.len()));
-        body.resize((total - TRAILER_LEN as u64) as usize, 0);
-        body.extend_from_slice(&toc_offset.to_le_bytes());
-        body.extend_from_slice(&(toc_len as u32).to_le_bytes());
-        body.extend_from_slice(TRAILER_MAGIC);
+        let tail = tail(body.len(), &entries);
+        body.reserve_exact(tail.len());
+        body.extend_from_slice(&tail);
         (body, entries)
     }
+}
+
+impl TocEntry {
+    /// The entry of a blob whose stored bytes start `offset` bytes into a pack.
+    ///
+    /// # Errors
+    /// [`Error::RepoFormat`] for a blob over [`MAX_BLOB_LEN`], or an offset past 4 GiB.
+    pub fn placed(
+        offset: usize,
+        id: [u8; 32],
+        kind: BlobKind,
+        compression: Compression,
+        stored_len: usize,
+        raw_len: usize,
+    ) -> Result<TocEntry, Error> {
+        let too_long = |what| Error::RepoFormat {
+            object: "pack being written".to_owned(),
+            reason: format!("{what} is longer than {MAX_BLOB_LEN} bytes"),
+        };
+        if stored_len > MAX_BLOB_LEN || raw_len > MAX_BLOB_LEN {
+            return Err(too_long("a blob"));
+        }
+        let offset = u32::try_from(offset).map_err(|_| too_long("a pack"))?;
+        Ok(TocEntry {
+            id,
+            kind,
+            compression,
+            offset,
+            stored_len: stored_len as u32,
+            raw_len: raw_len as u32,
+        })
+    }
+}
+
+/// What follows a pack's blobs (`body_len` bytes of them): the table of contents, the
+/// zero padding to the Padmé length and the trailer.
+pub fn tail(body_len: usize, entries: &[TocEntry]) -> Vec<u8> {
+    let mut tail = Vec::with_capacity(4 + entries.len() * TOC_ENTRY_LEN + TRAILER_LEN);
+    tail.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        e.encode(&mut tail);
+    }
+    let toc_offset = body_len as u64;
+    let toc_len = tail.len() as u64;
+    let total = padme(toc_offset + toc_len + TRAILER_LEN as u64);
+    tail.resize((total - toc_offset - TRAILER_LEN as u64) as usize, 0);
+    tail.extend_from_slice(&toc_offset.to_le_bytes());
+    tail.extend_from_slice(&(toc_len as u32).to_le_bytes());
+    tail.extend_from_slice(TRAILER_MAGIC);
+    tail
 }
 
 /// The table of contents' place, from the trailer (the last 16 plaintext bytes of a

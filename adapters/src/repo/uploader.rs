@@ -1,41 +1,19 @@
-//! The backup's pack uploader: a thread that seals a closed pack to the repository's
-//! public key and stores it, while the walking thread goes on cutting chunks. Storage
-//! waits (a folder's fsync, an S3 round trip) then overlap the work. At most one pack
-//! waits for the thread, which bounds memory; results come back in order.
-//!
-//! Randomness stays in order: the pack's ID and a 32-byte seed are drawn on the backup's
-//! thread when the pack closes, and the thread seals with a ChaCha20 generator seeded
-//! with it (from the OS, a CSPRNG seeded by a CSPRNG; in the reproducible mode, the same
-//! bytes on every run).
+//! The backup's pack uploader: a thread that stores each closed pack (already sealed,
+//! in its temporary file: [`super::spill`]) while the walking thread goes on cutting
+//! chunks. Storage waits (a folder's fsync, an S3 round trip) then overlap the work. At
+//! most one pack waits for the thread; results come back in order.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use rand_core::SeedableRng;
-
-use super::index::{PackId, PackRecord};
-use super::object::{self, RepoId, SealedKind};
-use super::pack::TocEntry;
-use super::recipient::RecipientPublic;
-use crate::storage::{ObjectKey, PutMode, Storage};
+use super::index::PackRecord;
+use super::spill::SpilledPack;
+use crate::storage::{PutMode, Storage};
 use crate::Error;
 
-/// A closed pack to seal and store.
-pub struct Job {
-    /// Its ID.
-    pub id: PackId,
-    /// Its object's name (relative to the repository) and full key.
-    pub name: String,
-    /// Where it goes.
-    pub key: ObjectKey,
-    /// Its plaintext.
-    pub plain: Vec<u8>,
-    /// Its blobs.
-    pub entries: Vec<TocEntry>,
-    /// The sealing randomness's seed.
-    pub seed: [u8; 32],
-}
+/// A closed pack to store.
+pub type Job = SpilledPack;
 
 /// The uploader thread and its queues.
 pub struct Uploader {
@@ -54,13 +32,13 @@ impl std::fmt::Debug for Uploader {
 }
 
 impl Uploader {
-    /// Starts the thread for the repository `repo` (its storage, public key and ID).
-    pub fn start(store: Arc<dyn Storage>, public: RecipientPublic, repo: RepoId) -> Self {
+    /// Starts the thread storing into `store`.
+    pub fn start(store: Arc<dyn Storage>) -> Self {
         let (jobs, queue) = mpsc::sync_channel::<Job>(1);
         let (done_tx, done) = mpsc::channel();
         let handle = std::thread::spawn(move || {
             for job in queue {
-                let result = upload(store.as_ref(), &public, &repo, job);
+                let result = upload(store.as_ref(), job);
                 if done_tx.send(result).is_err() {
                     return;
                 }
@@ -136,26 +114,20 @@ fn stopped() -> Error {
     )
 }
 
-fn upload(
-    store: &dyn Storage,
-    public: &RecipientPublic,
-    repo: &RepoId,
-    job: Job,
-) -> Result<PackRecord, Error> {
-    let mut rng = rand_chacha::ChaCha20Rng::from_seed(job.seed);
-    let sealed = object::seal_to_with(
-        &mut rng,
-        public,
-        SealedKind::Pack,
-        repo,
-        &job.name,
-        &job.plain,
-    )?;
-    drop(job.plain);
-    store.put(&job.key, &mut sealed.as_slice(), PutMode::CreateOnly)?;
+fn upload(store: &dyn Storage, mut job: Job) -> Result<PackRecord, Error> {
+    let stored = store.put(&job.key, &mut job.file, PutMode::CreateOnly)?;
+    if stored != job.len {
+        return Err(Error::io(
+            format!("storing {}", job.name),
+            std::io::Error::other(format!(
+                "{stored} of the pack's {} bytes were stored",
+                job.len
+            )),
+        ));
+    }
     Ok(PackRecord {
         id: job.id,
-        object_len: sealed.len() as u64,
+        object_len: job.len,
         entries: job.entries,
     })
 }
