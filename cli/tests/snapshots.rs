@@ -858,3 +858,33 @@ fn hard_links_sparse_files_fifos_and_extended_attributes_come_back() {
         "{listed}"
     );
 }
+
+/// Files under `dir`, none if it does not exist.
+fn files_under(dir: &Path) -> usize {
+    let mut found = Vec::new();
+    if dir.exists() {
+        collect(dir, &mut found);
+    }
+    found.len()
+}
+
+#[test]
+fn the_cache_is_skipped_with_no_cache_or_coffer_no_cache_set_the_usual_ways() {
+    let s = setup();
+    s.run(&repo(&["backup", "src"])).ok();
+    // The scratch environment's XDG_CACHE_HOME is `cache`.
+    let cache = s.path("cache/coffer");
+    fs::remove_dir_all(&cache).unwrap();
+    for value in ["1", "yes", "true", "on"] {
+        s.run_env(&repo(&["snapshots"]), &[("COFFER_NO_CACHE", value)])
+            .ok();
+        assert_eq!(files_under(&cache), 0, "COFFER_NO_CACHE={value}");
+    }
+    s.run(&repo(&["snapshots", "--no-cache"])).ok();
+    assert_eq!(files_under(&cache), 0, "--no-cache");
+    s.run_env(&repo(&["snapshots"]), &[("COFFER_NO_CACHE", "0")])
+        .ok();
+    assert!(files_under(&cache) > 0, "COFFER_NO_CACHE=0 caches");
+    s.run_env(&repo(&["snapshots"]), &[("COFFER_NO_CACHE", "perhaps")])
+        .fails(2, "--no-cache");
+}

@@ -31,7 +31,7 @@ pub(crate) struct RepoOpts {
     /// Read everything from the repository: no local cache of its indexes, snapshots
     /// and folder listings (by default in $COFFER_CACHE_DIR, else
     /// $XDG_CACHE_HOME/coffer, else ~/.cache/coffer; verified on every use).
-    #[arg(long, env = "COFFER_NO_CACHE")]
+    #[arg(long, env = "COFFER_NO_CACHE", value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) no_cache: bool,
 }
 
