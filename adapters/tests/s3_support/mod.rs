@@ -47,14 +47,31 @@ fn s3s_fs_binary() -> PathBuf {
 
 /// An s3s-fs server with one bucket, [`BUCKET`]; killed when dropped.
 pub struct Server {
-    child: Child,
+    /// None for a server someone else runs ([`Server::start`]'s `COFFER_TEST_S3_ENDPOINT`).
+    child: Option<Child>,
     root: tempfile::TempDir,
     pub addr: SocketAddr,
 }
 
 impl Server {
+    /// Starts s3s-fs; or, when `COFFER_TEST_S3_ENDPOINT` names one (`http://IP:PORT`),
+    /// uses that server, whose bucket [`BUCKET`] must exist and take the key in
+    /// `COFFER_TEST_S3_ACCESS_KEY`/`COFFER_TEST_S3_SECRET_KEY` (`scripts/garage.sh`
+    /// runs the repository tests so against a 3-node Garage cluster).
     pub fn start() -> Server {
         let root = tempfile::tempdir().unwrap();
+        if let Ok(endpoint) = std::env::var("COFFER_TEST_S3_ENDPOINT") {
+            let addr = endpoint
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse()
+                .expect("COFFER_TEST_S3_ENDPOINT: http://IP:PORT");
+            return Server {
+                child: None,
+                root,
+                addr,
+            };
+        }
         let mut child = Command::new(s3s_fs_binary())
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -87,7 +104,11 @@ impl Server {
                 panic!("s3s-fs did not report its address within 20 s");
             }
         };
-        let server = Server { child, root, addr };
+        let server = Server {
+            child: Some(child),
+            root,
+            addr,
+        };
         server.create_bucket();
         server
     }
@@ -130,7 +151,11 @@ impl Server {
             }
             thread::sleep(Duration::from_millis(100));
         }
-        let server = Server { child, root, addr };
+        let server = Server {
+            child: Some(child),
+            root,
+            addr,
+        };
         server.create_bucket();
         server
     }
@@ -184,14 +209,23 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 /// A configuration for a server at `endpoint` with small parts and quick retries.
 pub fn config(endpoint: &str) -> S3Config {
-    let mut c = S3Config::new(endpoint, REGION, BUCKET, ACCESS_KEY, SECRET_KEY);
+    let from_env = |name: &str, default: &str| std::env::var(name).unwrap_or(default.to_owned());
+    let mut c = S3Config::new(
+        endpoint,
+        REGION,
+        BUCKET,
+        from_env("COFFER_TEST_S3_ACCESS_KEY", ACCESS_KEY),
+        from_env("COFFER_TEST_S3_SECRET_KEY", SECRET_KEY),
+    );
     c.part_size = 5 << 20;
     c.parts_in_flight = 2;
     c.request_timeout = Duration::from_secs(10);
