@@ -516,8 +516,8 @@ def report(args, res, raw, mixed_bytes, sizes, started, seconds):
         "rage -e -R A.pub F > /dev/null;  rage -d -i A F.age > /dev/null",
         "cargo bench -p coffer-adapters --bench providers -- ring/raw",
         "coffer init --repo R --key-file K",
-        "coffer backup --repo R --key-file K --name first T   (then --name second)",
-        "coffer restore --repo R --key-file K --to OUT first",
+        "coffer backup --repo R --key-file K --host bench T   (twice)",
+        "coffer restore --repo R --key-file K --target OUT latest",
         "restic -r R init --repository-version 2               (RESTIC_PASSWORD_FILE=P)",
         "restic -r R backup --compression auto --host bench T  (twice)",
         "restic -r R restore latest --target OUT",
@@ -534,11 +534,10 @@ def report(args, res, raw, mixed_bytes, sizes, started, seconds):
       "tool stored. CPU s is user plus system time of the process and its children; above "
       "wall time, the tool used more than one core. Peak RSS is the largest resident set "
       "of the process (or of a child, if larger).")
-    w("- Coffer backs up the whole tree every time: it has no deduplication, so its second "
-      "backup costs what the first did and stores as much again. restic and borg "
-      "recognise unchanged files by their metadata and store almost nothing; that is the "
-      "difference the second-backup rows show, and a reason to pick them for frequent "
-      "backups of large, slowly changing trees.")
+    w("- All three deduplicate: a second backup of an unchanged tree recognises unchanged "
+      "files by their metadata (size, mtime, ctime, inode) and stores almost nothing; the "
+      "second-backup rows show what that costs each tool. (Before 2026-11-30 Coffer's "
+      "backups were whole copies, v1 archives, now `coffer archive`.)")
     w("- Compression differs: Coffer and borg use zstd level 3; restic's `auto` is its "
       "fastest zstd level. Encryption differs: Coffer AES-256-GCM; restic AES-256-CTR with "
       "Poly1305-AES; borg `repokey-blake2` AES-256-CTR with BLAKE2b. Output MiB shows what "
