@@ -661,12 +661,12 @@ impl<'r> Writer<'r> {
             }
             OpenPack::Spilling(pack) => {
                 pack.add(id, kind, compression, stored, raw_len)?;
-                pack.len()
+                pack.body_len()
             }
             OpenPack::Empty => {
                 let mut pack = Box::new(SpillPack::start(self.repo)?);
                 pack.add(id, kind, compression, stored, raw_len)?;
-                let filled = pack.len();
+                let filled = pack.body_len();
                 self.open[slot] = OpenPack::Spilling(pack);
                 filled
             }

@@ -75,7 +75,7 @@ pub fn sealed_context(header16: &[u8], repo: &RepoId, name: &str) -> Vec<u8> {
     .concat()
 }
 
-pub(crate) fn header16(kind: SealedKind) -> [u8; 16] {
+fn header16(kind: SealedKind) -> [u8; 16] {
     let mut h = [0u8; 16];
     h[..8].copy_from_slice(OBJECT_MAGIC);
     h[8] = 2;
@@ -165,15 +165,35 @@ pub fn seal_to_with(
     name: &str,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
+    let (header, key, context) = start_sealed(rng, public, kind, repo, name)?;
+    let mut out = Vec::with_capacity(OBJECT_HEADER_LEN + plaintext.len() + 4096);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&seal_bytes_with(rng, &key, &context, plaintext)?);
+    Ok(out)
+}
+
+/// Begins a recipient-sealed object named `name`: a fresh object key sealed to
+/// `public`; returns the object's header (magic, version, kind, zeros, the sealed key),
+/// the key and the context its stream is sealed with. The stream's salt is drawn from
+/// `rng` after these, by whoever seals the stream.
+///
+/// # Errors
+/// [`Error::Recipient`] if the key cannot be sealed.
+pub(crate) fn start_sealed(
+    rng: &mut impl CryptoRngCore,
+    public: &RecipientPublic,
+    kind: SealedKind,
+    repo: &RepoId,
+    name: &str,
+) -> Result<([u8; OBJECT_HEADER_LEN], SecretKey, Vec<u8>), Error> {
     let h16 = header16(kind);
     let context = sealed_context(&h16, repo, name);
     let key = SecretKey::generate(rng);
     let sealed_key = recipient::seal_key_with(rng, public, &key, &context)?;
-    let mut out = Vec::with_capacity(OBJECT_HEADER_LEN + plaintext.len() + 4096);
-    out.extend_from_slice(&h16);
-    out.extend_from_slice(&sealed_key);
-    out.extend_from_slice(&seal_bytes_with(rng, &key, &context, plaintext)?);
-    Ok(out)
+    let mut header = [0u8; OBJECT_HEADER_LEN];
+    header[..16].copy_from_slice(&h16);
+    header[16..].copy_from_slice(&sealed_key);
+    Ok((header, key, context))
 }
 
 /// The object key and context of a recipient-sealed object, from its header.

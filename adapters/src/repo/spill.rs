@@ -15,13 +15,11 @@ use coffer_core::chunked::Sealer;
 use coffer_core::chunked::SEAL_BUFFER_LEN;
 use coffer_core::provider::CryptoProvider;
 use coffer_core::stream;
-use coffer_core::SecretKey;
 
 use super::config::names;
 use super::index::PackId;
 use super::object::{self, SealedKind, SUITE};
 use super::pack::{self, BlobKind, Compression, TocEntry};
-use super::recipient;
 use super::Repository;
 use crate::storage::ObjectKey;
 use crate::{default_provider, DefaultProvider, Error};
@@ -80,14 +78,12 @@ impl SpillPack {
         let id: PackId = random.id();
         let name = names::pack(&id);
         let key = repo.object(&name)?;
-        let h16 = object::header16(SealedKind::Pack);
-        let context = object::sealed_context(&h16, repo.id(), &name);
-        let object_key = SecretKey::generate(&mut random.rng());
-        let sealed_key = recipient::seal_key_with(
+        let (header, object_key, context) = object::start_sealed(
             &mut random.rng(),
             repo.keys().public(),
-            &object_key,
-            &context,
+            SealedKind::Pack,
+            repo.id(),
+            &name,
         )?;
         let buf = vec![0u8; SEAL_BUFFER_LEN].into_boxed_slice();
         let (sealer, prefix) = stream::seal(
@@ -100,8 +96,7 @@ impl SpillPack {
         )?;
         let mut file =
             BufWriter::with_capacity(64 << 10, tempfile::tempfile().map_err(spill_error)?);
-        file.write_all(&h16).map_err(spill_error)?;
-        file.write_all(&sealed_key).map_err(spill_error)?;
+        file.write_all(&header).map_err(spill_error)?;
         file.write_all(&prefix).map_err(spill_error)?;
         Ok(SpillPack {
             id,
@@ -134,13 +129,8 @@ impl SpillPack {
     }
 
     /// Bytes of blobs so far.
-    pub fn len(&self) -> usize {
+    pub fn body_len(&self) -> usize {
         self.body_len
-    }
-
-    /// Whether no blob was added.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Seals the table of contents, padding and trailer, and the final chunk; returns
@@ -193,6 +183,7 @@ mod tests {
     use std::sync::Arc;
 
     use coffer_core::passphrase::Argon2Params;
+    use coffer_core::SecretKey;
 
     use super::*;
     use crate::repo::keyfile::Unlock;
@@ -223,7 +214,7 @@ mod tests {
                 .add(id, BlobKind::Data, Compression::None, blob, raw)
                 .unwrap();
         }
-        assert_eq!(spill.len(), first.len() + second.len());
+        assert_eq!(spill.body_len(), first.len() + second.len());
         let mut spilled = spill.finish().unwrap();
         let mut object = Vec::new();
         spilled.file.read_to_end(&mut object).unwrap();
