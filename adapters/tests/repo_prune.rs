@@ -232,20 +232,33 @@ fn kill_rounds(op: &str) {
     }
     // Changed content, so a killed backup is killed while it writes.
     std::fs::write(src.join("big"), random_bytes(2_500_000, 77)).unwrap();
-    let mut finished = 0;
-    for round in 0..24u64 {
-        let root = work.path().join(format!("round-{round}"));
-        copy_dir(&template, &root);
-        let mut child = Command::new(std::env::current_exe().unwrap())
+    let spawn = |root: &Path| {
+        Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "kill_test_child", "--nocapture"])
-            .env("COFFER_REPO_KILL_ROOT", &root)
+            .env("COFFER_REPO_KILL_ROOT", root)
             .env("COFFER_REPO_KILL_OP", op)
             .env("COFFER_REPO_KILL_SRC", &src)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(10 + (round * 53) % 400));
+            .unwrap()
+    };
+    // How long the whole child takes unkilled, here and now: the kills are spread over
+    // that span, so they land while it works on a fast, idle machine as on a busy one.
+    let whole = {
+        let root = work.path().join("unkilled");
+        copy_dir(&template, &root);
+        let started = std::time::Instant::now();
+        spawn(&root).wait().unwrap();
+        started.elapsed()
+    };
+    let mut finished = 0;
+    for round in 0..24u64 {
+        let root = work.path().join(format!("round-{round}"));
+        copy_dir(&template, &root);
+        let mut child = spawn(&root);
+        // Rounds 0..24 in a scattered order over the span (11 is prime to 24).
+        std::thread::sleep(whole.mul_f64(((round * 11) % 24) as f64 / 24.0));
         if child.try_wait().unwrap().is_some() {
             finished += 1;
         }
