@@ -736,6 +736,8 @@ struct ServerSigner {
     fail_next: AtomicUsize,
     /// Refuse every call, for good.
     refuse: std::sync::atomic::AtomicBool,
+    /// Put before every key (an agent's destination), as the server does.
+    root: &'static str,
 }
 
 impl Signer for ServerSigner {
@@ -759,7 +761,12 @@ impl Signer for ServerSigner {
         {
             return Err(backend("ServerAway", true));
         }
-        self.store.presign(op, key, Duration::from_secs(60))
+        let full = if self.root.is_empty() {
+            key.clone()
+        } else {
+            ObjectKey::new(format!("{}/{key}", self.root))?
+        };
+        self.store.presign(op, &full, Duration::from_secs(60))
     }
 }
 
@@ -772,6 +779,7 @@ fn a_storage_without_credentials_works_through_a_signer() {
         calls: AtomicUsize::new(0),
         fail_next: AtomicUsize::new(0),
         refuse: Default::default(),
+        root: "",
     });
     let mut cfg = S3Config::for_signer(own.bucket());
     cfg.part_size = PART;
@@ -825,15 +833,79 @@ fn a_storage_without_credentials_works_through_a_signer() {
     signer.refuse.store(false, Ordering::SeqCst);
     assert!(own.head(&key("agent/refused")).unwrap().is_none());
 
-    // Delete works; listing and presigning need credentials it does not have.
+    // Delete works; presigning needs credentials it does not have.
     agent.delete(&key("agent/small")).unwrap();
     assert!(own.head(&key("agent/small")).unwrap().is_none());
-    assert!(matches!(
-        agent.list("agent/"),
-        Err(Error::InvalidConfig { .. })
-    ));
     assert!(agent
         .presign(PresignOp::Get, &key("agent/large"), Duration::from_secs(60))
         .is_err());
     assert_eq!(server.dangling_uploads(), Vec::<String>::new());
+}
+
+#[test]
+fn a_storage_without_credentials_lists_folders_under_its_signers_root() {
+    let server = Server::start();
+    let own = store(&server.endpoint());
+    for name in [
+        "dest1/index/a",
+        "dest1/index/b",
+        "dest1/index/c",
+        "dest1/indexes/x",
+        "dest1/keys/k",
+        "dest2/index/z",
+    ] {
+        own.put(&key(name), &mut &b"o"[..], PutMode::Overwrite)
+            .unwrap();
+    }
+    let signer = Arc::new(ServerSigner {
+        store: own.clone(),
+        calls: AtomicUsize::new(0),
+        fail_next: AtomicUsize::new(0),
+        refuse: Default::default(),
+        root: "dest1",
+    });
+    let mut cfg = S3Config::for_signer(own.bucket());
+    cfg.signer_root = "dest1".into();
+    // Pages of two: the continuation token is signed with each page.
+    cfg.list_page_size = 2;
+    let agent = S3Storage::with_signer(signer.clone(), &cfg).unwrap();
+    let names = |list: Vec<coffer_adapters::storage::ObjectMeta>| {
+        list.into_iter()
+            .map(|m| m.key.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // The folder only (not `indexes/`), keys relative to the root, nothing of dest2.
+    assert_eq!(
+        names(agent.list("index/").unwrap()),
+        ["index/a", "index/b", "index/c"]
+    );
+    assert_eq!(
+        signer.calls.load(Ordering::SeqCst),
+        2,
+        "two pages, two signatures"
+    );
+    assert_eq!(names(agent.list("keys/").unwrap()), ["keys/k"]);
+    assert!(agent.list("nothing/").unwrap().is_empty());
+    // Only folders can be asked for: a bare prefix could reach past one.
+    assert!(matches!(
+        agent.list("index"),
+        Err(Error::InvalidConfig { .. })
+    ));
+    // The URL lists what was signed: moved to another prefix, it is refused.
+    let signed = own
+        .presign(
+            PresignOp::List {
+                continuation_token: None,
+                max_keys: 10,
+            },
+            &key("dest1/index"),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let moved = signed.url.replace("dest1%2Findex", "dest2%2Findex");
+    assert_ne!(moved, signed.url, "{}", signed.url);
+    let status = plain_client().get(&moved).send().unwrap().status();
+    assert_eq!(status.as_u16(), 403);
+    let status = plain_client().get(&signed.url).send().unwrap().status();
+    assert_eq!(status.as_u16(), 200);
 }

@@ -103,7 +103,7 @@ pub fn count_failure(state: &AppState, ip: IpAddr) {
 pub async fn audit(state: &AppState, entry: AuditEntry) {
     if let Err(e) = state
         .db
-        .call(move |cat| audit::record(cat.connection(), &entry))
+        .call(move |cat| Ok(audit::record(cat.connection(), &entry)?))
         .await
     {
         tracing::error!("writing the audit log failed: {e:?}");
@@ -135,7 +135,7 @@ async fn authenticate(
             let hash = TokenHash::of(presented);
             state
                 .db
-                .read(move |conn| tokens::find_token(conn, &hash))
+                .read(move |conn| Ok(tokens::find_token(conn, &hash)?))
                 .await?
         }
         _ => None,

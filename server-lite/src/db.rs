@@ -28,7 +28,44 @@ use coffer_adapters::catalogue::Catalogue;
 
 pub use schema::{SERVER_COMPONENT, SERVER_MIGRATIONS};
 
+// The handlers' closures answer in the API's terms; [`Db::call`] and [`Db::read`] are
+// where the two layers meet, and `?` maps each query's [`DbError`] on the way out.
 use crate::error::{ApiError, ApiResult};
+
+/// What can go wrong in the database layer; the routes map it to HTTP
+/// (`impl From<DbError> for ApiError`), nothing here knows about statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite failed (I/O, busy past the timeout, a constraint not handled).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The change conflicts with what is stored (a finished run completed differently,
+    /// a name taken).
+    #[error("{message}")]
+    Conflict {
+        /// A stable `snake_case` code.
+        code: &'static str,
+        /// What conflicts.
+        message: String,
+    },
+    /// Something stored does not read back as what was written (a row without what its
+    /// kind needs, JSON that does not parse).
+    #[error("stored data: {0}")]
+    Corrupt(String),
+    /// The blocking task running the query died.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl DbError {
+    /// Stored data that does not read back, described by `detail`.
+    pub fn corrupt(detail: impl std::fmt::Display) -> Self {
+        DbError::Corrupt(detail.to_string())
+    }
+}
+
+/// Shorthand for queries.
+pub type DbResult<T> = Result<T, DbError>;
 
 /// The shared database handle. Cheap to clone.
 ///
@@ -98,8 +135,10 @@ impl Db {
                         &readers.path,
                         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
                             | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )?;
-                    c.busy_timeout(coffer_adapters::catalogue::BUSY_TIMEOUT)?;
+                    )
+                    .map_err(DbError::from)?;
+                    c.busy_timeout(coffer_adapters::catalogue::BUSY_TIMEOUT)
+                        .map_err(DbError::from)?;
                     c
                 }
             };
@@ -111,7 +150,7 @@ impl Db {
             result
         })
         .await
-        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+        .map_err(|e| ApiError::from(DbError::Task(e.to_string())))?
     }
 
     /// Runs `f` with the catalogue on a blocking thread.
@@ -129,7 +168,7 @@ impl Db {
             f(&mut guard)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+        .map_err(|e| ApiError::from(DbError::Task(e.to_string())))?
     }
 
     /// Runs `f` with the catalogue on the current thread (start-up, commands, tests).
@@ -143,13 +182,15 @@ impl Db {
 ///
 /// # Errors
 /// What `f` returns, or SQLite's error (as a 500).
-pub fn immediate<T>(
+pub fn immediate<T, E: From<DbError>>(
     conn: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> ApiResult<T>,
-) -> ApiResult<T> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(DbError::from)?;
     let value = f(&tx)?;
-    tx.commit()?;
+    tx.commit().map_err(DbError::from)?;
     Ok(value)
 }
 
@@ -198,6 +239,37 @@ pub fn rfc3339(unix: i64) -> String {
     jiff::Timestamp::from_second(unix)
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// Column `index`'s row ID as a typed ID: a stored ID that is not positive is a
+/// conversion error, never a default.
+///
+/// # Errors
+/// `FromSqlConversionFailure` naming the column.
+pub fn typed_id<T: TryFrom<i64>>(index: usize, raw: i64) -> rusqlite::Result<T> {
+    T::try_from(raw).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Integer,
+            format!("{raw} is not a row ID").into(),
+        )
+    })
+}
+
+/// Column `index` as one of a closed set of names ([`coffer_protocol::status`]): a
+/// stored name the set lacks is a conversion error, never a default.
+///
+/// # Errors
+/// SQLite's, or `FromSqlConversionFailure` naming the column.
+pub fn named<T>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr<Err = coffer_protocol::status::UnknownName>,
+{
+    let text: String = row.get(index)?;
+    text.parse()
+        .map_err(|e: coffer_protocol::status::UnknownName| {
+            rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
+        })
 }
 
 /// Whether an error is a broken `UNIQUE` (or other) constraint.

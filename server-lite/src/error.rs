@@ -157,7 +157,18 @@ impl From<coffer_adapters::catalogue::rusqlite::Error> for ApiError {
     }
 }
 
-/// Shorthand for handlers and queries.
+/// The database layer's errors, as the API answers them: conflicts are 409s, the rest
+/// 500s whose detail goes to the log only.
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        match e {
+            crate::db::DbError::Conflict { code, message } => ApiError::Conflict { code, message },
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Shorthand for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]

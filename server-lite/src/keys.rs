@@ -220,7 +220,7 @@ pub fn rotate_kek(cat: &mut Catalogue, old: &SecretKey, new: &SecretKey) -> ApiR
             backends::reseal_backend(tx, b.id, &sealed, &new_hex)?;
             count += 1;
         }
-        Ok(count)
+        Ok::<_, ApiError>(count)
     })?;
     Ok(Rotation {
         envelopes,

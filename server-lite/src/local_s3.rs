@@ -191,7 +191,7 @@ async fn check_destination(
     };
     let _ = state
         .db
-        .call(move |cat| audit::record(cat.connection(), &entry))
+        .call(move |cat| Ok(audit::record(cat.connection(), &entry)?))
         .await;
     Err(xml::error(StatusCode::FORBIDDEN, "AccessDenied", refusal.1))
 }
@@ -535,7 +535,7 @@ async fn get_object(
     let (bucket, k) = (state.stores.bucket.clone(), key.as_str().to_owned());
     let recorded = state
         .db
-        .read(move |conn| uploads::meta(conn, &bucket, &k))
+        .read(move |conn| Ok(uploads::meta(conn, &bucket, &k)?))
         .await
         .map_err(|e| S3Error::internal(format!("{e:?}")))?
         .filter(|m| m.size == meta.len());
@@ -618,8 +618,8 @@ pub(crate) async fn record_meta(
     state
         .db
         .call(move |cat| match &meta {
-            Some(m) => uploads::put_meta(cat.connection(), &bucket, &k, m),
-            None => uploads::delete_meta(cat.connection(), &bucket, &k),
+            Some(m) => Ok(uploads::put_meta(cat.connection(), &bucket, &k, m)?),
+            None => Ok(uploads::delete_meta(cat.connection(), &bucket, &k)?),
         })
         .await
         .map_err(|e| S3Error::internal(format!("{e:?}")))

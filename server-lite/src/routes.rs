@@ -108,7 +108,7 @@ pub async fn not_found(
 ) -> ApiError {
     let owner = state
         .db
-        .read(move |conn| agents::owner_of(conn, table, id))
+        .read(move |conn| Ok(agents::owner_of(conn, table, id)?))
         .await
         .ok()
         .flatten();

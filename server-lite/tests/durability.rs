@@ -41,7 +41,7 @@ async fn a_restart_loses_nothing_that_was_acknowledged() {
     let (status, _) = h
         .call(Method::POST, &format!("/v1/agent/runs/{run}/complete"), Some(&agent.api_key),
               Some(json!({"status": "succeeded", "bytes": 42, "files": 2, "restore_point": {
-                  "name": w["backup"]["name"], "prefix": w["backup"]["prefix"], "key_id": agent.key_id,
+                  "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "key_id": agent.key_id,
                   "stored_bytes": 40, "content_bytes": 42, "files": 2, "created_at": "2026-11-23T10:00:00Z"}})))
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -425,7 +425,7 @@ async fn runs_and_restore_points_keep_the_tenant_and_repository_they_were_made_u
     let (status, _) = h
         .call(Method::POST, &format!("/v1/agent/runs/{run}/complete"), Some(&agent.api_key),
               Some(json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-                  "name": w["backup"]["name"], "prefix": w["backup"]["prefix"], "key_id": agent.key_id,
+                  "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "key_id": agent.key_id,
                   "stored_bytes": 1, "content_bytes": 1, "files": 1, "created_at": "2026-11-23T10:00:00Z"}})))
         .await;
     assert_eq!(status, StatusCode::OK);

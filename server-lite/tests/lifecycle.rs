@@ -104,10 +104,9 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
     let work = &work["work"];
     assert_eq!(work["run_id"], run_id.as_str());
     assert_eq!(work["kind"], "backup");
-    assert_eq!(work["backup"]["sources"], json!(["/srv/data"]));
-    assert_eq!(work["backup"]["retention"]["keep_last"], 7);
-    let prefix = work["backup"]["prefix"].as_str().unwrap().to_owned();
-    let name = work["backup"]["name"].as_str().unwrap().to_owned();
+    assert_eq!(work["spec"]["sources"], json!(["/srv/data"]));
+    let prefix = work["spec"]["prefix"].as_str().unwrap().to_owned();
+    let name = work["spec"]["name"].as_str().unwrap().to_owned();
     assert!(name.starts_with("nightly-"));
 
     // Progress extends the lease.
@@ -235,10 +234,10 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
     let work = &body["work"];
     assert_eq!(work["kind"], "restore");
     assert_eq!(work["run_id"], restore_run.as_str());
-    assert_eq!(work["restore"]["restore_point_id"], rp_id.as_str());
-    assert_eq!(work["restore"]["target"], "/restore/here");
-    assert_eq!(work["restore"]["paths"], json!(["etc/hosts"]));
-    assert_eq!(work["restore"]["prefix"], prefix.as_str());
+    assert_eq!(work["spec"]["restore_point_id"], rp_id.as_str());
+    assert_eq!(work["spec"]["target"], "/restore/here");
+    assert_eq!(work["spec"]["paths"], json!(["etc/hosts"]));
+    assert_eq!(work["spec"]["prefix"], prefix.as_str());
     let (status, body) = h
         .call(Method::POST, &format!("/v1/agent/runs/{restore_run}/complete"), Some(a),
               Some(json!({"status": "succeeded", "bytes": 2000, "files": 1, "error": null, "restore_point": null})))
@@ -259,7 +258,7 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
         .call(Method::GET, "/v1/agent/poll?wait_secs=1", Some(a), None)
         .await;
     assert_eq!(body["work"]["kind"], "verify");
-    assert_eq!(body["work"]["verify"]["name"], name.as_str());
+    assert_eq!(body["work"]["spec"]["name"], name.as_str());
 
     // Logs arrive and can be read by the operator.
     let (status, _) = h
@@ -559,7 +558,7 @@ async fn scheduler_queues_due_jobs_and_times_out_abandoned_runs() {
         .call(Method::GET, "/v1/agent/poll?wait_secs=0", Some(a), None)
         .await;
     assert_eq!(body["work"]["run_id"], retried.as_str());
-    assert_eq!(body["work"]["backup"]["sources"], json!(["/srv/data"]));
+    assert_eq!(body["work"]["spec"]["sources"], json!(["/srv/data"]));
     // Only failed runs are retried.
     let (status, _) = h
         .call(
@@ -599,7 +598,7 @@ async fn bulk_restore_reports_each_item_and_totals() {
         let (status, body) = h
             .call(Method::POST, &format!("/v1/agent/runs/{}/complete", w["run_id"].as_str().unwrap()), Some(&agent.api_key),
                   Some(json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-                      "name": w["backup"]["name"], "prefix": w["backup"]["prefix"], "key_id": agent.key_id,
+                      "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "key_id": agent.key_id,
                       "stored_bytes": 1, "content_bytes": 1, "files": 1, "created_at": "2026-11-23T10:00:00Z"}})))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");

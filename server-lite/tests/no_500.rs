@@ -1309,7 +1309,7 @@ async fn claim(h: &Harness, agent: &Enrolled) -> Value {
 
 fn completion(agent: &Enrolled, work: &Value, name: &str) -> Value {
     json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-        "name": name, "prefix": work["backup"]["prefix"], "key_id": agent.key_id,
+        "name": name, "prefix": work["spec"]["prefix"], "key_id": agent.key_id,
         "stored_bytes": 1, "content_bytes": 1, "files": 1,
         "created_at": "2026-11-23T10:00:00Z"}})
 }

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use coffer_protocol::ErrorBody;
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::exit::CliError;
@@ -98,22 +100,35 @@ impl Api {
         &self.base
     }
 
-    /// `GET path`, returning the JSON body.
-    pub(crate) fn get(&self, path: &str) -> Result<Value, ApiError> {
+    /// `GET path`, returning the JSON body as `T`.
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         self.send(self.http.get(format!("{}{path}", self.base)))
     }
 
-    /// `POST path` with a JSON body, returning the JSON body (`null` when empty).
-    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    /// `POST path` with `body` as JSON, returning the JSON body as `T` (an empty body
+    /// reads as `null`, so as `()`).
+    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let body = serde_json::to_vec(body).map_err(|e| ApiError::Refused {
+            status: 0,
+            code: "unencodable".into(),
+            message: e.to_string(),
+        })?;
         self.send(
             self.http
                 .post(format!("{}{path}", self.base))
                 .header("content-type", "application/json")
-                .body(body.to_string()),
+                .body(body),
         )
     }
 
-    fn send(&self, mut request: reqwest::blocking::RequestBuilder) -> Result<Value, ApiError> {
+    fn send<T: DeserializeOwned>(
+        &self,
+        mut request: reqwest::blocking::RequestBuilder,
+    ) -> Result<T, ApiError> {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.as_str());
         }
@@ -126,7 +141,7 @@ impl Api {
     }
 }
 
-fn read(response: Response) -> Result<Value, ApiError> {
+fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
     use std::io::Read;
     let status = response.status();
     let retry_after = response
@@ -141,23 +156,16 @@ fn read(response: Response) -> Result<Value, ApiError> {
             message: format!("reading the response: {e}"),
             retry_after: None,
         })?;
-        if body.is_empty() {
-            return Ok(Value::Null);
-        }
-        return serde_json::from_slice(&body).map_err(|e| ApiError::Refused {
+        let text: &[u8] = if body.is_empty() { b"null" } else { &body };
+        return serde_json::from_slice(text).map_err(|e| ApiError::Refused {
             status: status.as_u16(),
             code: "bad_response".into(),
-            message: format!("the response is not JSON: {e}"),
+            message: format!("the response is not what the contract says: {e}"),
         });
     }
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let field = |name: &str| {
-        parsed["error"][name]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_default()
-    };
-    let (code, message) = (field("code"), field("message"));
+    let (code, message) = serde_json::from_slice::<ErrorBody>(&body)
+        .map(|b| (b.error.code, b.error.message))
+        .unwrap_or_default();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         return Err(ApiError::Transient {
             message: format!("HTTP {} {code} {message}", status.as_u16())

@@ -13,12 +13,48 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use coffer_core::SecretKey;
-use serde_json::Value;
+use coffer_protocol::enrol::Destination;
+use coffer_protocol::report::Completion;
+use coffer_protocol::{AgentId, RepositoryId, RunId, Suite, TenantId};
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::exit::{CliError, Result};
 use crate::keys;
 use crate::secrets::read_secret_file;
+
+/// `agent.json`: who this agent is and where its server and storage are (no secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AgentRecord {
+    /// The server's base URL.
+    pub(crate) server: String,
+    /// This agent.
+    pub(crate) agent_id: AgentId,
+    /// Its tenant.
+    pub(crate) tenant_id: TenantId,
+    /// Where its objects go.
+    pub(crate) destination: Destination,
+    /// The repository there.
+    pub(crate) repository: RepositoryRecord,
+}
+
+/// The repository an agent writes to, without its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RepositoryRecord {
+    /// The repository.
+    pub(crate) id: RepositoryId,
+    /// Its key's ID (32 hex digits).
+    pub(crate) key_id: String,
+    /// Its suite.
+    pub(crate) suite: Suite,
+}
+
+/// A result waiting to be delivered.
+#[derive(Serialize, Deserialize)]
+struct PendingRecord {
+    run_id: RunId,
+    body: Completion,
+}
 
 /// The agent's state folder.
 pub(crate) struct StateDir {
@@ -61,7 +97,7 @@ impl StateDir {
     /// enrolled) last.
     pub(crate) fn save_enrolment(
         &self,
-        agent: &Value,
+        agent: &AgentRecord,
         api_key: &str,
         repository_key: &SecretKey,
     ) -> Result<()> {
@@ -73,11 +109,12 @@ impl StateDir {
             &self.file("repository.key"),
             keys::key_file_text(repository_key).as_bytes(),
         )?;
-        keys::write_private_file(&self.file("agent.json"), agent.to_string().as_bytes())
+        let text = serde_json::to_string(agent).map_err(|e| CliError::Other(e.to_string()))?;
+        keys::write_private_file(&self.file("agent.json"), text.as_bytes())
     }
 
     /// The enrolment's public part.
-    pub(crate) fn agent(&self) -> Result<Value> {
+    pub(crate) fn agent(&self) -> Result<AgentRecord> {
         let path = self.file("agent.json");
         if !path.exists() {
             return Err(CliError::NotFound(format!(
@@ -108,18 +145,22 @@ impl StateDir {
     }
 
     /// Stores a run's result until it is delivered (atomically: whole or absent).
-    pub(crate) fn save_pending(&self, run_id: &str, body: &Value) -> Result<()> {
+    pub(crate) fn save_pending(&self, run_id: RunId, body: &Completion) -> Result<()> {
         let dir = self.file("pending");
         fs::create_dir_all(&dir)
             .map_err(|e| CliError::io(format!("creating {}", dir.display()), e))?;
-        let path = dir.join(format!("{}.json", file_safe(run_id)));
+        let path = dir.join(format!("{run_id}.json"));
         let what = || format!("writing {}", path.display());
         let mut tmp = tempfile::Builder::new()
             .prefix(".pending-")
             .tempfile_in(&dir)
             .map_err(|e| CliError::io(what(), e))?;
-        let record = serde_json::json!({"run_id": run_id, "body": body});
-        tmp.write_all(record.to_string().as_bytes())
+        let record = serde_json::to_string(&PendingRecord {
+            run_id,
+            body: body.clone(),
+        })
+        .map_err(|e| CliError::Other(e.to_string()))?;
+        tmp.write_all(record.as_bytes())
             .and_then(|()| tmp.as_file().sync_all())
             .map_err(|e| CliError::io(what(), e))?;
         tmp.persist(&path)
@@ -130,7 +171,7 @@ impl StateDir {
     }
 
     /// Results not yet delivered: `(run_id, body)`, oldest name first.
-    pub(crate) fn pending(&self) -> Result<Vec<(String, Value)>> {
+    pub(crate) fn pending(&self) -> Result<Vec<(RunId, Completion)>> {
         let dir = self.file("pending");
         let Ok(entries) = fs::read_dir(&dir) else {
             return Ok(Vec::new());
@@ -143,20 +184,16 @@ impl StateDir {
         let mut out = Vec::new();
         for path in paths {
             let bytes = fs::read(&path).map_err(|e| CliError::io(path.display(), e))?;
-            let record: Value = serde_json::from_slice(&bytes)
+            let record: PendingRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| CliError::Corrupt(format!("{}: {e}", path.display())))?;
-            if let Some(run_id) = record["run_id"].as_str() {
-                out.push((run_id.to_owned(), record["body"].clone()));
-            }
+            out.push((record.run_id, record.body));
         }
         Ok(out)
     }
 
     /// Forgets a delivered result.
-    pub(crate) fn delivered(&self, run_id: &str) -> Result<()> {
-        let path = self
-            .file("pending")
-            .join(format!("{}.json", file_safe(run_id)));
+    pub(crate) fn delivered(&self, run_id: RunId) -> Result<()> {
+        let path = self.file("pending").join(format!("{run_id}.json"));
         match fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(CliError::io(format!("removing {}", path.display()), e))
@@ -164,16 +201,6 @@ impl StateDir {
             _ => Ok(()),
         }
     }
-}
-
-/// A run ID as a file name: IDs are opaque, so anything but `[A-Za-z0-9_-]` is hex-escaped.
-fn file_safe(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02x}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -187,7 +214,21 @@ mod tests {
         assert!(!state.enrolled());
         assert!(state.agent().is_err());
         let key = SecretKey::from_bytes([8; 32]);
-        let agent = serde_json::json!({"server": "http://127.0.0.1:1", "agent_id": "a1"});
+        let agent = AgentRecord {
+            server: "http://127.0.0.1:1".into(),
+            agent_id: "41".parse().unwrap(),
+            tenant_id: "7".parse().unwrap(),
+            destination: Destination {
+                id: "3".parse().unwrap(),
+                bucket: "b".into(),
+                prefix: "t7/ab".into(),
+            },
+            repository: RepositoryRecord {
+                id: "5".parse().unwrap(),
+                key_id: "00".repeat(16),
+                suite: Suite::ChaCha20Poly1305,
+            },
+        };
         state.save_enrolment(&agent, "cfg_secret", &key).unwrap();
         let mode = |p: &str| {
             fs::metadata(state.path().join(p))
@@ -208,12 +249,13 @@ mod tests {
         assert_eq!(again.agent().unwrap(), agent);
         assert_eq!(again.api_key().unwrap().as_str(), "cfg_secret");
         assert_eq!(again.repository_key().unwrap().unwrap(), key);
-        let body = serde_json::json!({"status": "succeeded", "bytes": 5});
-        again.save_pending("run/1", &body).unwrap();
+        let body = Completion::failed(5, 1, "disk full".into());
+        let run: RunId = "12".parse().unwrap();
+        again.save_pending(run, &body).unwrap();
         let third = StateDir::new(Some(state.path())).unwrap();
-        assert_eq!(third.pending().unwrap(), vec![("run/1".to_owned(), body)]);
-        third.delivered("run/1").unwrap();
+        assert_eq!(third.pending().unwrap(), vec![(run, body)]);
+        third.delivered(run).unwrap();
         assert!(third.pending().unwrap().is_empty());
-        third.delivered("run/1").unwrap();
+        third.delivered(run).unwrap();
     }
 }

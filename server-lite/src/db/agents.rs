@@ -1,10 +1,11 @@
 //! Agents, their destinations and their log lines.
 
 use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
+use coffer_protocol::{AgentId, AgentStatus, TenantId};
 use serde::Serialize;
 
+use super::DbResult;
 use super::{now, rfc3339};
-use crate::error::ApiResult;
 
 /// An agent that has not been heard from for this long is shown offline.
 pub const OFFLINE_AFTER_SECS: i64 = 90;
@@ -13,15 +14,15 @@ pub const OFFLINE_AFTER_SECS: i64 = 90;
 #[derive(Debug, Clone, Serialize)]
 pub struct Agent {
     /// ID.
-    pub id: String,
+    pub id: AgentId,
     /// Its tenant.
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// Hostname it enrolled with.
     pub hostname: String,
     /// Version it last reported.
     pub version: String,
     /// `online`, `offline` or `revoked`.
-    pub status: &'static str,
+    pub status: AgentStatus,
     /// When it enrolled.
     pub enrolled_at: String,
     /// When it was last heard from.
@@ -37,13 +38,13 @@ fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     let last_seen: Option<i64> = row.get(5)?;
     let revoked: Option<i64> = row.get(6)?;
     let status = match (revoked, last_seen) {
-        (Some(_), _) => "revoked",
-        (None, Some(seen)) if now() - seen <= OFFLINE_AFTER_SECS => "online",
-        _ => "offline",
+        (Some(_), _) => AgentStatus::Revoked,
+        (None, Some(seen)) if now() - seen <= OFFLINE_AFTER_SECS => AgentStatus::Online,
+        _ => AgentStatus::Offline,
     };
     Ok(Agent {
-        id: row.get::<_, i64>(0)?.to_string(),
-        tenant_id: row.get::<_, i64>(1)?.to_string(),
+        id: super::typed_id(0, row.get(0)?)?,
+        tenant_id: super::typed_id(1, row.get(1)?)?,
         hostname: row.get(2)?,
         version: row.get(3)?,
         status,
@@ -76,7 +77,7 @@ pub fn insert_agent(
 ///
 /// # Errors
 /// SQLite's.
-pub fn agent(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<Option<Agent>> {
+pub fn agent(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<Option<Agent>> {
     Ok(conn
         .query_row(
             &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1 AND tenant_id = ?2"),
@@ -90,7 +91,7 @@ pub fn agent(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<Option<Age
 ///
 /// # Errors
 /// SQLite's.
-pub fn agents(conn: &Connection, tenant_id: i64) -> ApiResult<Vec<Agent>> {
+pub fn agents(conn: &Connection, tenant_id: i64) -> DbResult<Vec<Agent>> {
     let mut st = conn.prepare(&format!(
         "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = ?1 ORDER BY id"
     ))?;
@@ -103,7 +104,7 @@ pub fn agents(conn: &Connection, tenant_id: i64) -> ApiResult<Vec<Agent>> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn revoke_agent(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<bool> {
+pub fn revoke_agent(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<bool> {
     let at = now();
     let changed = conn.execute(
         "UPDATE agents SET revoked_at = ?3 WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
@@ -129,7 +130,7 @@ pub fn revoke_agent(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<boo
 ///
 /// # Errors
 /// SQLite's.
-pub fn heartbeat(conn: &Connection, id: i64, at: i64, version: &str) -> ApiResult<()> {
+pub fn heartbeat(conn: &Connection, id: i64, at: i64, version: &str) -> DbResult<()> {
     conn.execute(
         "UPDATE agents SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), version = ?3
          WHERE id = ?1",
@@ -144,8 +145,8 @@ impl Agent {
         if let Some((at, version)) = beat {
             self.last_seen_at = Some(rfc3339(at));
             self.version = version;
-            if self.status != "revoked" && now() - at <= OFFLINE_AFTER_SECS {
-                self.status = "online";
+            if self.status != AgentStatus::Revoked && now() - at <= OFFLINE_AFTER_SECS {
+                self.status = AgentStatus::Online;
             }
         }
         self
@@ -273,7 +274,7 @@ pub fn insert_destination(
 ///
 /// # Errors
 /// SQLite's.
-pub fn destination_of_agent(conn: &Connection, agent_id: i64) -> ApiResult<Option<DestinationRow>> {
+pub fn destination_of_agent(conn: &Connection, agent_id: i64) -> DbResult<Option<DestinationRow>> {
     Ok(conn
         .query_row(
             &format!("SELECT {DEST_COLUMNS} FROM destinations WHERE agent_id = ?1"),
@@ -287,11 +288,7 @@ pub fn destination_of_agent(conn: &Connection, agent_id: i64) -> ApiResult<Optio
 ///
 /// # Errors
 /// SQLite's.
-pub fn destination(
-    conn: &Connection,
-    tenant_id: i64,
-    id: i64,
-) -> ApiResult<Option<DestinationRow>> {
+pub fn destination(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<Option<DestinationRow>> {
     Ok(conn
         .query_row(
             &format!("SELECT {DEST_COLUMNS} FROM destinations WHERE id = ?1 AND tenant_id = ?2"),
@@ -305,7 +302,7 @@ pub fn destination(
 ///
 /// # Errors
 /// SQLite's.
-pub fn destinations(conn: &Connection, tenant_id: i64) -> ApiResult<Vec<DestinationRow>> {
+pub fn destinations(conn: &Connection, tenant_id: i64) -> DbResult<Vec<DestinationRow>> {
     let mut st = conn.prepare(&format!(
         "SELECT {DEST_COLUMNS} FROM destinations WHERE tenant_id = ?1 ORDER BY id"
     ))?;
@@ -335,7 +332,7 @@ pub fn insert_logs(
     tenant_id: i64,
     agent_id: i64,
     lines: &[(String, String, i64)],
-) -> ApiResult<()> {
+) -> DbResult<()> {
     let at = now();
     let mut st = conn.prepare(
         "INSERT INTO agent_logs (tenant_id, agent_id, level, message, time, received_at)
@@ -367,7 +364,7 @@ pub const LOG_RETENTION_SECS: i64 = 30 * 24 * 3600;
 ///
 /// # Errors
 /// SQLite's.
-pub fn logs(conn: &Connection, agent_id: i64, limit: u32) -> ApiResult<Vec<LogLine>> {
+pub fn logs(conn: &Connection, agent_id: i64, limit: u32) -> DbResult<Vec<LogLine>> {
     let mut st = conn.prepare(
         "SELECT level, message, time, received_at FROM
            (SELECT * FROM agent_logs WHERE agent_id = ?1 ORDER BY id DESC LIMIT ?2)
@@ -389,7 +386,7 @@ pub fn logs(conn: &Connection, agent_id: i64, limit: u32) -> ApiResult<Vec<LogLi
 ///
 /// # Errors
 /// SQLite's.
-pub fn owner_of(conn: &Connection, table: &str, id: i64) -> ApiResult<Option<i64>> {
+pub fn owner_of(conn: &Connection, table: &str, id: i64) -> DbResult<Option<i64>> {
     // `table` is one of our own names, never input.
     Ok(conn
         .query_row(

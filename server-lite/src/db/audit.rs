@@ -5,8 +5,8 @@
 use coffer_adapters::catalogue::rusqlite::{params, Connection};
 use serde::Serialize;
 
+use super::DbResult;
 use super::{now, rfc3339};
-use crate::error::ApiResult;
 
 /// How an audited action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub struct AuditEntry {
 ///
 /// # Errors
 /// SQLite's.
-pub fn record(conn: &Connection, e: &AuditEntry) -> ApiResult<()> {
+pub fn record(conn: &Connection, e: &AuditEntry) -> DbResult<()> {
     conn.execute(
         "INSERT INTO audit (id, at, tenant_id, actor, action, target, outcome, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -119,7 +119,7 @@ pub struct AuditRecord {
 ///
 /// # Errors
 /// SQLite's.
-pub fn list(conn: &Connection, tenant_id: Option<i64>, limit: u32) -> ApiResult<Vec<AuditRecord>> {
+pub fn list(conn: &Connection, tenant_id: Option<i64>, limit: u32) -> DbResult<Vec<AuditRecord>> {
     let sql = match tenant_id {
         Some(_) => {
             "SELECT id, at, tenant_id, actor, action, target, outcome, detail FROM audit

@@ -3,7 +3,7 @@
 use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
 
 use super::now;
-use crate::error::ApiResult;
+use super::DbResult;
 
 /// A stored S3 backend (the secret stays sealed).
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ const BACKEND_COLUMNS: &str =
 ///
 /// # Errors
 /// SQLite's.
-pub fn backend(conn: &Connection, id: i64) -> ApiResult<Option<BackendRow>> {
+pub fn backend(conn: &Connection, id: i64) -> DbResult<Option<BackendRow>> {
     Ok(conn
         .query_row(
             &format!("SELECT {BACKEND_COLUMNS} FROM backends WHERE id = ?1"),
@@ -89,7 +89,7 @@ pub fn backend(conn: &Connection, id: i64) -> ApiResult<Option<BackendRow>> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn backends(conn: &Connection) -> ApiResult<Vec<BackendRow>> {
+pub fn backends(conn: &Connection) -> DbResult<Vec<BackendRow>> {
     let mut st = conn.prepare(&format!(
         "SELECT {BACKEND_COLUMNS} FROM backends ORDER BY id"
     ))?;
@@ -101,7 +101,7 @@ pub fn backends(conn: &Connection) -> ApiResult<Vec<BackendRow>> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn reseal_backend(conn: &Connection, id: i64, sealed: &[u8], kek_id: &str) -> ApiResult<()> {
+pub fn reseal_backend(conn: &Connection, id: i64, sealed: &[u8], kek_id: &str) -> DbResult<()> {
     conn.execute(
         "UPDATE backends SET secret_sealed = ?2, kek_id = ?3 WHERE id = ?1",
         params![id, sealed, kek_id],

@@ -3,8 +3,8 @@
 use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
+use super::DbResult;
 use super::{now, rfc3339};
-use crate::error::ApiResult;
 
 /// How many restore points a job keeps (the agent prunes by these).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -171,7 +171,7 @@ pub fn insert_job(
 ///
 /// # Errors
 /// SQLite's.
-pub fn job(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<Option<JobRow>> {
+pub fn job(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<Option<JobRow>> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1 AND tenant_id = ?2"),
@@ -185,7 +185,7 @@ pub fn job(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<Option<JobRo
 ///
 /// # Errors
 /// SQLite's.
-pub fn jobs(conn: &Connection, tenant_id: i64) -> ApiResult<Vec<JobRow>> {
+pub fn jobs(conn: &Connection, tenant_id: i64) -> DbResult<Vec<JobRow>> {
     let mut st = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 ORDER BY id"
     ))?;
@@ -198,7 +198,7 @@ pub fn jobs(conn: &Connection, tenant_id: i64) -> ApiResult<Vec<JobRow>> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn delete_job(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<bool> {
+pub fn delete_job(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<bool> {
     Ok(conn.execute(
         "DELETE FROM jobs WHERE id = ?1 AND tenant_id = ?2",
         [id, tenant_id],
@@ -209,7 +209,7 @@ pub fn delete_job(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<bool>
 ///
 /// # Errors
 /// SQLite's.
-pub fn due_jobs(conn: &Connection, at: i64) -> ApiResult<Vec<JobRow>> {
+pub fn due_jobs(conn: &Connection, at: i64) -> DbResult<Vec<JobRow>> {
     let mut st = conn.prepare(&format!(
         "SELECT {} FROM jobs j JOIN agents a ON a.id = j.agent_id
          WHERE j.next_run_at IS NOT NULL AND j.next_run_at <= ?1 AND a.revoked_at IS NULL
@@ -228,7 +228,7 @@ pub fn due_jobs(conn: &Connection, at: i64) -> ApiResult<Vec<JobRow>> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn set_next_run(conn: &Connection, id: i64, next: Option<i64>) -> ApiResult<()> {
+pub fn set_next_run(conn: &Connection, id: i64, next: Option<i64>) -> DbResult<()> {
     conn.execute(
         "UPDATE jobs SET next_run_at = ?2 WHERE id = ?1",
         params![id, next],

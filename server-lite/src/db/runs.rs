@@ -7,64 +7,40 @@
 //! run's, so history stays put if an agent moves.
 
 use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
-use serde::{Deserialize, Serialize};
+use coffer_protocol::report::Completion;
+use coffer_protocol::work::{BackupWork, RestoreWork, VerifyWork, Work, WorkItem};
+use coffer_protocol::{
+    AgentId, DestinationId, JobId, RepositoryId, RestorePointId, RunId, TenantId,
+};
+pub use coffer_protocol::{Outcome, RunKind, RunStatus};
+use serde::Serialize;
 
 use super::agents::DestinationRow;
-use super::jobs::{JobRow, Retention};
+use super::jobs::JobRow;
 use super::{now, rfc3339};
-use crate::error::{ApiError, ApiResult};
-
-/// What a run does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunKind {
-    /// Back up a job's sources.
-    Backup,
-    /// Restore a restore point to a path.
-    Restore,
-    /// Check that a restore point opens.
-    Verify,
-}
-
-impl RunKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunKind::Backup => "backup",
-            RunKind::Restore => "restore",
-            RunKind::Verify => "verify",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "restore" => RunKind::Restore,
-            "verify" => RunKind::Verify,
-            _ => RunKind::Backup,
-        }
-    }
-}
+use super::{DbError, DbResult};
 
 /// A run, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
     /// ID.
-    pub id: String,
+    pub id: RunId,
     /// Tenant at the time it was made.
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// The agent that does it.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Repository at the time it was made.
-    pub repository_id: String,
+    pub repository_id: RepositoryId,
     /// Destination at the time it was made.
-    pub destination_id: String,
+    pub destination_id: DestinationId,
     /// The job, for backups.
-    pub job_id: Option<String>,
+    pub job_id: Option<JobId>,
     /// `backup`, `restore` or `verify`.
     pub kind: RunKind,
     /// `queued`, `running`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     /// For restores and verifies.
-    pub restore_point_id: Option<String>,
+    pub restore_point_id: Option<RestorePointId>,
     /// Backup name.
     pub name: Option<String>,
     /// Key prefix, relative to the destination.
@@ -129,15 +105,18 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
     let lease: Option<i64> = row.get(15)?;
     Ok(RunRow {
         view: Run {
-            id: id.to_string(),
-            tenant_id: tenant_id.to_string(),
-            agent_id: agent_id.to_string(),
-            repository_id: repository_id.to_string(),
-            destination_id: row.get::<_, i64>(4)?.to_string(),
-            job_id: job_id.map(|j| j.to_string()),
-            kind: RunKind::parse(&row.get::<_, String>(6)?),
-            status: row.get(7)?,
-            restore_point_id: row.get::<_, Option<i64>>(8)?.map(|r| r.to_string()),
+            id: super::typed_id(0, id)?,
+            tenant_id: super::typed_id(1, tenant_id)?,
+            agent_id: super::typed_id(2, agent_id)?,
+            repository_id: super::typed_id(3, repository_id)?,
+            destination_id: super::typed_id(4, row.get(4)?)?,
+            job_id: job_id.map(|j| super::typed_id(5, j)).transpose()?,
+            kind: super::named(row, 6)?,
+            status: super::named(row, 7)?,
+            restore_point_id: row
+                .get::<_, Option<i64>>(8)?
+                .map(|r| super::typed_id(8, r))
+                .transpose()?,
             name: row.get(9)?,
             prefix: row.get(10)?,
             target: row.get(11)?,
@@ -172,7 +151,7 @@ pub fn enqueue_backup(
     job: &JobRow,
     dest: &DestinationRow,
     requested_by: &str,
-) -> ApiResult<i64> {
+) -> DbResult<i64> {
     let at = now();
     let stamp = jiff::Timestamp::from_second(at)
         .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
@@ -217,7 +196,7 @@ pub fn enqueue_restore(
     target: Option<&str>,
     paths: &[String],
     requested_by: &str,
-) -> ApiResult<i64> {
+) -> DbResult<i64> {
     let paths_json = serde_json::to_string(paths).unwrap_or_else(|_| "[]".to_owned());
     conn.execute(
         "INSERT INTO runs (id, tenant_id, agent_id, repository_id, destination_id, kind, status,
@@ -247,7 +226,7 @@ pub fn enqueue_restore(
 ///
 /// # Errors
 /// SQLite's.
-pub fn run(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<Option<RunRow>> {
+pub fn run(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<Option<RunRow>> {
     Ok(conn
         .query_row(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 AND tenant_id = ?2"),
@@ -261,7 +240,7 @@ pub fn run(conn: &Connection, tenant_id: i64, id: i64) -> ApiResult<Option<RunRo
 ///
 /// # Errors
 /// SQLite's.
-pub fn agent_run(conn: &Connection, agent_id: i64, id: i64) -> ApiResult<Option<RunRow>> {
+pub fn agent_run(conn: &Connection, agent_id: i64, id: i64) -> DbResult<Option<RunRow>> {
     Ok(conn
         .query_row(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 AND agent_id = ?2"),
@@ -280,7 +259,7 @@ pub fn runs(
     tenant_id: i64,
     agent_id: Option<i64>,
     limit: u32,
-) -> ApiResult<Vec<Run>> {
+) -> DbResult<Vec<Run>> {
     let mut st = conn.prepare(&format!(
         "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = ?1 AND (?2 IS NULL OR agent_id = ?2)
          ORDER BY id DESC LIMIT ?3"
@@ -293,7 +272,7 @@ pub fn runs(
 ///
 /// # Errors
 /// SQLite's.
-pub fn has_queued(conn: &Connection, agent_id: i64) -> ApiResult<bool> {
+pub fn has_queued(conn: &Connection, agent_id: i64) -> DbResult<bool> {
     Ok(conn
         .query_row(
             "SELECT 1 FROM runs WHERE agent_id = ?1 AND status = 'queued' LIMIT 1",
@@ -304,71 +283,11 @@ pub fn has_queued(conn: &Connection, agent_id: i64) -> ApiResult<bool> {
         .is_some())
 }
 
-/// What an agent is handed by a poll.
-#[derive(Debug, Clone, Serialize)]
-pub struct Work {
-    /// The run.
-    pub run_id: String,
-    /// `backup`, `restore` or `verify`.
-    pub kind: RunKind,
-    /// Finish, or report progress, before this.
-    pub lease_expires_at: String,
-    /// For backups.
-    pub backup: Option<BackupWork>,
-    /// For restores.
-    pub restore: Option<RestoreWork>,
-    /// For verifies.
-    pub verify: Option<VerifyWork>,
-}
-
-/// A backup to make.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupWork {
-    /// The job.
-    pub job_id: String,
-    /// Absolute paths.
-    pub sources: Vec<String>,
-    /// Key prefix, relative to the destination.
-    pub prefix: String,
-    /// The backup's name.
-    pub name: String,
-    /// zstd level.
-    pub level: u8,
-    /// What the job keeps (the agent prunes after a successful backup).
-    pub retention: Retention,
-}
-
-/// A restore to do.
-#[derive(Debug, Clone, Serialize)]
-pub struct RestoreWork {
-    /// The restore point.
-    pub restore_point_id: String,
-    /// Its key prefix, relative to the destination.
-    pub prefix: String,
-    /// Its name.
-    pub name: String,
-    /// Where to restore to (absolute).
-    pub target: String,
-    /// Only these paths (empty: everything).
-    pub paths: Vec<String>,
-}
-
-/// A verify to do.
-#[derive(Debug, Clone, Serialize)]
-pub struct VerifyWork {
-    /// The restore point.
-    pub restore_point_id: String,
-    /// Its key prefix, relative to the destination.
-    pub prefix: String,
-    /// Its name.
-    pub name: String,
-}
-
 /// Claims `agent`'s oldest queued run under a lease of `lease_secs`.
 ///
 /// # Errors
 /// SQLite's.
-pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> ApiResult<Option<Work>> {
+pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> DbResult<Option<Work>> {
     let Some(row) = conn
         .query_row(
             &format!(
@@ -391,71 +310,43 @@ pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> ApiResul
     )?;
     let name = row.view.name.clone().unwrap_or_default();
     let prefix = row.view.prefix.clone().unwrap_or_default();
-    let rp_id = row.view.restore_point_id.clone().unwrap_or_default();
-    let mut work = Work {
-        run_id: row.view.id.clone(),
-        kind: row.view.kind,
-        lease_expires_at: rfc3339(lease),
-        backup: None,
-        restore: None,
-        verify: None,
+    let missing = |what: &str| DbError::corrupt(format!("run {} has no {what}", row.id));
+    let json_list = |text: &Option<String>, what: &str| -> DbResult<Vec<String>> {
+        serde_json::from_str(text.as_deref().unwrap_or("[]"))
+            .map_err(|e| DbError::corrupt(format!("run {}'s {what}: {e}", row.id)))
     };
-    match row.view.kind {
-        RunKind::Backup => {
-            let retention = match row.job_id {
-                Some(job) => conn
-                    .query_row(
-                        "SELECT keep_last, keep_daily, keep_weekly, keep_monthly FROM jobs
-                         WHERE id = ?1",
-                        [job],
-                        |r| {
-                            Ok(Retention {
-                                keep_last: r.get(0)?,
-                                keep_daily: r.get(1)?,
-                                keep_weekly: r.get(2)?,
-                                keep_monthly: r.get(3)?,
-                            })
-                        },
-                    )
-                    .optional()?
-                    .unwrap_or_default(),
-                None => Retention::default(),
-            };
-            work.backup = Some(BackupWork {
-                job_id: row.view.job_id.clone().unwrap_or_default(),
-                sources: row
-                    .sources
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or_default(),
-                prefix,
-                name,
-                level: row.level.unwrap_or(3),
-                retention,
-            });
-        }
-        RunKind::Restore => {
-            work.restore = Some(RestoreWork {
-                restore_point_id: rp_id,
-                prefix,
-                name,
-                target: row.view.target.clone().unwrap_or_default(),
-                paths: row
-                    .paths
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or_default(),
-            });
-        }
-        RunKind::Verify => {
-            work.verify = Some(VerifyWork {
-                restore_point_id: rp_id,
-                prefix,
-                name,
-            });
-        }
-    }
-    Ok(Some(work))
+    let item = match row.view.kind {
+        RunKind::Backup => WorkItem::Backup(BackupWork {
+            job_id: row.view.job_id.ok_or_else(|| missing("job"))?,
+            sources: json_list(&row.sources, "sources")?,
+            prefix,
+            name,
+            level: row.level.unwrap_or(3),
+        }),
+        RunKind::Restore => WorkItem::Restore(RestoreWork {
+            restore_point_id: row
+                .view
+                .restore_point_id
+                .ok_or_else(|| missing("restore point"))?,
+            prefix,
+            name,
+            target: row.view.target.clone().unwrap_or_default(),
+            paths: json_list(&row.paths, "paths")?,
+        }),
+        RunKind::Verify => WorkItem::Verify(VerifyWork {
+            restore_point_id: row
+                .view
+                .restore_point_id
+                .ok_or_else(|| missing("restore point"))?,
+            prefix,
+            name,
+        }),
+    };
+    Ok(Some(Work {
+        run_id: row.view.id,
+        lease_expires_at: rfc3339(lease),
+        item,
+    }))
 }
 
 /// Records progress of a running run and extends its lease. False if the run is not
@@ -469,7 +360,7 @@ pub fn progress(
     bytes: u64,
     files: u64,
     lease_secs: i64,
-) -> ApiResult<Option<i64>> {
+) -> DbResult<Option<i64>> {
     let lease = now().saturating_add(lease_secs);
     let changed = conn.execute(
         "UPDATE runs SET bytes = ?2, files = ?3, lease_expires_at = ?4
@@ -477,59 +368,6 @@ pub fn progress(
         params![run_id, bytes, files, lease],
     )?;
     Ok((changed == 1).then_some(lease))
-}
-
-/// The outcome an agent reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// It worked.
-    Succeeded,
-    /// It did not.
-    Failed,
-}
-
-/// A restore point, as the agent reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewRestorePoint {
-    /// Backup name.
-    pub name: String,
-    /// Key prefix, relative to the destination.
-    pub prefix: String,
-    /// Key ID of the repository key it is sealed under (hex).
-    pub key_id: String,
-    /// Bytes in storage.
-    #[serde(deserialize_with = "crate::extract::count")]
-    pub stored_bytes: u64,
-    /// Bytes of file content.
-    #[serde(deserialize_with = "crate::extract::count")]
-    pub content_bytes: u64,
-    /// Files.
-    #[serde(deserialize_with = "crate::extract::count")]
-    pub files: u64,
-    /// When the backup was taken (RFC 3339).
-    pub created_at: String,
-}
-
-/// A run's completion, as the agent sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Completion {
-    /// How it ended.
-    pub status: Outcome,
-    /// Bytes processed.
-    #[serde(deserialize_with = "crate::extract::count")]
-    pub bytes: u64,
-    /// Files processed.
-    #[serde(deserialize_with = "crate::extract::count")]
-    pub files: u64,
-    /// Why it failed.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// The restore point a successful backup made.
-    #[serde(default)]
-    pub restore_point: Option<NewRestorePoint>,
 }
 
 /// Records `completion` of `run` (already checked to be the agent's, and its restore
@@ -543,13 +381,13 @@ pub fn complete(
     run: &RunRow,
     completion: &Completion,
     rp_created_at: Option<i64>,
-) -> ApiResult<()> {
-    let canonical = serde_json::to_string(completion).map_err(ApiError::internal)?;
-    if run.view.status != "running" {
+) -> DbResult<()> {
+    let canonical = serde_json::to_string(completion).map_err(DbError::corrupt)?;
+    if run.view.status != RunStatus::Running {
         if run.completion.as_deref() == Some(canonical.as_str()) {
             return Ok(());
         }
-        return Err(ApiError::Conflict {
+        return Err(DbError::Conflict {
             code: "run_finished",
             message: format!(
                 "run {} is already {}{}",
@@ -564,10 +402,7 @@ pub fn complete(
         });
     }
     let at = now();
-    let status = match completion.status {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed => "failed",
-    };
+    let status = RunStatus::from(completion.status).as_str();
     conn.execute(
         "UPDATE runs SET status = ?2, finished_at = ?3, lease_expires_at = NULL, bytes = ?4,
                          files = ?5, error = ?6, completion = ?7
@@ -610,7 +445,7 @@ pub fn complete(
             // The only constraint a validated restore point can break: its name is
             // already taken in this repository and prefix.
             Err(e) if super::is_constraint(&e) => {
-                return Err(ApiError::Conflict {
+                return Err(DbError::Conflict {
                     code: "restore_point_exists",
                     message: format!(
                         "restore_point.name: {:?} already exists under this prefix",
@@ -630,7 +465,7 @@ pub fn complete(
 ///
 /// # Errors
 /// SQLite's.
-pub fn cancel(conn: &Connection, tenant_id: i64, id: i64, reason: &str) -> ApiResult<bool> {
+pub fn cancel(conn: &Connection, tenant_id: i64, id: i64, reason: &str) -> DbResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = 'failed', error = ?3, finished_at = ?4, lease_expires_at = NULL
          WHERE id = ?1 AND tenant_id = ?2 AND status IN ('queued', 'running')",
@@ -643,7 +478,7 @@ pub fn cancel(conn: &Connection, tenant_id: i64, id: i64, reason: &str) -> ApiRe
 ///
 /// # Errors
 /// SQLite's.
-pub fn cancel_queued_of_job(conn: &Connection, job_id: i64, reason: &str) -> ApiResult<Vec<i64>> {
+pub fn cancel_queued_of_job(conn: &Connection, job_id: i64, reason: &str) -> DbResult<Vec<i64>> {
     let mut st = conn.prepare(
         "UPDATE runs SET status = 'failed', error = ?2, finished_at = ?3
          WHERE job_id = ?1 AND status = 'queued'
@@ -658,7 +493,7 @@ pub fn cancel_queued_of_job(conn: &Connection, job_id: i64, reason: &str) -> Api
 ///
 /// # Errors
 /// SQLite's.
-pub fn job_has_queued(conn: &Connection, job_id: i64) -> ApiResult<bool> {
+pub fn job_has_queued(conn: &Connection, job_id: i64) -> DbResult<bool> {
     Ok(conn
         .query_row(
             "SELECT 1 FROM runs WHERE job_id = ?1 AND status = 'queued' LIMIT 1",
@@ -673,7 +508,7 @@ pub fn job_has_queued(conn: &Connection, job_id: i64) -> ApiResult<bool> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn expire_leases(conn: &Connection, at: i64) -> ApiResult<Vec<(i64, i64)>> {
+pub fn expire_leases(conn: &Connection, at: i64) -> DbResult<Vec<(i64, i64)>> {
     let mut st = conn.prepare(
         "UPDATE runs SET status = 'failed', error = 'timed out', finished_at = ?1,
                          lease_expires_at = NULL
@@ -772,7 +607,7 @@ pub fn restore_point(
     conn: &Connection,
     tenant_id: i64,
     id: i64,
-) -> ApiResult<Option<RestorePointRow>> {
+) -> DbResult<Option<RestorePointRow>> {
     Ok(conn
         .query_row(
             &format!("SELECT {RP_COLUMNS} FROM restore_points WHERE id = ?1 AND tenant_id = ?2"),
@@ -790,7 +625,7 @@ pub fn restore_points(
     conn: &Connection,
     tenant_id: i64,
     limit: u32,
-) -> ApiResult<Vec<RestorePoint>> {
+) -> DbResult<Vec<RestorePoint>> {
     let mut st = conn.prepare(&format!(
         "SELECT {RP_COLUMNS} FROM restore_points WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2"
     ))?;

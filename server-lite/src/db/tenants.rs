@@ -1,16 +1,17 @@
 //! Tenants.
 
 use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
+use coffer_protocol::TenantId;
 use serde::Serialize;
 
+use super::DbResult;
 use super::{now, rfc3339};
-use crate::error::ApiResult;
 
 /// A tenant, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
     /// ID.
-    pub id: String,
+    pub id: TenantId,
     /// Unique name.
     pub name: String,
     /// The S3 backend its destinations use; `null` for the embedded store.
@@ -21,7 +22,7 @@ pub struct Tenant {
 
 fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
-        id: row.get::<_, i64>(0)?.to_string(),
+        id: super::typed_id(0, row.get(0)?)?,
         name: row.get(1)?,
         backend_id: row.get::<_, Option<i64>>(2)?.map(|b| b.to_string()),
         created_at: rfc3339(row.get(3)?),
@@ -43,7 +44,7 @@ pub fn create_tenant(
         params![name, backend_id, at, super::new_id()],
     )?;
     Ok(Tenant {
-        id: conn.last_insert_rowid().to_string(),
+        id: super::typed_id(0, conn.last_insert_rowid())?,
         name: name.to_owned(),
         backend_id: backend_id.map(|b| b.to_string()),
         created_at: rfc3339(at),
@@ -54,7 +55,7 @@ pub fn create_tenant(
 ///
 /// # Errors
 /// SQLite's.
-pub fn tenants(conn: &Connection) -> ApiResult<Vec<Tenant>> {
+pub fn tenants(conn: &Connection) -> DbResult<Vec<Tenant>> {
     let mut st =
         conn.prepare("SELECT id, name, backend_id, created_at FROM tenants ORDER BY id")?;
     let rows = st.query_map([], tenant_from_row)?;
@@ -65,7 +66,7 @@ pub fn tenants(conn: &Connection) -> ApiResult<Vec<Tenant>> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn tenant(conn: &Connection, id: i64) -> ApiResult<Option<Tenant>> {
+pub fn tenant(conn: &Connection, id: i64) -> DbResult<Option<Tenant>> {
     Ok(conn
         .query_row(
             "SELECT id, name, backend_id, created_at FROM tenants WHERE id = ?1",

@@ -4,8 +4,8 @@ use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExt
 
 use serde::Serialize;
 
+use super::DbResult;
 use super::{now, rfc3339};
-use crate::error::ApiResult;
 use crate::token::{TokenHash, TokenKind};
 
 /// A stored token and the state of what it belongs to.
@@ -65,7 +65,7 @@ pub fn insert_token(
 ///
 /// # Errors
 /// SQLite's.
-pub fn find_token(conn: &Connection, hash: &TokenHash) -> ApiResult<Option<TokenRow>> {
+pub fn find_token(conn: &Connection, hash: &TokenHash) -> DbResult<Option<TokenRow>> {
     let row = conn
         .query_row(
             "SELECT t.id, t.kind, t.hash, t.tenant_id, t.agent_id, t.expires_at, t.used_at,
@@ -100,7 +100,7 @@ pub fn find_token(conn: &Connection, hash: &TokenHash) -> ApiResult<Option<Token
 ///
 /// # Errors
 /// SQLite's.
-pub fn has_admin_token(conn: &Connection) -> ApiResult<bool> {
+pub fn has_admin_token(conn: &Connection) -> DbResult<bool> {
     Ok(conn
         .query_row(
             "SELECT 1 FROM tokens WHERE kind = 'admin' LIMIT 1",
@@ -115,7 +115,7 @@ pub fn has_admin_token(conn: &Connection) -> ApiResult<bool> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn use_token(conn: &Connection, id: i64) -> ApiResult<bool> {
+pub fn use_token(conn: &Connection, id: i64) -> DbResult<bool> {
     Ok(conn.execute(
         "UPDATE tokens SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
         params![id, now()],
@@ -147,7 +147,7 @@ pub fn list_tokens(
     conn: &Connection,
     kind: TokenKind,
     tenant_id: Option<i64>,
-) -> ApiResult<Vec<TokenInfo>> {
+) -> DbResult<Vec<TokenInfo>> {
     let mut st = conn.prepare(
         "SELECT id, label, created_at, expires_at, used_at, revoked_at FROM tokens
          WHERE kind = ?1 AND tenant_id IS ?2 ORDER BY created_at DESC, id DESC LIMIT 1000",
@@ -191,7 +191,7 @@ pub fn revoke_token(
     id: i64,
     kind: TokenKind,
     tenant_id: Option<i64>,
-) -> ApiResult<Revoked> {
+) -> DbResult<Revoked> {
     let found: Option<(Option<i64>, Option<i64>)> = conn
         .query_row(
             "SELECT used_at, revoked_at FROM tokens WHERE id = ?1 AND kind = ?2 AND tenant_id IS ?3",
@@ -217,7 +217,7 @@ pub fn revoke_token(
 ///
 /// # Errors
 /// SQLite's.
-pub fn revoke_admin_tokens(conn: &Connection) -> ApiResult<usize> {
+pub fn revoke_admin_tokens(conn: &Connection) -> DbResult<usize> {
     Ok(conn.execute(
         "UPDATE tokens SET revoked_at = ?1 WHERE kind = 'admin' AND revoked_at IS NULL",
         [now()],

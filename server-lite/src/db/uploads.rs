@@ -4,7 +4,7 @@
 use coffer_adapters::catalogue::rusqlite::{params, Connection, OptionalExtension};
 
 use super::now;
-use crate::error::ApiResult;
+use super::DbResult;
 
 /// An upload in progress.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct Part {
 ///
 /// # Errors
 /// SQLite's.
-pub fn create(conn: &Connection, u: &Upload) -> ApiResult<()> {
+pub fn create(conn: &Connection, u: &Upload) -> DbResult<()> {
     conn.execute(
         "INSERT INTO uploads (id, bucket, key, checksum, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![u.id, u.bucket, u.key, u.checksum, now()],
@@ -48,7 +48,7 @@ pub fn create(conn: &Connection, u: &Upload) -> ApiResult<()> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn get(conn: &Connection, id: &str, bucket: &str, key: &str) -> ApiResult<Option<Upload>> {
+pub fn get(conn: &Connection, id: &str, bucket: &str, key: &str) -> DbResult<Option<Upload>> {
     Ok(conn
         .query_row(
             "SELECT id, bucket, key, checksum FROM uploads WHERE id = ?1 AND bucket = ?2
@@ -70,7 +70,7 @@ pub fn get(conn: &Connection, id: &str, bucket: &str, key: &str) -> ApiResult<Op
 ///
 /// # Errors
 /// SQLite's.
-pub fn put_part(conn: &Connection, upload: &str, p: &Part) -> ApiResult<()> {
+pub fn put_part(conn: &Connection, upload: &str, p: &Part) -> DbResult<()> {
     conn.execute(
         "INSERT INTO upload_parts (upload_id, part_number, size, etag, sha256)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -85,7 +85,7 @@ pub fn put_part(conn: &Connection, upload: &str, p: &Part) -> ApiResult<()> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn parts(conn: &Connection, upload: &str) -> ApiResult<Vec<Part>> {
+pub fn parts(conn: &Connection, upload: &str) -> DbResult<Vec<Part>> {
     let mut st = conn.prepare(
         "SELECT part_number, size, etag, sha256 FROM upload_parts WHERE upload_id = ?1
          ORDER BY part_number",
@@ -105,7 +105,7 @@ pub fn parts(conn: &Connection, upload: &str) -> ApiResult<Vec<Part>> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn delete(conn: &Connection, id: &str) -> ApiResult<()> {
+pub fn delete(conn: &Connection, id: &str) -> DbResult<()> {
     conn.execute("DELETE FROM uploads WHERE id = ?1", [id])?;
     Ok(())
 }
@@ -115,7 +115,7 @@ pub fn delete(conn: &Connection, id: &str) -> ApiResult<()> {
 ///
 /// # Errors
 /// SQLite's.
-pub fn remove_stale(conn: &Connection, before: i64) -> ApiResult<Vec<String>> {
+pub fn remove_stale(conn: &Connection, before: i64) -> DbResult<Vec<String>> {
     let mut st = conn.prepare("DELETE FROM uploads WHERE created_at < ?1 RETURNING id")?;
     let rows = st.query_map([before], |row| row.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -136,7 +136,7 @@ pub struct ObjectMeta {
 ///
 /// # Errors
 /// SQLite's.
-pub fn put_meta(conn: &Connection, bucket: &str, key: &str, m: &ObjectMeta) -> ApiResult<()> {
+pub fn put_meta(conn: &Connection, bucket: &str, key: &str, m: &ObjectMeta) -> DbResult<()> {
     conn.execute(
         "INSERT INTO object_meta (bucket, key, size, etag, sha256) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (bucket, key) DO UPDATE
@@ -150,7 +150,7 @@ pub fn put_meta(conn: &Connection, bucket: &str, key: &str, m: &ObjectMeta) -> A
 ///
 /// # Errors
 /// SQLite's.
-pub fn meta(conn: &Connection, bucket: &str, key: &str) -> ApiResult<Option<ObjectMeta>> {
+pub fn meta(conn: &Connection, bucket: &str, key: &str) -> DbResult<Option<ObjectMeta>> {
     Ok(conn
         .query_row(
             "SELECT size, etag, sha256 FROM object_meta WHERE bucket = ?1 AND key = ?2",
@@ -170,7 +170,7 @@ pub fn meta(conn: &Connection, bucket: &str, key: &str) -> ApiResult<Option<Obje
 ///
 /// # Errors
 /// SQLite's.
-pub fn delete_meta(conn: &Connection, bucket: &str, key: &str) -> ApiResult<()> {
+pub fn delete_meta(conn: &Connection, bucket: &str, key: &str) -> DbResult<()> {
     conn.execute(
         "DELETE FROM object_meta WHERE bucket = ?1 AND key = ?2",
         params![bucket, key],

@@ -42,7 +42,7 @@ async fn find(state: &AppState, key: &ObjectKey, upload_id: &str) -> Result<Uplo
     );
     state
         .db
-        .call(move |cat| uploads::get(cat.connection(), &id, &bucket, &k))
+        .call(move |cat| Ok(uploads::get(cat.connection(), &id, &bucket, &k)?))
         .await
         .map_err(S3Error::internal)?
         .ok_or_else(no_such_upload)
@@ -70,7 +70,7 @@ pub async fn create(state: &AppState, key: &ObjectKey, headers: &HeaderMap) -> S
     let stored = upload.clone();
     state
         .db
-        .call(move |cat| uploads::create(cat.connection(), &stored))
+        .call(move |cat| Ok(uploads::create(cat.connection(), &stored)?))
         .await
         .map_err(S3Error::internal)?;
     Ok(xml::initiated(&upload.bucket, &upload.key, &upload.id))
@@ -132,7 +132,7 @@ pub async fn upload_part(
     let id = upload.id.clone();
     state
         .db
-        .call(move |cat| uploads::put_part(cat.connection(), &id, &part))
+        .call(move |cat| Ok(uploads::put_part(cat.connection(), &id, &part)?))
         .await
         .map_err(S3Error::internal)?;
     let mut response = StatusCode::OK.into_response();
@@ -149,7 +149,7 @@ pub async fn list_parts(state: &AppState, key: &ObjectKey, upload_id: &str) -> S
     let id = upload.id.clone();
     let parts = state
         .db
-        .call(move |cat| uploads::parts(cat.connection(), &id))
+        .call(move |cat| Ok(uploads::parts(cat.connection(), &id)?))
         .await
         .map_err(S3Error::internal)?;
     Ok(xml::list_parts(
@@ -192,7 +192,7 @@ pub async fn complete(
     let id = upload.id.clone();
     let stored = state
         .db
-        .call(move |cat| uploads::parts(cat.connection(), &id))
+        .call(move |cat| Ok(uploads::parts(cat.connection(), &id)?))
         .await
         .map_err(S3Error::internal)?;
     let chosen = check_parts(&requested, &stored, upload.checksum)?;
@@ -252,7 +252,7 @@ async fn forget(state: &AppState, upload_id: &str) -> Result<(), S3Error> {
     let id = upload_id.to_owned();
     state
         .db
-        .call(move |cat| uploads::delete(cat.connection(), &id))
+        .call(move |cat| Ok(uploads::delete(cat.connection(), &id)?))
         .await
         .map_err(S3Error::internal)
 }

@@ -91,7 +91,7 @@ async fn create_tenant(
                         e.into()
                     }
                 })?;
-                let id: i64 = tenant.id.parse().unwrap_or_default();
+                let id: i64 = tenant.id.get();
                 audit::record(
                     tx,
                     &AuditEntry {
@@ -110,7 +110,7 @@ async fn create_tenant(
 async fn list_tenants(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
     let list = state
         .db
-        .call(|cat| tenants::tenants(cat.connection()))
+        .call(|cat| Ok(tenants::tenants(cat.connection())?))
         .await?;
     Ok(Json(json!({ "tenants": list })))
 }
@@ -185,7 +185,11 @@ async fn list_operator_tokens(
             if tenants::tenant(cat.connection(), tenant_id)?.is_none() {
                 return Err(ApiError::NotFound { what: "tenant" });
             }
-            tokens::list_tokens(cat.connection(), TokenKind::Operator, Some(tenant_id))
+            Ok(tokens::list_tokens(
+                cat.connection(),
+                TokenKind::Operator,
+                Some(tenant_id),
+            )?)
         })
         .await?;
     Ok(Json(json!({ "tokens": list })))
@@ -376,7 +380,7 @@ fn backend_view(b: &BackendRow) -> Value {
 async fn list_backends(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
     let list = state
         .db
-        .call(|cat| backends::backends(cat.connection()))
+        .call(|cat| Ok(backends::backends(cat.connection())?))
         .await?;
     Ok(Json(
         json!({ "backends": list.iter().map(backend_view).collect::<Vec<_>>() }),
@@ -395,7 +399,7 @@ async fn all_audit(
     let tenant = params.get::<i64>("tenant_id")?;
     let list = state
         .db
-        .call(move |cat| audit::list(cat.connection(), tenant, limit))
+        .call(move |cat| Ok(audit::list(cat.connection(), tenant, limit)?))
         .await?;
     Ok(Json(json!({ "entries": list })))
 }

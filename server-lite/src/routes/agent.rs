@@ -9,13 +9,19 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use coffer_adapters::catalogue::RepositoryId;
 use coffer_adapters::storage::{ObjectKey, PresignOp};
-use serde::Deserialize;
+use coffer_protocol::enrol::RepositoryKey;
+use coffer_protocol::presign::{PresignAnswer, PresignRequest};
+use coffer_protocol::report::{
+    Completion, Heartbeat, HeartbeatAnswer, LogLevel, Logs, Progress, ProgressAnswer,
+};
+use coffer_protocol::work::PollAnswer;
+use coffer_protocol::Outcome;
 use serde_json::json;
 
 use crate::auth::Agent;
 use crate::db::agents::{self, DestinationRow};
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
-use crate::db::runs::{self, Completion, RunKind};
+use crate::db::runs::{self, RunKind};
 use crate::db::{self as dbm, backends, now, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_text, parse_id, ApiJson, Params};
@@ -47,7 +53,7 @@ async fn my_destination(state: &AppState, agent: &Agent) -> ApiResult<Destinatio
     let id = agent.agent_id;
     state
         .db
-        .call(move |cat| agents::destination_of_agent(cat.connection(), id))
+        .call(move |cat| Ok(agents::destination_of_agent(cat.connection(), id)?))
         .await?
         .ok_or_else(|| ApiError::internal("agent without destination"))
 }
@@ -55,7 +61,7 @@ async fn my_destination(state: &AppState, agent: &Agent) -> ApiResult<Destinatio
 async fn repository_key(
     State(state): State<AppState>,
     agent: Agent,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<RepositoryKey>> {
     let dest = my_destination(&state, &agent).await?;
     let st = state.clone();
     let (tenant, actor) = (agent.tenant_id, agent.actor.clone());
@@ -75,38 +81,31 @@ async fn repository_key(
                     detail: String::new(),
                 },
             )?;
-            Ok(super::enrol::repository_out(id, &key, repo.suite))
+            super::enrol::repository_out(id, &key, repo.suite)
         })
         .await?;
-    Ok(Json(
-        serde_json::to_value(repo).map_err(ApiError::internal)?,
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Heartbeat {
-    #[serde(default)]
-    version: Option<String>,
+    Ok(Json(repo))
 }
 
 async fn heartbeat(
     State(state): State<AppState>,
     agent: Agent,
     ApiJson(req): ApiJson<Heartbeat>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<HeartbeatAnswer>> {
     let version = req.version.unwrap_or_default();
     check_text("version", &version, 64, false)?;
     let at = now();
     state.presence.beat(agent.agent_id, at, version);
-    Ok(Json(json!({"server_time": rfc3339(at)})))
+    Ok(Json(HeartbeatAnswer {
+        server_time: rfc3339(at),
+    }))
 }
 
 async fn poll(
     State(state): State<AppState>,
     agent: Agent,
     params: Params,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<PollAnswer>> {
     let wait = params.get::<u64>("wait_secs")?.unwrap_or(DEFAULT_POLL_SECS);
     if wait > MAX_POLL_SECS {
         return Err(ApiError::field(
@@ -124,34 +123,27 @@ async fn poll(
         // Most polls find nothing: ask a reader first, take the writer only to claim.
         let queued = state
             .db
-            .read(move |conn| runs::has_queued(conn, id))
+            .read(move |conn| Ok(runs::has_queued(conn, id)?))
             .await?;
         let work = if queued {
             state
                 .db
                 .call(move |cat| {
-                    dbm::immediate(cat.connection_mut(), |tx| runs::claim_next(tx, id, lease))
+                    Ok(dbm::immediate(cat.connection_mut(), |tx| {
+                        runs::claim_next(tx, id, lease)
+                    })?)
                 })
                 .await?
         } else {
             None
         };
-        if let Some(work) = work {
-            return Ok(Json(json!({ "work": work })));
+        if work.is_some() {
+            return Ok(Json(PollAnswer { work }));
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Ok(Json(json!({ "work": null })));
+            return Ok(Json(PollAnswer { work: None }));
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Progress {
-    #[serde(deserialize_with = "crate::extract::count")]
-    bytes: u64,
-    #[serde(deserialize_with = "crate::extract::count")]
-    files: u64,
 }
 
 /// The agent's own run, or a 404 (audited if the run is someone else's).
@@ -160,7 +152,7 @@ async fn my_run(state: &AppState, agent: &Agent, run_id: &str) -> ApiResult<runs
     let agent_id = agent.agent_id;
     let found = state
         .db
-        .call(move |cat| runs::agent_run(cat.connection(), agent_id, id))
+        .call(move |cat| Ok(runs::agent_run(cat.connection(), agent_id, id)?))
         .await?;
     match found {
         Some(run) => Ok(run),
@@ -181,15 +173,25 @@ async fn progress(
     agent: Agent,
     Path(run_id): Path<String>,
     ApiJson(req): ApiJson<Progress>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ProgressAnswer>> {
     let run = my_run(&state, &agent, &run_id).await?;
     let lease = i64::try_from(state.config.lease.as_secs()).unwrap_or(i64::MAX);
     let updated = state
         .db
-        .call(move |cat| runs::progress(cat.connection(), run.id, req.bytes, req.files, lease))
+        .call(move |cat| {
+            Ok(runs::progress(
+                cat.connection(),
+                run.id,
+                req.bytes,
+                req.files,
+                lease,
+            )?)
+        })
         .await?;
     match updated {
-        Some(lease) => Ok(Json(json!({"lease_expires_at": rfc3339(lease)}))),
+        Some(lease) => Ok(Json(ProgressAnswer {
+            lease_expires_at: rfc3339(lease),
+        })),
         None => Err(ApiError::Conflict {
             code: "run_not_running",
             message: "the run is not running (finished, or its lease lapsed)".to_owned(),
@@ -208,7 +210,7 @@ async fn complete(
         check_text("error", error, 4096, false)?;
     }
     let rp_created_at = match (&req.restore_point, run.view.kind, req.status) {
-        (Some(rp), RunKind::Backup, runs::Outcome::Succeeded) => {
+        (Some(rp), RunKind::Backup, Outcome::Succeeded) => {
             crate::extract::check_name("restore_point.name", &rp.name, 255, true)?;
             ObjectKey::new(rp.prefix.clone())
                 .map_err(|e| ApiError::field("restore_point.prefix", e))?;
@@ -224,7 +226,7 @@ async fn complete(
                 "only a succeeded backup run records a restore point",
             ))
         }
-        (None, RunKind::Backup, runs::Outcome::Succeeded) => {
+        (None, RunKind::Backup, Outcome::Succeeded) => {
             return Err(ApiError::field(
                 "restore_point",
                 "a succeeded backup must report its restore point",
@@ -247,7 +249,7 @@ async fn complete(
                     ));
                 }
             }
-            dbm::immediate(cat.connection_mut(), |tx| {
+            Ok(dbm::immediate(cat.connection_mut(), |tx| {
                 runs::complete(tx, &run, &req, rp_created_at)?;
                 if run.view.kind != RunKind::Backup {
                     audit::record(
@@ -258,40 +260,18 @@ async fn complete(
                             action: "restore.complete",
                             target: format!("run:{}", run.id),
                             outcome: match req.status {
-                                runs::Outcome::Succeeded => AuditOutcome::Ok,
-                                runs::Outcome::Failed => AuditOutcome::Failed,
+                                Outcome::Succeeded => AuditOutcome::Ok,
+                                Outcome::Failed => AuditOutcome::Failed,
                             },
-                            detail: format!("{:?}", run.view.kind).to_lowercase(),
+                            detail: run.view.kind.as_str().to_owned(),
                         },
                     )?;
                 }
                 runs::run(tx, run.tenant_id, run.id)
-            })
+            })?)
         })
         .await?;
     Ok(Json(json!({ "run": run_view.map(|r| r.view) })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogLineIn {
-    level: LogLevel,
-    message: String,
-    time: String,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-enum LogLevel {
-    Info,
-    Warn,
-    Error,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Logs {
-    lines: Vec<LogLineIn>,
 }
 
 async fn logs(
@@ -327,13 +307,9 @@ async fn logs(
             .time
             .parse()
             .map_err(|_| ApiError::field(&format!("lines[{i}].time"), "not an RFC 3339 time"))?;
-        let level = match line.level {
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        };
+        let level: LogLevel = line.level;
         lines.push((
-            level.to_owned(),
+            level.as_str().to_owned(),
             crate::extract::clean_log_text(&line.message),
             time.as_second(),
         ));
@@ -342,95 +318,40 @@ async fn logs(
     state
         .db
         .call(move |cat| {
-            dbm::immediate(cat.connection_mut(), |tx| {
+            Ok(dbm::immediate(cat.connection_mut(), |tx| {
                 agents::insert_logs(tx, tenant, id, &lines)
-            })
+            })?)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-enum Op {
-    Put,
-    Get,
-    Head,
-    Delete,
-    CreateMultipart,
-    UploadPart,
-    ListParts,
-    CompleteMultipart,
-    AbortMultipart,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PresignRequest {
-    op: Op,
-    key: String,
-    /// Agents only create: absent means `true`, and `false` is refused.
-    #[serde(default = "create_only_default")]
-    create_only: bool,
-    /// A base64 SHA-256 (put, upload_part); for create_multipart, `true` or any
-    /// checksum turns part checksums on.
-    #[serde(default)]
-    checksum_sha256: Option<serde_json::Value>,
-    #[serde(default)]
-    upload_id: Option<String>,
-    #[serde(default)]
-    part_number: Option<u16>,
-}
-
-fn create_only_default() -> bool {
-    true
 }
 
 async fn presign(
     State(state): State<AppState>,
     agent: Agent,
     ApiJson(req): ApiJson<PresignRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<PresignAnswer>> {
     // The key is relative to the destination: validate it alone (no `..`, no leading
     // `/`), then under the destination's root prefix.
-    ObjectKey::new(req.key.clone()).map_err(|e| ApiError::BadRequest {
+    let invalid_key = |e: coffer_adapters::Error| ApiError::BadRequest {
         code: "invalid_key",
         message: format!("key: {e}"),
-    })?;
+    };
+    ObjectKey::new(req.key()).map_err(invalid_key)?;
     let dest = my_destination(&state, &agent).await?;
-    let full = ObjectKey::new(format!("{}/{}", dest.prefix, req.key)).map_err(|e| {
-        ApiError::BadRequest {
-            code: "invalid_key",
-            message: format!("key: {e}"),
-        }
-    })?;
-    let checksum: Option<String> = match &req.checksum_sha256 {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Bool(_)) => None,
-        Some(_) => {
-            return Err(ApiError::field(
-                "checksum_sha256",
-                "expected a base64 string or null",
-            ))
-        }
-    };
-    let checksum_flag =
-        matches!(req.checksum_sha256, Some(serde_json::Value::Bool(true))) || checksum.is_some();
-    let upload_id = || {
-        req.upload_id
-            .as_deref()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| ApiError::field("upload_id", "required for this op"))
-    };
+    let full = ObjectKey::new(format!("{}/{}", dest.prefix, req.key())).map_err(invalid_key)?;
+    let op = req.op();
     // Agents add backups; they never replace or remove one. A stolen agent key (or a
     // compromised agent machine) must not be able to destroy the backups it made:
     // deletion is the server's retention and the operators', and it is audited.
-    let refusal = match req.op {
-        Op::Delete => Some("agents cannot delete objects: retention and operators do"),
-        Op::Put | Op::CompleteMultipart if !req.create_only => {
-            Some("agents may only create objects: create_only must be true")
+    let refusal = match op {
+        PresignOp::Delete => Some("agents cannot delete objects: retention and operators do"),
+        PresignOp::Put {
+            create_only: false, ..
         }
+        | PresignOp::CompleteMultipartUpload {
+            create_only: false, ..
+        } => Some("agents may only create objects: create_only must be true"),
         _ => None,
     };
     if let Some(reason) = refusal {
@@ -448,40 +369,11 @@ async fn presign(
         .await;
         return Err(ApiError::Forbidden(reason));
     }
-    let op = match req.op {
-        Op::Put => PresignOp::Put {
-            create_only: req.create_only,
-            checksum_sha256: checksum.as_deref(),
-        },
-        Op::Get => PresignOp::Get,
-        Op::Head => PresignOp::Head,
-        Op::Delete => PresignOp::Delete,
-        Op::CreateMultipart => PresignOp::CreateMultipartUpload {
-            checksum_sha256: checksum_flag,
-        },
-        Op::UploadPart => PresignOp::UploadPart {
-            upload_id: upload_id()?,
-            part_number: req
-                .part_number
-                .ok_or_else(|| ApiError::field("part_number", "required for upload_part"))?,
-            checksum_sha256: checksum.as_deref(),
-        },
-        Op::ListParts => PresignOp::ListParts {
-            upload_id: upload_id()?,
-        },
-        Op::CompleteMultipart => PresignOp::CompleteMultipartUpload {
-            upload_id: upload_id()?,
-            create_only: req.create_only,
-        },
-        Op::AbortMultipart => PresignOp::AbortMultipartUpload {
-            upload_id: upload_id()?,
-        },
-    };
     let backend = match dest.backend_id {
         Some(id) => {
             state
                 .db
-                .call(move |cat| backends::backend(cat.connection(), id))
+                .call(move |cat| Ok(backends::backend(cat.connection(), id)?))
                 .await?
         }
         None => None,
@@ -491,10 +383,5 @@ async fn presign(
         .stores
         .presign(backend.as_ref(), &state.kek, op, &full, expiry)?;
     let expires_at = now() + i64::try_from(expiry.as_secs()).unwrap_or(0);
-    Ok(Json(json!({
-        "method": signed.method,
-        "url": signed.url,
-        "headers": signed.headers.iter().map(|(n, v)| [*n, v.as_str()]).collect::<Vec<_>>(),
-        "expires_at": rfc3339(expires_at),
-    })))
+    Ok(Json(PresignAnswer::new(&signed, rfc3339(expires_at))))
 }

@@ -9,9 +9,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use coffer_adapters::catalogue::RepositoryId;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use zeroize::Zeroizing;
+use coffer_protocol::enrol::{Destination, EnrollAnswer, EnrollRequest, RepositoryKey};
+use coffer_protocol::secret::Secret;
+use coffer_protocol::{AgentId, DestinationId, TenantId};
 
 use crate::auth::{self, ClientIp};
 use crate::db::agents;
@@ -28,43 +28,22 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/enroll", post(enroll))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnrollRequest {
-    token: String,
-    hostname: String,
-    #[serde(default)]
-    version: String,
-}
-
 /// The repository as the agent receives it (the secret in base64).
-#[derive(Serialize)]
-pub(crate) struct RepositoryOut {
-    id: String,
-    key_id: String,
-    suite: &'static str,
-    #[serde(serialize_with = "expose")]
-    key: Zeroizing<String>,
-    key_version: u32,
-}
-
-/// Serializes a secret string: only into the one response that hands it over.
-fn expose<S: serde::Serializer>(secret: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(secret.as_str())
-}
-
+///
+/// # Errors
+/// 500 for a repository ID or suite the wire cannot carry.
 pub(crate) fn repository_out(
     id: RepositoryId,
     key: &coffer_core::SecretKey,
     suite: coffer_core::Suite,
-) -> RepositoryOut {
-    RepositoryOut {
-        id: id.0.to_string(),
+) -> ApiResult<RepositoryKey> {
+    Ok(RepositoryKey {
+        id: coffer_protocol::RepositoryId::try_from(id.0).map_err(ApiError::internal)?,
         key_id: hex::encode(key.id().as_bytes()),
-        suite: keys::suite_name(suite),
-        key: Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose_secret())),
+        suite: suite.try_into().map_err(ApiError::internal)?,
+        key: Secret::new(base64::engine::general_purpose::STANDARD.encode(key.expose_secret())),
         key_version: 1,
-    }
+    })
 }
 
 async fn enroll(
@@ -72,14 +51,14 @@ async fn enroll(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> ApiResult<Response> {
-    let token = Zeroizing::new(req.token);
+    let token = req.token.into_inner();
     crate::extract::check_name("hostname", &req.hostname, 255, true)?;
     check_text("version", &req.version, 64, false)?;
     let row = if TokenKind::of(&token) == Some(TokenKind::Enrolment) {
         let hash = TokenHash::of(&token);
         state
             .db
-            .read(move |conn| tokens::find_token(conn, &hash))
+            .read(move |conn| Ok(tokens::find_token(conn, &hash)?))
             .await?
             .filter(|r| r.kind == TokenKind::Enrolment)
     } else {
@@ -151,7 +130,7 @@ async fn enroll(
     // Where this agent's objects go: a fresh prefix under its tenant, tested first.
     let tenant = state
         .db
-        .call(move |cat| tenants::tenant(cat.connection(), tenant_id))
+        .call(move |cat| Ok(tenants::tenant(cat.connection(), tenant_id)?))
         .await?
         .ok_or_else(|| ApiError::internal("enrolment token of a missing tenant"))?;
     let backend_id: Option<i64> = tenant.backend_id.as_deref().and_then(|b| b.parse().ok());
@@ -159,7 +138,7 @@ async fn enroll(
         Some(id) => Some(
             state
                 .db
-                .call(move |cat| backends::backend(cat.connection(), id))
+                .call(move |cat| Ok(backends::backend(cat.connection(), id)?))
                 .await?
                 .ok_or_else(|| ApiError::internal("tenant of a missing backend"))?,
         ),
@@ -230,7 +209,7 @@ async fn enroll(
                     agent_id,
                     dest_id,
                     secret,
-                    repository_out(repo_id, &key, keys::SUITE),
+                    repository_out(repo_id, &key, keys::SUITE)?,
                 )),
                 Err(e) => {
                     // The repository was made for this enrolment only.
@@ -242,16 +221,20 @@ async fn enroll(
         .await?;
     let dest = state
         .db
-        .call(move |cat| agents::destination_of_agent(cat.connection(), agent_id))
+        .call(move |cat| Ok(agents::destination_of_agent(cat.connection(), agent_id)?))
         .await?
         .ok_or_else(|| ApiError::internal("destination vanished"))?;
-    let body = json!({
-        "agent_id": agent_id.to_string(),
-        "api_key": api_key.as_str(),
-        "tenant_id": tenant_id.to_string(),
-        "destination": {"id": dest.id.to_string(), "bucket": dest.bucket, "prefix": dest.prefix},
-        "repository": repo,
-    });
+    let body = EnrollAnswer {
+        agent_id: AgentId::try_from(agent_id).map_err(ApiError::internal)?,
+        api_key: Secret::new(api_key.to_string()),
+        tenant_id: TenantId::try_from(tenant_id).map_err(ApiError::internal)?,
+        destination: Destination {
+            id: DestinationId::try_from(dest.id).map_err(ApiError::internal)?,
+            bucket: dest.bucket,
+            prefix: dest.prefix,
+        },
+        repository: repo,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

@@ -2,6 +2,7 @@
 //! enrolment tokens, destinations (read-only: they are locked), jobs, runs and the
 //! tenant's audit log. Restore points and restores are in `restores`.
 
+use coffer_protocol::AgentStatus;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -95,7 +96,13 @@ async fn list_enrolment_tokens(
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| tokens::list_tokens(cat.connection(), TokenKind::Enrolment, Some(tenant)))
+        .call(move |cat| {
+            Ok(tokens::list_tokens(
+                cat.connection(),
+                TokenKind::Enrolment,
+                Some(tenant),
+            )?)
+        })
         .await?;
     Ok(Json(json!({ "tokens": list })))
 }
@@ -214,12 +221,12 @@ async fn list_agents(State(state): State<AppState>, op: Operator) -> ApiResult<J
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| agents::agents(cat.connection(), tenant))
+        .call(move |cat| Ok(agents::agents(cat.connection(), tenant)?))
         .await?;
     let list: Vec<_> = list
         .into_iter()
         .map(|a| {
-            let beat = a.id.parse().ok().and_then(|id| state.presence.get(id));
+            let beat = state.presence.get(a.id.get());
             a.with_presence(beat)
         })
         .collect();
@@ -231,7 +238,7 @@ async fn find_agent(state: &AppState, op: &Operator, id: &str) -> ApiResult<agen
     let tenant = op.tenant_id;
     match state
         .db
-        .call(move |cat| agents::agent(cat.connection(), tenant, id))
+        .call(move |cat| Ok(agents::agent(cat.connection(), tenant, id)?))
         .await?
     {
         Some(a) => Ok(a.with_presence(state.presence.get(id))),
@@ -245,10 +252,10 @@ async fn get_agent(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let agent = find_agent(&state, &op, &id).await?;
-    let agent_id: i64 = agent.id.parse().unwrap_or_default();
+    let agent_id: i64 = agent.id.get();
     let dest = state
         .db
-        .call(move |cat| agents::destination_of_agent(cat.connection(), agent_id))
+        .call(move |cat| Ok(agents::destination_of_agent(cat.connection(), agent_id)?))
         .await?;
     Ok(Json(
         json!({ "agent": agent, "destination": dest.map(|d| d.view()) }),
@@ -261,7 +268,7 @@ async fn revoke_agent(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let agent = find_agent(&state, &op, &id).await?;
-    let agent_id: i64 = agent.id.parse().unwrap_or_default();
+    let agent_id: i64 = agent.id.get();
     let tenant = op.tenant_id;
     let e = entry(
         &op,
@@ -300,10 +307,10 @@ async fn agent_logs(
 ) -> ApiResult<Json<Value>> {
     let limit = limit(&params)?;
     let agent = find_agent(&state, &op, &id).await?;
-    let agent_id: i64 = agent.id.parse().unwrap_or_default();
+    let agent_id: i64 = agent.id.get();
     let lines = state
         .db
-        .call(move |cat| agents::logs(cat.connection(), agent_id, limit))
+        .call(move |cat| Ok(agents::logs(cat.connection(), agent_id, limit)?))
         .await?;
     Ok(Json(json!({ "lines": lines })))
 }
@@ -312,7 +319,7 @@ async fn list_destinations(State(state): State<AppState>, op: Operator) -> ApiRe
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| agents::destinations(cat.connection(), tenant))
+        .call(move |cat| Ok(agents::destinations(cat.connection(), tenant)?))
         .await?;
     Ok(Json(
         json!({ "destinations": list.iter().map(agents::DestinationRow::view).collect::<Vec<_>>() }),
@@ -409,13 +416,13 @@ async fn create_job(
         None => None,
     };
     let agent = find_agent(&state, &op, &req.agent_id).await?;
-    if agent.status == "revoked" {
+    if agent.status == AgentStatus::Revoked {
         return Err(ApiError::Conflict {
             code: "agent_revoked",
             message: "agent_id: the agent is revoked".to_owned(),
         });
     }
-    let agent_id: i64 = agent.id.parse().unwrap_or_default();
+    let agent_id: i64 = agent.id.get();
     let tenant = op.tenant_id;
     let e = entry(
         &op,
@@ -466,7 +473,7 @@ async fn list_jobs(State(state): State<AppState>, op: Operator) -> ApiResult<Jso
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| jobs::jobs(cat.connection(), tenant))
+        .call(move |cat| Ok(jobs::jobs(cat.connection(), tenant)?))
         .await?;
     Ok(Json(
         json!({ "jobs": list.iter().map(jobs::JobRow::view).collect::<Vec<_>>() }),
@@ -478,7 +485,7 @@ async fn find_job(state: &AppState, op: &Operator, id: &str) -> ApiResult<jobs::
     let tenant = op.tenant_id;
     match state
         .db
-        .call(move |cat| jobs::job(cat.connection(), tenant, id))
+        .call(move |cat| Ok(jobs::job(cat.connection(), tenant, id)?))
         .await?
     {
         Some(j) => Ok(j),
@@ -507,7 +514,7 @@ async fn delete_job(
     state
         .db
         .call(move |cat| {
-            dbm::immediate(cat.connection_mut(), |tx| {
+            Ok(dbm::immediate(cat.connection_mut(), |tx| {
                 // Its queued runs go with it: none is handed out after the delete.
                 let dropped = runs::cancel_queued_of_job(tx, job.id, "cancelled: job deleted")?;
                 jobs::delete_job(tx, tenant, job.id)?;
@@ -518,7 +525,7 @@ async fn delete_job(
                         ..e
                     },
                 )
-            })
+            })?)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -538,7 +545,9 @@ async fn run_job(
             dbm::immediate(cat.connection_mut(), |tx| {
                 let dest = agents::destination_of_agent(tx, job.agent_id)?
                     .ok_or_else(|| ApiError::internal("agent without destination"))?;
-                if agents::agent(tx, tenant, job.agent_id)?.is_some_and(|a| a.status == "revoked") {
+                if agents::agent(tx, tenant, job.agent_id)?
+                    .is_some_and(|a| a.status == AgentStatus::Revoked)
+                {
                     return Err(ApiError::Conflict {
                         code: "agent_revoked",
                         message: "the job's agent is revoked".to_owned(),
@@ -546,7 +555,7 @@ async fn run_job(
                 }
                 let run_id = runs::enqueue_backup(tx, &job, &dest, &actor)?;
                 audit::record(tx, &e)?;
-                runs::run(tx, tenant, run_id)
+                Ok(runs::run(tx, tenant, run_id)?)
             })
         })
         .await?
@@ -570,7 +579,7 @@ async fn list_runs(
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| runs::runs(cat.connection(), tenant, agent, limit))
+        .call(move |cat| Ok(runs::runs(cat.connection(), tenant, agent, limit)?))
         .await?;
     Ok(Json(json!({ "runs": list })))
 }
@@ -584,7 +593,7 @@ async fn get_run(
     let tenant = op.tenant_id;
     match state
         .db
-        .call(move |cat| runs::run(cat.connection(), tenant, id))
+        .call(move |cat| Ok(runs::run(cat.connection(), tenant, id)?))
         .await?
     {
         Some(r) => Ok(Json(json!({ "run": r.view }))),
@@ -610,7 +619,7 @@ async fn retry_run(
                 let Some(old) = runs::run(tx, tenant, id)? else {
                     return Ok(None);
                 };
-                if old.view.status != "failed" {
+                if old.view.status != runs::RunStatus::Failed {
                     return Err(ApiError::Conflict {
                         code: "run_not_failed",
                         message: format!(
@@ -619,7 +628,9 @@ async fn retry_run(
                         ),
                     });
                 }
-                if agents::agent(tx, tenant, old.agent_id)?.is_none_or(|a| a.status == "revoked") {
+                if agents::agent(tx, tenant, old.agent_id)?
+                    .is_none_or(|a| a.status == AgentStatus::Revoked)
+                {
                     return Err(ApiError::Conflict {
                         code: "agent_revoked",
                         message: "the run's agent is revoked".to_owned(),
@@ -643,8 +654,7 @@ async fn retry_run(
                         let rp_id: i64 = old
                             .view
                             .restore_point_id
-                            .as_deref()
-                            .and_then(|r| r.parse().ok())
+                            .map(coffer_protocol::RestorePointId::get)
                             .ok_or_else(|| {
                                 ApiError::internal("restore run without restore point")
                             })?;
@@ -673,7 +683,7 @@ async fn retry_run(
                         ..e
                     },
                 )?;
-                runs::run(tx, tenant, new_id)
+                Ok(runs::run(tx, tenant, new_id)?)
             })
         })
         .await?;
@@ -710,7 +720,7 @@ async fn cancel_run(
                     });
                 }
                 audit::record(tx, &e)?;
-                runs::run(tx, tenant, id)
+                Ok(runs::run(tx, tenant, id)?)
             })
         })
         .await?;
@@ -732,7 +742,7 @@ async fn tenant_audit(
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| audit::list(cat.connection(), Some(tenant), limit))
+        .call(move |cat| Ok(audit::list(cat.connection(), Some(tenant), limit)?))
         .await?;
     Ok(Json(json!({ "entries": list })))
 }

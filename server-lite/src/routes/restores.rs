@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use coffer_protocol::AgentStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -41,7 +42,7 @@ async fn list_restore_points(
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| runs::restore_points(cat.connection(), tenant, limit))
+        .call(move |cat| Ok(runs::restore_points(cat.connection(), tenant, limit)?))
         .await?;
     Ok(Json(json!({ "restore_points": list })))
 }
@@ -55,7 +56,7 @@ async fn get_restore_point(
     let tenant = op.tenant_id;
     match state
         .db
-        .call(move |cat| runs::restore_point(cat.connection(), tenant, id))
+        .call(move |cat| Ok(runs::restore_point(cat.connection(), tenant, id)?))
         .await?
     {
         Some(r) => Ok(Json(json!({ "restore_point": r.view }))),
@@ -151,7 +152,9 @@ async fn queue_restore(
                 };
                 let dest = agents::destination_of_agent(tx, rp.agent_id)?
                     .ok_or_else(|| ApiError::internal("agent without destination"))?;
-                if agents::agent(tx, tenant, rp.agent_id)?.is_none_or(|a| a.status == "revoked") {
+                if agents::agent(tx, tenant, rp.agent_id)?
+                    .is_none_or(|a| a.status == AgentStatus::Revoked)
+                {
                     return Err(ApiError::Conflict {
                         code: "agent_revoked",
                         message: "the agent that made this restore point is revoked".to_owned(),
@@ -166,7 +169,7 @@ async fn queue_restore(
                         ..e
                     },
                 )?;
-                runs::run(tx, tenant, run_id)
+                Ok(runs::run(tx, tenant, run_id)?)
             })
         })
         .await?;

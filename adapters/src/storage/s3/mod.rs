@@ -153,6 +153,10 @@ pub struct S3Config {
     pub retry_max_delay: Duration,
     /// Keys per listing request (`max-keys`), 1 to 1000.
     pub list_page_size: u16,
+    /// For a storage whose requests someone else signs: the prefix that signer puts
+    /// before every key (an agent's destination root). Listings name whole keys, so it
+    /// is cut from theirs, and keys outside it are not this storage's.
+    pub signer_root: String,
 }
 
 impl S3Config {
@@ -181,6 +185,7 @@ impl S3Config {
             retry_base_delay: Duration::from_millis(200),
             retry_max_delay: Duration::from_secs(10),
             list_page_size: 1000,
+            signer_root: String::new(),
         }
     }
 
@@ -214,6 +219,7 @@ impl fmt::Debug for S3Config {
             .field("retry_base_delay", &self.retry_base_delay)
             .field("retry_max_delay", &self.retry_max_delay)
             .field("list_page_size", &self.list_page_size)
+            .field("signer_root", &self.signer_root)
             .finish()
     }
 }
@@ -236,6 +242,7 @@ struct Inner {
     retry_base_delay: Duration,
     retry_max_delay: Duration,
     list_page_size: u16,
+    signer_root: String,
 }
 
 /// Headers to send with a request: name (lower case) and value.
@@ -392,6 +399,7 @@ impl S3Storage {
                 retry_base_delay: config.retry_base_delay,
                 retry_max_delay: config.retry_max_delay.max(config.retry_base_delay),
                 list_page_size: config.list_page_size,
+                signer_root: config.signer_root.trim_end_matches('/').to_owned(),
             }),
         })
     }
@@ -1517,15 +1525,12 @@ fn parse_list(text: &str) -> Option<ListPage> {
 
 impl Inner {
     fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage, Error> {
-        let Signing::Own {
-            bucket,
-            credentials,
-        } = &self.signing
-        else {
-            return Err(invalid(
-                "listing needs the bucket's credentials: a storage whose requests someone \
-                 else signs cannot list",
-            ));
+        let (bucket, credentials) = match &self.signing {
+            Signing::Own {
+                bucket,
+                credentials,
+            } => (bucket, credentials),
+            Signing::Remote(_) => return self.list_page_signed(prefix, token),
         };
         self.retry(|_| {
             let mut action = bucket.list_objects_v2(Some(credentials));
@@ -1542,18 +1547,60 @@ impl Inner {
             let url = action.sign(OWN_SIGNATURE_EXPIRY);
             let resp = self.send("ListObjectsV2", prefix, Method::GET, url, &[], None, &[])?;
             let text = self.body_text("ListObjectsV2", prefix, resp)?;
-            parse_list(&text).ok_or_else(|| {
-                Failure::Permanent(backend(
-                    "ListObjectsV2",
-                    prefix,
-                    None,
-                    "MalformedResponse",
-                    "not a ListObjectsV2 answer",
-                    false,
-                ))
-            })
+            parse_list(&text).ok_or_else(|| malformed_list(prefix))
         })
     }
+
+    /// A page of a listing someone else signs: only of a folder (`prefix` ends in
+    /// `/`), whose keys come back under the signer's root, which is cut off.
+    fn list_page_signed(&self, prefix: &str, token: Option<&str>) -> Result<ListPage, Error> {
+        let folder = prefix.strip_suffix('/').ok_or_else(|| {
+            invalid(format!(
+                "listing {prefix:?}: a storage whose requests someone else signs lists \
+                 folders only (a prefix ending in '/')"
+            ))
+        })?;
+        let op = PresignOp::List {
+            continuation_token: token,
+            max_keys: self.list_page_size,
+        };
+        let (mut objects, next) = self.retry(|_| {
+            let (url, headers) = self.sign("ListObjectsV2", op, folder)?;
+            let resp = self.send(
+                "ListObjectsV2",
+                prefix,
+                Method::GET,
+                url,
+                &headers,
+                None,
+                &[],
+            )?;
+            let text = self.body_text("ListObjectsV2", prefix, resp)?;
+            parse_list(&text).ok_or_else(|| malformed_list(prefix))
+        })?;
+        if !self.signer_root.is_empty() {
+            let root = format!("{}/", self.signer_root);
+            objects.retain_mut(|(key, _)| match key.strip_prefix(&root) {
+                Some(rest) => {
+                    *key = rest.to_owned();
+                    true
+                }
+                None => false,
+            });
+        }
+        Ok((objects, next))
+    }
+}
+
+fn malformed_list(prefix: &str) -> Failure {
+    Failure::Permanent(backend(
+        "ListObjectsV2",
+        prefix,
+        None,
+        "MalformedResponse",
+        "not a ListObjectsV2 answer",
+        false,
+    ))
 }
 
 impl Storage for S3Storage {

@@ -80,6 +80,16 @@ pub enum PresignOp<'a> {
         /// The upload.
         upload_id: &'a str,
     },
+    /// List one page of the objects under the key taken as a folder (the listing's
+    /// prefix is the key and a `/`), keys plain (no `encoding-type`): `ListObjectsV2`.
+    /// The prefix, page size and continuation token are all signed, so the URL lists
+    /// that folder only.
+    List {
+        /// The previous page's `NextContinuationToken`.
+        continuation_token: Option<&'a str>,
+        /// Keys per page, 1 to 1000.
+        max_keys: u16,
+    },
 }
 
 /// A pre-signed request: send `method` to `url` with exactly `headers` (and the body,
@@ -213,6 +223,24 @@ pub(super) fn sign_own(
             check_upload(upload_id)?;
             let action = bucket.abort_multipart_upload(creds, k, upload_id);
             ("DELETE", signed(action, &headers, expiry))
+        }
+        PresignOp::List {
+            continuation_token,
+            max_keys,
+        } => {
+            if !(1..=1000).contains(&max_keys) {
+                return Err(invalid("a listing page holds 1 to 1000 keys"));
+            }
+            let mut action = bucket.list_objects_v2(creds);
+            // Plain keys: services disagree on how `encoding-type=url` encodes them,
+            // and valid keys need no escaping beyond XML's.
+            action.query_mut().remove("encoding-type");
+            action.with_prefix(format!("{k}/"));
+            if let Some(token) = continuation_token {
+                action.with_continuation_token(token);
+            }
+            action.with_max_keys(usize::from(max_keys));
+            ("GET", signed(action, &headers, expiry))
         }
     };
     Ok(PresignedRequest {
