@@ -12,17 +12,22 @@ mod api;
 mod state;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use coffer_adapters::pipeline::{self, BackupOptions, RestoreOptions};
+use coffer_adapters::repo::backup::Progress as BackupProgress;
+use coffer_adapters::repo::backup::{self, BackupOptions, ProgressFn};
+use coffer_adapters::repo::check::{self, ReadData};
+use coffer_adapters::repo::keyfile::Unlock;
+use coffer_adapters::repo::restore::{self, RestoreOptions, RestoreProgress, RestoreProgressFn};
+use coffer_adapters::repo::Repository;
 use coffer_adapters::storage::{
     ObjectKey, PresignOp, PresignedRequest, S3Config, S3Storage, Signer, Storage,
 };
 use coffer_adapters::Error as AdaptersError;
-use coffer_core::{SecretKey, Suite};
+use coffer_core::SecretKey;
 use coffer_protocol::enrol::{EnrollAnswer, EnrollRequest, RepositoryKey};
 use coffer_protocol::presign::{PresignAnswer, PresignRequest};
 use coffer_protocol::report::{
@@ -30,7 +35,7 @@ use coffer_protocol::report::{
     ProgressAnswer,
 };
 use coffer_protocol::secret::Secret;
-use coffer_protocol::work::{PollAnswer, Work, WorkHeader, WorkItem};
+use coffer_protocol::work::{BackupWork, PollAnswer, Work, WorkHeader, WorkItem};
 use coffer_protocol::{Outcome, RunId};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -39,7 +44,6 @@ use crate::args::AgentCommand;
 use crate::calendar;
 use crate::exit::{CliError, Result};
 use crate::output::emit;
-use crate::progress::ProgressStorage;
 use crate::secrets;
 use api::{Api, ApiError};
 use state::{AgentRecord, RepositoryRecord, StateDir};
@@ -116,6 +120,7 @@ fn enroll(
             id: answer.repository.id,
             key_id: answer.repository.key_id.clone(),
             suite: answer.repository.suite,
+            access: answer.repository.access,
         },
     };
     state.save_enrolment(&agent, answer.api_key.expose(), &key)?;
@@ -177,7 +182,9 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
     let key = loop {
         match state.repository_key()? {
             Some(k) => break k,
-            None => match api.get::<RepositoryKey>("/v1/agent/repository-key") {
+            // Lost with the state (a reinstall): the server issues a new write-only key
+            // file and removes the old one.
+            None => match api.post::<_, RepositoryKey>("/v1/agent/repository-key", &()) {
                 Ok(repository) => {
                     let key = decode_key(&repository)?;
                     state.save_enrolment(&agent, &state.api_key()?, &key)?;
@@ -198,7 +205,6 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
             key.id()
         )));
     }
-    let suite = Suite::from(agent.repository.suite);
     let mut config = S3Config::for_signer(agent.destination.bucket.clone());
     config.signer_root.clone_from(&agent.destination.prefix);
     let storage = S3Storage::with_signer(
@@ -217,6 +223,12 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
         LogLevel::Info,
         &format!("agent {} started", env!("CARGO_PKG_VERSION")),
     );
+    let runner = Runner {
+        api: &api,
+        store: Arc::new(storage),
+        agent_kek: &key,
+        cache_dir: state.path().join("cache"),
+    };
     let heartbeat = Heartbeat {
         version: Some(env!("CARGO_PKG_VERSION").to_owned()),
     };
@@ -228,7 +240,7 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
         match step {
             Ok(answer) => {
                 backoff.reset();
-                if let Some((run_id, body)) = take_work(&api, &storage, &key, suite, answer) {
+                if let Some((run_id, body)) = runner.take_work(answer) {
                     // Written down before it is sent: a restart resends it.
                     state.save_pending(run_id, &body)?;
                     deliver_pending(&api, &state);
@@ -284,76 +296,213 @@ fn deliver_pending(api: &Api, state: &StateDir) {
     }
 }
 
-/// Runs the work a poll handed out, if any, and returns its run and completion. Work
-/// this agent cannot read (a kind it does not know) fails, naming what it got.
-fn take_work(
-    api: &Api,
-    storage: &S3Storage,
-    key: &SecretKey,
-    suite: Suite,
-    answer: serde_json::Value,
-) -> Option<(RunId, Completion)> {
-    match serde_json::from_value::<PollAnswer>(answer.clone()) {
-        Ok(PollAnswer { work }) => work.map(|w| (w.run_id, execute(api, storage, key, suite, &w))),
-        Err(e) => {
-            let header: WorkHeader = serde_json::from_value(answer.get("work")?.clone()).ok()?;
-            let message = format!(
-                "this agent (version {}) cannot do work of kind {:?}: {e}",
-                env!("CARGO_PKG_VERSION"),
-                header.kind
-            );
-            eprintln!("coffer agent: run {}: {message}", header.run_id);
-            Some((header.run_id, Completion::failed(0, 0, message)))
-        }
+/// What runs need from the agent: the server, its storage, its key and cache.
+struct Runner<'a> {
+    api: &'a Api,
+    /// The destination, through URLs the server signs.
+    store: Arc<dyn Storage>,
+    /// The key-encryption key of this agent's write-only key file.
+    agent_kek: &'a SecretKey,
+    /// The sealed cache of the last backup's trees (FORMAT.md §22), so a backup finds
+    /// unchanged files without reading its parent snapshot, which it cannot open.
+    cache_dir: PathBuf,
+}
+
+/// How far a run is: written by the engine's callbacks, read by the reporting thread.
+#[derive(Default)]
+struct Counters {
+    bytes: AtomicU64,
+    files: AtomicU64,
+}
+
+impl Counters {
+    fn set(&self, files: u64, bytes: u64) {
+        self.files.store(files, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+    }
+    fn get(&self) -> (u64, u64) {
+        (
+            self.files.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
     }
 }
 
-/// Runs one piece of work and returns its completion. Progress is reported every
-/// [`PROGRESS_EVERY`] while it runs, which keeps the lease.
-fn execute(
-    api: &Api,
-    storage: &S3Storage,
-    key: &SecretKey,
-    suite: Suite,
-    work: &Work,
-) -> Completion {
-    let run_id = work.run_id;
-    let bar = indicatif::ProgressBar::hidden();
-    let counted = ProgressStorage {
-        inner: storage,
-        bar: bar.clone(),
-    };
-    let done = AtomicBool::new(false);
-    let outcome = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut last = Instant::now();
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
-                if last.elapsed() >= PROGRESS_EVERY {
-                    last = Instant::now();
-                    let body = Progress {
-                        bytes: bar.position(),
-                        files: 0,
-                    };
-                    let path = format!("/v1/agent/runs/{run_id}/progress");
-                    if let Err(e) = api.post::<_, ProgressAnswer>(&path, &body) {
-                        eprintln!("coffer agent: progress of run {run_id}: {e}");
-                    }
-                }
+impl Runner<'_> {
+    /// Runs the work a poll handed out, if any, and returns its run and completion.
+    /// Work this agent cannot read (a kind it does not know) fails, naming what it got.
+    fn take_work(&self, answer: serde_json::Value) -> Option<(RunId, Completion)> {
+        match serde_json::from_value::<PollAnswer>(answer.clone()) {
+            Ok(PollAnswer { work }) => work.map(|w| (w.run_id, self.execute(&w))),
+            Err(e) => {
+                let header: WorkHeader =
+                    serde_json::from_value(answer.get("work")?.clone()).ok()?;
+                let message = format!(
+                    "this agent (version {}) cannot do work of kind {:?}: {e}",
+                    env!("CARGO_PKG_VERSION"),
+                    header.kind
+                );
+                eprintln!("coffer agent: run {}: {message}", header.run_id);
+                Some((header.run_id, Completion::failed(0, 0, message)))
             }
-        });
-        let outcome = perform(&counted, key, suite, &work.item);
-        done.store(true, Ordering::Relaxed);
-        outcome
-    });
-    match outcome {
-        Ok(body) => body,
-        Err(e) => {
-            eprintln!("coffer agent: run {run_id} failed: {e}");
-            log(api, LogLevel::Error, &format!("run {run_id} failed: {e}"));
-            Completion::failed(bar.position(), 0, e.to_string())
         }
     }
+
+    /// Runs one piece of work and returns its completion. Progress is reported every
+    /// [`PROGRESS_EVERY`] while it runs, which keeps the lease.
+    fn execute(&self, work: &Work) -> Completion {
+        let run_id = work.run_id;
+        let counters = Arc::new(Counters::default());
+        let done = AtomicBool::new(false);
+        let api = self.api;
+        let outcome = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut last = Instant::now();
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if last.elapsed() >= PROGRESS_EVERY {
+                        last = Instant::now();
+                        let (files, bytes) = counters.get();
+                        let path = format!("/v1/agent/runs/{run_id}/progress");
+                        if let Err(e) =
+                            api.post::<_, ProgressAnswer>(&path, &Progress { bytes, files })
+                        {
+                            eprintln!("coffer agent: progress of run {run_id}: {e}");
+                        }
+                    }
+                }
+            });
+            let outcome = self.perform(&work.item, &counters);
+            done.store(true, Ordering::Relaxed);
+            outcome
+        });
+        match outcome {
+            Ok(body) => body,
+            Err(e) => {
+                eprintln!("coffer agent: run {run_id} failed: {e}");
+                log(api, LogLevel::Error, &format!("run {run_id} failed: {e}"));
+                let (files, bytes) = counters.get();
+                Completion::failed(bytes, files, e.to_string())
+            }
+        }
+    }
+
+    fn perform(&self, work: &WorkItem, counters: &Arc<Counters>) -> Result<Completion> {
+        match work {
+            WorkItem::Backup(job) => self.backup(job, counters),
+            WorkItem::Restore(job) => {
+                let key = run_key(&job.key)?;
+                let repo = self.open(&job.prefix, key)?;
+                let id = snapshot_id(&job.snapshot)?;
+                let seen = Arc::clone(counters);
+                let options = RestoreOptions {
+                    include: job.paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
+                    progress: Some(RestoreProgressFn(Arc::new(move |p: &RestoreProgress| {
+                        seen.set(p.files, p.bytes);
+                    }))),
+                    ..RestoreOptions::default()
+                };
+                let report =
+                    restore::restore(&repo, &id, std::path::Path::new(&job.target), &options)?;
+                for (path, why) in &report.skipped {
+                    log(
+                        self.api,
+                        LogLevel::Warn,
+                        &format!("{} not restored: {why}", path.display()),
+                    );
+                }
+                Ok(succeeded(report.bytes, report.files, None))
+            }
+            WorkItem::Verify(job) => {
+                let key = run_key(&job.key)?;
+                let repo = self.open(&job.prefix, key)?;
+                // The restore point must be there, and everything stored must read back.
+                repo.read_snapshot(&snapshot_id(&job.snapshot)?)?;
+                let report = check::check(&repo, ReadData::All)?;
+                if !report.ok() {
+                    return Err(CliError::Corrupt(format!(
+                        "the repository does not check: {}",
+                        report.errors.join("; ")
+                    )));
+                }
+                Ok(succeeded(0, report.data_blobs, None))
+            }
+        }
+    }
+
+    /// Opens the repository in `folder` with the key file `kek` opens.
+    fn open(&self, folder: &str, kek: SecretKey) -> Result<Repository> {
+        Ok(Repository::open(
+            Arc::clone(&self.store),
+            folder,
+            &Unlock::Kek(kek),
+        )?)
+    }
+
+    fn backup(&self, job: &BackupWork, counters: &Arc<Counters>) -> Result<Completion> {
+        let sources: Vec<PathBuf> = job.sources.iter().map(PathBuf::from).collect();
+        if sources.is_empty() {
+            return Err(CliError::Usage("the backup has no sources".into()));
+        }
+        let kek = SecretKey::from_bytes(*self.agent_kek.expose_secret());
+        let repo = self.open(&job.prefix, kek)?;
+        let seen = Arc::clone(counters);
+        let options = BackupOptions {
+            host: hostname(),
+            tags: job.tags.clone(),
+            cache_dir: Some(self.cache_dir.clone()),
+            program: format!("coffer-agent {}", env!("CARGO_PKG_VERSION")),
+            progress: Some(ProgressFn(Arc::new(move |p: &BackupProgress| {
+                seen.set(p.files, p.bytes);
+            }))),
+            // The server holds the repository's lock for this run.
+            lock_held_elsewhere: true,
+            ..BackupOptions::default()
+        };
+        let report = backup::backup(&repo, &sources, &options)?;
+        for (path, why) in &report.skipped {
+            log(
+                self.api,
+                LogLevel::Warn,
+                &format!("{} not backed up: {why}", path.display()),
+            );
+        }
+        let s = &report.summary;
+        let created = repo.read_snapshot(&report.snapshot).ok();
+        Ok(succeeded(
+            s.new_stored_bytes,
+            s.files,
+            Some(NewRestorePoint {
+                name: job.name.clone(),
+                prefix: job.prefix.clone(),
+                snapshot: hex::encode(report.snapshot),
+                stored_bytes: s.new_stored_bytes,
+                content_bytes: s.bytes,
+                files: s.files,
+                created_at: calendar::rfc3339(
+                    created.map_or_else(crate::backup::now, |snap| snap.time),
+                ),
+            }),
+        ))
+    }
+}
+
+/// A run's key, from its work item.
+fn run_key(encoded: &Secret) -> Result<SecretKey> {
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.expose())
+            .map_err(|_| CliError::Corrupt("the run's key is not base64".into()))?,
+    );
+    Ok(SecretKey::try_from_slice(&bytes)?)
+}
+
+/// A snapshot ID from a work item.
+fn snapshot_id(text: &str) -> Result<[u8; 16]> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| CliError::Corrupt(format!("{text:?} is not a snapshot ID")))
 }
 
 /// Sends one line to the server's log of this agent (best effort: a log line is not
@@ -378,63 +527,6 @@ fn succeeded(bytes: u64, files: u64, restore_point: Option<NewRestorePoint>) -> 
         files,
         error: None,
         restore_point,
-    }
-}
-
-fn perform(
-    store: &dyn Storage,
-    key: &SecretKey,
-    suite: Suite,
-    work: &WorkItem,
-) -> Result<Completion> {
-    let provider = coffer_adapters::default_provider();
-    match work {
-        WorkItem::Backup(job) => {
-            let prefix = ObjectKey::new(job.prefix.as_str())?;
-            let sources: Vec<PathBuf> = job.sources.iter().map(PathBuf::from).collect();
-            if sources.is_empty() {
-                return Err(CliError::Usage("the backup has no sources".into()));
-            }
-            let options = BackupOptions {
-                level: i32::from(job.level).clamp(1, 19),
-                suite,
-                ..BackupOptions::default()
-            };
-            let summary = pipeline::backup(
-                &provider, store, &prefix, &job.name, key, &sources, &options,
-            )?;
-            let m = &summary.manifest;
-            let files = m.entries.len() as u64;
-            Ok(succeeded(
-                summary.stored_bytes,
-                files,
-                Some(NewRestorePoint {
-                    name: job.name.clone(),
-                    prefix: prefix.as_str().to_owned(),
-                    key_id: key.id().to_string(),
-                    stored_bytes: summary.stored_bytes,
-                    content_bytes: m.content_bytes,
-                    files,
-                    created_at: calendar::rfc3339(m.created),
-                }),
-            ))
-        }
-        WorkItem::Restore(job) => {
-            let prefix = ObjectKey::new(job.prefix.as_str())?;
-            let target = PathBuf::from(&job.target);
-            let options = RestoreOptions {
-                paths: job.paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
-            };
-            let s = crate::backup::restore_tree(&target, |staging| {
-                pipeline::restore(&provider, store, &prefix, &job.name, key, staging, &options)
-            })?;
-            Ok(succeeded(s.bytes, s.files, None))
-        }
-        WorkItem::Verify(job) => {
-            let prefix = ObjectKey::new(job.prefix.as_str())?;
-            let s = pipeline::verify(&provider, store, &prefix, &job.name, key)?;
-            Ok(succeeded(s.bytes, s.entries, None))
-        }
     }
 }
 
@@ -493,9 +585,10 @@ mod tests {
         let stated = |key_id: String| RepositoryKey {
             id: "5".parse().unwrap(),
             key_id,
+            folder: "repo".into(),
+            access: coffer_protocol::enrol::KeyAccess::WriteOnly,
             suite: coffer_protocol::Suite::Aes256Gcm,
             key: Secret::new(encoded.clone()),
-            key_version: 1,
         };
         assert_eq!(decode_key(&stated(key.id().to_string())).unwrap(), key);
         let bad = stated("00".repeat(16));

@@ -46,17 +46,32 @@ pub struct Destination {
     pub prefix: String,
 }
 
-/// A repository and the key that opens it.
+/// A repository and the key that opens it: a deduplicated repository (FORMAT.md Part
+/// II) in `folder` under the destination, and the key-encryption key of one of its key
+/// files (FORMAT.md §21, wrapping 2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RepositoryKey {
     /// The repository.
     pub id: RepositoryId,
-    /// The key's ID: 32 hex digits (16 bytes).
+    /// Its folder, relative to the destination.
+    pub folder: String,
+    /// What the key file opened by `key` allows.
+    pub access: KeyAccess,
+    /// The key-encryption key's ID: 32 hex digits (16 bytes).
     pub key_id: String,
     /// The repository's suite.
     pub suite: Suite,
-    /// The 32-byte key, base64.
+    /// The 32-byte key-encryption key, base64.
     pub key: Secret,
-    /// The key's version (1 until keys are rotated).
-    pub key_version: u32,
+}
+
+/// What a key file allows (FORMAT.md §21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAccess {
+    /// Add backups and deduplicate against them; open nothing stored.
+    WriteOnly,
+    /// Everything.
+    Full,
 }

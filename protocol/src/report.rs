@@ -79,10 +79,10 @@ impl Completion {
 pub struct NewRestorePoint {
     /// Backup name.
     pub name: String,
-    /// Key prefix, relative to the destination.
+    /// The repository's folder, relative to the destination.
     pub prefix: String,
-    /// Key ID of the repository key it is sealed under (32 hex digits).
-    pub key_id: String,
+    /// The snapshot (32 hex digits).
+    pub snapshot: String,
     /// Bytes in storage.
     #[serde(deserialize_with = "crate::count")]
     pub stored_bytes: u64,

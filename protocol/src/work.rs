@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{JobId, RestorePointId, RunId};
+use crate::secret::Secret;
 use crate::status::RunKind;
 
 /// A poll's answer.
@@ -63,7 +64,9 @@ pub struct WorkHeader {
     pub kind: String,
 }
 
-/// A backup to make.
+/// A backup to make, into the agent's repository with its write-only key. The server
+/// holds the repository's shared lock for the run (the agent's URLs cannot overwrite
+/// or delete, so it takes none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupWork {
@@ -71,40 +74,50 @@ pub struct BackupWork {
     pub job_id: JobId,
     /// Absolute paths.
     pub sources: Vec<String>,
-    /// Key prefix, relative to the destination.
+    /// The repository's folder, relative to the destination.
     pub prefix: String,
-    /// The backup's name.
+    /// The restore point's name.
     pub name: String,
-    /// zstd level.
-    pub level: u8,
+    /// Tags the snapshot carries (the server's retention groups by them).
+    pub tags: Vec<String>,
 }
 
-/// A restore to do.
+/// A restore to do. `key` opens a full key file made for this run alone, removed when
+/// the run ends; the agent keeps it in memory only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreWork {
     /// The restore point.
     pub restore_point_id: RestorePointId,
-    /// Its key prefix, relative to the destination.
+    /// The repository's folder, relative to the destination.
     pub prefix: String,
-    /// Its name.
+    /// The restore point's name.
     pub name: String,
+    /// Its snapshot (32 hex digits).
+    pub snapshot: String,
+    /// The run's key-encryption key, base64.
+    pub key: Secret,
     /// Where to restore to (absolute).
     pub target: String,
-    /// Only these paths (empty: everything).
+    /// Only these paths of the snapshot, with everything under them (empty:
+    /// everything).
     pub paths: Vec<String>,
 }
 
-/// A verify to do.
+/// A verify to do: the repository checked with every pack read. `key` as for a restore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyWork {
     /// The restore point.
     pub restore_point_id: RestorePointId,
-    /// Its key prefix, relative to the destination.
+    /// The repository's folder, relative to the destination.
     pub prefix: String,
-    /// Its name.
+    /// The restore point's name.
     pub name: String,
+    /// Its snapshot (32 hex digits).
+    pub snapshot: String,
+    /// The run's key-encryption key, base64.
+    pub key: Secret,
 }
 
 #[cfg(test)]
@@ -117,8 +130,10 @@ mod tests {
             lease_expires_at: "2026-11-30T12:00:00Z".into(),
             item: WorkItem::Restore(RestoreWork {
                 restore_point_id: "9".parse().unwrap(),
-                prefix: "jobs/3".into(),
+                prefix: "repo".into(),
                 name: "b1".into(),
+                snapshot: "ab".repeat(16),
+                key: Secret::new("a2V5".into()),
                 target: "/srv/restore".into(),
                 paths: vec!["etc/hosts".into()],
             }),

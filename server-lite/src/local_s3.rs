@@ -85,10 +85,45 @@ pub async fn handle(
     if bucket != state.stores.bucket {
         return xml::error(StatusCode::NOT_FOUND, "NoSuchBucket", "no such bucket");
     }
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    // `ListObjectsV2` is a GET of the bucket itself; its signed prefix is the scope.
+    let listing = key.is_empty() && method == Method::GET;
+    let scope = if listing {
+        if param("list-type").as_deref() != Some("2") {
+            return xml::error(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "only ListObjectsV2 (list-type=2) lists",
+            );
+        }
+        param("prefix").unwrap_or_default()
+    } else {
+        key.clone()
+    };
     // The server signs only keys under a destination's prefix; check it still holds
     // one whose agent is not revoked, so a revoked agent's URLs stop working at once.
-    if let Err(response) = check_destination(&state, ip, &bucket, &key, &method).await {
+    if let Err(response) = check_destination(&state, ip, &bucket, &scope, &method).await {
         return response;
+    }
+    if listing {
+        return list_objects(
+            &state,
+            &bucket,
+            &scope,
+            param("continuation-token"),
+            param("max-keys"),
+        )
+        .await
+        .unwrap_or_else(S3Error::into_response);
     }
     let key = match ObjectKey::new(key) {
         Ok(k) => k,
@@ -97,10 +132,6 @@ pub async fn handle(
         }
         Err(_) => return xml::error(StatusCode::BAD_REQUEST, "InvalidArgument", "invalid key"),
     };
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
     let has = |name: &str| query.iter().any(|(k, _)| k == name);
     let get = |name: &str| {
         query
@@ -132,6 +163,63 @@ pub async fn handle(
     result.unwrap_or_else(S3Error::into_response)
 }
 
+/// `ListObjectsV2`: the objects under `prefix`, in key order, a page of `max_keys`
+/// (at most 1,000) after the continuation token (the last key of the page before).
+async fn list_objects(
+    state: &AppState,
+    bucket: &str,
+    prefix: &str,
+    token: Option<String>,
+    max_keys: Option<String>,
+) -> Result<Response, S3Error> {
+    let max: usize = match max_keys.as_deref().map(str::parse) {
+        None => 1000,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => {
+            return Err(S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "max-keys must be from 1 to 1000",
+            ))
+        }
+    };
+    let local = state.stores.local.clone();
+    let listed_prefix = prefix.to_owned();
+    let objects = tokio::task::spawn_blocking(move || local.list(&listed_prefix))
+        .await
+        .map_err(S3Error::internal)?
+        .map_err(S3Error::internal)?;
+    let after: Vec<_> = objects
+        .into_iter()
+        .filter(|o| token.as_deref().is_none_or(|t| o.key.as_str() > t))
+        .collect();
+    let truncated = after.len() > max;
+    let page = &after[..after.len().min(max)];
+    let mut body = format!(
+        "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{}</Name>\
+         <Prefix>{}</Prefix><KeyCount>{}</KeyCount><MaxKeys>{max}</MaxKeys>\
+         <IsTruncated>{truncated}</IsTruncated>",
+        xml::escape(bucket),
+        xml::escape(prefix),
+        page.len()
+    );
+    for o in page {
+        body.push_str(&format!(
+            "<Contents><Key>{}</Key><Size>{}</Size></Contents>",
+            xml::escape(o.key.as_str()),
+            o.size
+        ));
+    }
+    if let (true, Some(last)) = (truncated, page.last()) {
+        body.push_str(&format!(
+            "<NextContinuationToken>{}</NextContinuationToken>",
+            xml::escape(last.key.as_str())
+        ));
+    }
+    body.push_str("</ListBucketResult>");
+    Ok(xml::xml(StatusCode::OK, body))
+}
+
 /// Refuses a request whose key is under no destination, or under the destination of
 /// a revoked agent (audited as denied).
 async fn check_destination(
@@ -149,7 +237,7 @@ async fn check_destination(
     // Destination and backend probes (when an S3 backend is this very store) write
     // before any destination holds their prefix: only the exact random key of a probe
     // in flight passes, never a name pattern an agent could presign.
-    if state.stores.live_probes.contains(key) {
+    if state.stores.live_probes.contains(key) || state.stores.creating.contains(&prefix) {
         return Ok(());
     }
     let (b, p) = (bucket.to_owned(), prefix.clone());

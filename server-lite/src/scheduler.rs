@@ -128,6 +128,9 @@ pub async fn run(state: AppState) {
         if let Err(e) = flush_presence(&state).await {
             tracing::error!("writing heartbeats failed: {e:?}");
         }
+        if let Err(e) = crate::run_access::sweep(&state).await {
+            tracing::error!("releasing what ended runs held in storage failed: {e:?}");
+        }
         state.limits.trim();
     }
 }

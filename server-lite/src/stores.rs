@@ -43,6 +43,10 @@ pub struct Stores {
     backends: Mutex<HashMap<i64, S3Storage>>,
     /// Probe objects being written right now (see [`Stores::probe`]).
     pub live_probes: LiveProbes,
+    /// The prefixes of destinations whose repository is being created, before any
+    /// destination row holds them (the embedded store lets the server's own requests
+    /// under them through, as it does a probe's: see [`Stores::creating`]).
+    pub creating: LiveProbes,
 }
 
 /// The keys of the probes in flight. The embedded store lets a request through to a key
@@ -120,6 +124,7 @@ impl Stores {
             local_presigner,
             backends: Mutex::new(HashMap::new()),
             live_probes: LiveProbes::default(),
+            creating: LiveProbes::default(),
         })
     }
 
@@ -143,6 +148,32 @@ impl Stores {
             coffer_adapters::Error::InvalidConfig { reason } => ApiError::field("presign", reason),
             other => ApiError::internal(other),
         })
+    }
+
+    /// The storage of a destination's store, with the server's own credentials (for
+    /// the server's work on repositories: creating them, key files, locks, prune).
+    ///
+    /// # Errors
+    /// 500 for a backend that does not open.
+    pub fn storage(
+        &self,
+        backend: Option<&BackendRow>,
+        kek: &SecretKey,
+    ) -> ApiResult<std::sync::Arc<dyn Storage>> {
+        Ok(match backend {
+            None => std::sync::Arc::new(self.local.clone()),
+            Some(b) => std::sync::Arc::new(self.backend_client(b, kek)?),
+        })
+    }
+
+    /// Runs `f` with `prefix` marked as a destination being created, so the embedded
+    /// store takes the server's own requests under it (when an S3 backend is this very
+    /// store) before its destination row exists.
+    pub fn creating<T>(&self, prefix: &str, f: impl FnOnce() -> T) -> T {
+        self.creating.insert(prefix);
+        let out = f();
+        self.creating.remove(prefix);
+        out
     }
 
     /// The S3 client of a registered backend.

@@ -120,7 +120,7 @@ async fn a_revoked_agent_key_stops_working_at_once() {
     for (method, path) in [
         (Method::POST, "/v1/agent/heartbeat"),
         (Method::GET, "/v1/agent/poll?wait_secs=0"),
-        (Method::GET, "/v1/agent/repository-key"),
+        (Method::POST, "/v1/agent/repository-key"),
     ] {
         let body = (method == Method::POST).then(|| json!({}));
         let (status, answer) = h.call(method, path, Some(&agent.api_key), body).await;
@@ -460,9 +460,9 @@ async fn oversized_malformed_and_mistyped_bodies_get_clear_errors() {
         .call(Method::GET, "/v1/agent/poll?wait_secs=0", Some(a), None)
         .await;
     let run = body["work"]["run_id"].as_str().unwrap().to_owned();
-    let rp = |key_id: &str, prefix: &str| {
+    let rp = |snapshot: &str, prefix: &str| {
         json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-        "name": "n", "prefix": prefix, "key_id": key_id, "stored_bytes": 1, "content_bytes": 1, "files": 1,
+        "name": "n", "prefix": prefix, "snapshot": snapshot, "stored_bytes": 1, "content_bytes": 1, "files": 1,
         "created_at": "2026-11-23T10:00:00Z"}})
     };
     let path = format!("/v1/agent/runs/{run}/complete");
@@ -471,20 +471,23 @@ async fn oversized_malformed_and_mistyped_bodies_get_clear_errors() {
             Method::POST,
             &path,
             Some(a),
-            Some(rp(&"ab".repeat(16), "jobs/1")),
+            Some(rp("not-a-snapshot", "repo")),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("restore_point.key_id"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("restore_point.snapshot"),
+        "{body}"
+    );
     let (status, body) = h
         .call(
             Method::POST,
             &path,
             Some(a),
-            Some(rp(&agent.key_id, "../other")),
+            Some(rp(&"ab".repeat(16), "../other")),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -4,10 +4,7 @@
 #[path = "support/harness.rs"]
 mod harness;
 
-use std::io::Read;
-
 use axum::http::{Method, StatusCode};
-use base64::Engine;
 use coffer_server::kek::{self, KekSource};
 use coffer_server::server::StartError;
 use coffer_server::Server;
@@ -41,7 +38,7 @@ async fn a_restart_loses_nothing_that_was_acknowledged() {
     let (status, _) = h
         .call(Method::POST, &format!("/v1/agent/runs/{run}/complete"), Some(&agent.api_key),
               Some(json!({"status": "succeeded", "bytes": 42, "files": 2, "restore_point": {
-                  "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "key_id": agent.key_id,
+                  "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "snapshot": "0123456789abcdef0123456789abcdef",
                   "stored_bytes": 40, "content_bytes": 42, "files": 2, "created_at": "2026-11-23T10:00:00Z"}})))
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -68,17 +65,18 @@ async fn a_restart_loses_nothing_that_was_acknowledged() {
         .await;
     assert_eq!(body["restore_points"][0]["run_id"], run.as_str());
     assert_eq!(body["restore_points"][0]["tenant_id"], tenant.as_str());
-    // Credentials issued before the restart still work; the agent's key is the same.
+    // Credentials issued before the restart still work, and so does the agent's key.
     let (status, body) = h
         .call(
-            Method::GET,
-            "/v1/agent/repository-key",
+            Method::POST,
+            "/v1/agent/heartbeat",
             Some(&agent.api_key),
-            None,
+            Some(json!({})),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["key"], agent.key_b64.as_str());
+    assert_eq!(status, StatusCode::OK, "{body}");
+    h.open_repository(&agent, &agent.key_b64)
+        .expect("the agent's key opens its repository after a restart");
     let (status, _) = h
         .call(Method::GET, "/v1/admin/tenants", Some(&admin), None)
         .await;
@@ -138,33 +136,29 @@ async fn start_up_refuses_a_missing_malformed_or_wrong_kek() {
 
 #[tokio::test]
 async fn kek_rotation_rewraps_every_key_and_old_backups_still_open() {
-    use coffer_adapters::bridge::{OpenReader, SealReader};
     let h = Harness::new();
     let (_, op) = h.tenant("acme").await;
     let first = h.enrol(&op, "nas1").await;
     let second = h.enrol(&op, "nas2").await;
 
-    // A backup sealed with the repository key before the rotation.
-    let key = coffer_core::SecretKey::try_from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(&first.key_b64)
-            .unwrap(),
+    // A backup made with the first agent's write-only key before the rotation.
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(
+        source.path().join("notes.txt"),
+        b"files backed up before the KEK rotation".repeat(1000),
     )
     .unwrap();
-    let plaintext = b"files backed up before the KEK rotation".repeat(1000);
-    let mut sealed = Vec::new();
-    SealReader::new(
-        &coffer_adapters::default_provider(),
-        coffer_core::Suite::Aes256Gcm,
-        &key,
-        b"ctx",
-        plaintext.as_slice(),
-        1,
-    )
-    .unwrap()
-    .read_to_end(&mut sealed)
-    .unwrap();
-    drop(key);
+    let snapshot = {
+        let repo = h.open_repository(&first, &first.key_b64).unwrap();
+        let options = coffer_adapters::repo::backup::BackupOptions {
+            host: "nas1".into(),
+            lock_held_elsewhere: true,
+            ..Default::default()
+        };
+        coffer_adapters::repo::backup::backup(&repo, &[source.path().to_owned()], &options)
+            .unwrap()
+            .snapshot
+    };
 
     let Harness {
         dir, state, app, ..
@@ -211,42 +205,45 @@ async fn kek_rotation_rewraps_every_key_and_old_backups_still_open() {
         app,
         admin: String::new(),
     };
-    let (status, body) = h
-        .call(
-            Method::GET,
-            "/v1/agent/repository-key",
-            Some(&first.api_key),
-            None,
+    // The server's key of each repository opens under the new KEK: it issues the
+    // agents new write-only keys, and restores what was backed up before.
+    for agent in [&first, &second] {
+        let (status, body) = h
+            .call(
+                Method::POST,
+                "/v1/agent/repository-key",
+                Some(&agent.api_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        h.open_repository(agent, body["key"].as_str().unwrap())
+            .expect("the reissued key opens the repository");
+    }
+    let repo_id: i64 = first.repository_id.parse().unwrap();
+    let tenant: i64 = first.tenant_id.parse().unwrap();
+    let server_key = h.state.db.blocking(|cat| {
+        coffer_server::keys::repository_key(
+            cat,
+            &h.state.kek,
+            tenant,
+            coffer_adapters::catalogue::RepositoryId(repo_id),
         )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["key"], first.key_b64.as_str());
-    let (_, body) = h
-        .call(
-            Method::GET,
-            "/v1/agent/repository-key",
-            Some(&second.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(body["key"], second.key_b64.as_str());
-    let key = coffer_core::SecretKey::try_from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(body_key(&h, &first.api_key).await)
-            .unwrap(),
-    )
-    .unwrap();
-    let mut opened = Vec::new();
-    OpenReader::new(
-        &coffer_adapters::default_provider(),
-        &key,
-        b"ctx",
-        sealed.as_slice(),
-    )
-    .unwrap()
-    .read_to_end(&mut opened)
-    .unwrap();
-    assert_eq!(opened, plaintext);
+        .unwrap()
+        .0
+    });
+    let repo = coffer_server::repos::open_full(h.store(), &first.prefix, &server_key).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    coffer_adapters::repo::restore::restore(&repo, &snapshot, target.path(), &Default::default())
+        .unwrap();
+    let restored = target
+        .path()
+        .join(source.path().strip_prefix("/").unwrap())
+        .join("notes.txt");
+    assert_eq!(
+        std::fs::read(restored).unwrap(),
+        b"files backed up before the KEK rotation".repeat(1000)
+    );
     // The destination reports the new KEK ID; the rotation is audited.
     let (_, body) = h
         .call(
@@ -267,13 +264,6 @@ async fn kek_rotation_rewraps_every_key_and_old_backups_still_open() {
             .unwrap()
     });
     assert_eq!(rotated, 1);
-}
-
-async fn body_key(h: &Harness, agent: &str) -> String {
-    let (_, body) = h
-        .call(Method::GET, "/v1/agent/repository-key", Some(agent), None)
-        .await;
-    body["key"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -425,7 +415,7 @@ async fn runs_and_restore_points_keep_the_tenant_and_repository_they_were_made_u
     let (status, _) = h
         .call(Method::POST, &format!("/v1/agent/runs/{run}/complete"), Some(&agent.api_key),
               Some(json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-                  "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "key_id": agent.key_id,
+                  "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "snapshot": "0123456789abcdef0123456789abcdef",
                   "stored_bytes": 1, "content_bytes": 1, "files": 1, "created_at": "2026-11-23T10:00:00Z"}})))
         .await;
     assert_eq!(status, StatusCode::OK);

@@ -39,7 +39,7 @@ async fn a_second_tenant_cannot_reach_the_first_tenants_objects() {
     let (status, _) = h
         .call(Method::POST, &format!("/v1/agent/runs/{run}/complete"), Some(&agent_a.api_key),
               Some(json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-                  "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "key_id": agent_a.key_id,
+                  "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "snapshot": "0123456789abcdef0123456789abcdef",
                   "stored_bytes": 1, "content_bytes": 1, "files": 1, "created_at": "2026-11-23T10:00:00Z"}})))
         .await;
     assert_eq!(status, StatusCode::OK);

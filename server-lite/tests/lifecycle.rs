@@ -28,13 +28,34 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
     assert_eq!(hex::encode(secret.id().as_bytes()), agent.key_id);
     let a = agent.api_key.as_str();
 
-    // The key can be fetched again, and is the same.
+    // The key opens the repository for writing only.
+    let repo = h.open_repository(&agent, &agent.key_b64).unwrap();
+    assert_eq!(
+        repo.keys().access(),
+        coffer_adapters::repo::keys::Access::WriteOnly
+    );
+    // An agent that lost its state gets a new key; the old one then opens nothing.
     let (status, body) = h
-        .call(Method::GET, "/v1/agent/repository-key", Some(a), None)
+        .call(Method::POST, "/v1/agent/repository-key", Some(a), None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["key"], agent.key_b64.as_str());
-    assert_eq!(body["suite"], "aes-256-gcm");
+    assert_ne!(body["key"], agent.key_b64.as_str());
+    assert_eq!(
+        (
+            body["suite"].as_str(),
+            body["access"].as_str(),
+            body["folder"].as_str()
+        ),
+        (Some("aes-256-gcm"), Some("write-only"), Some("repo"))
+    );
+    assert!(h.open_repository(&agent, &agent.key_b64).is_err());
+    let reissued = body["key"].as_str().unwrap().to_owned();
+    assert!(h.open_repository(&agent, &reissued).is_ok());
+    let agent = harness::Enrolled {
+        key_b64: reissued,
+        ..agent.clone()
+    };
+    let a = agent.api_key.as_str();
 
     // Heartbeat: online, version recorded.
     let (status, body) = h
@@ -185,7 +206,7 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
     // one is a conflict.
     let completion = json!({
         "status": "succeeded", "bytes": 2000, "files": 3, "error": null,
-        "restore_point": {"name": name, "prefix": prefix, "key_id": agent.key_id,
+        "restore_point": {"name": name, "prefix": prefix, "snapshot": "0123456789abcdef0123456789abcdef",
                           "stored_bytes": data.len(), "content_bytes": 1500, "files": 3,
                           "created_at": "2026-11-23T10:00:00Z"}
     });
@@ -291,7 +312,7 @@ async fn agent_life_cycle_from_enrolment_to_restore() {
         "restore.request",
         "verify.request",
         "job.run_now",
-        "repository_key.fetch",
+        "repository_key.reissue",
     ] {
         assert!(
             actions.contains(&wanted),
@@ -598,7 +619,7 @@ async fn bulk_restore_reports_each_item_and_totals() {
         let (status, body) = h
             .call(Method::POST, &format!("/v1/agent/runs/{}/complete", w["run_id"].as_str().unwrap()), Some(&agent.api_key),
                   Some(json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-                      "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "key_id": agent.key_id,
+                      "name": w["spec"]["name"], "prefix": w["spec"]["prefix"], "snapshot": "0123456789abcdef0123456789abcdef",
                       "stored_bytes": 1, "content_bytes": 1, "files": 1, "created_at": "2026-11-23T10:00:00Z"}})))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");

@@ -1307,9 +1307,9 @@ async fn claim(h: &Harness, agent: &Enrolled) -> Value {
     answer["work"].clone()
 }
 
-fn completion(agent: &Enrolled, work: &Value, name: &str) -> Value {
+fn completion(work: &Value, name: &str) -> Value {
     json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-        "name": name, "prefix": work["spec"]["prefix"], "key_id": agent.key_id,
+        "name": name, "prefix": work["spec"]["prefix"], "snapshot": "0123456789abcdef0123456789abcdef",
         "stored_bytes": 1, "content_bytes": 1, "files": 1,
         "created_at": "2026-11-23T10:00:00Z"}})
 }
@@ -1346,7 +1346,7 @@ impl Fixture {
             Method::POST,
             &format!("/v1/agent/runs/{done}/complete"),
             &a.agent.api_key,
-            Some(completion(&a.agent, &work, "first")),
+            Some(completion(&work, "first")),
         )
         .await;
         a.work = work;
@@ -1602,7 +1602,7 @@ impl Fixture {
                     } else {
                         &side.work
                     };
-                    completion(&side.agent, work, &format!("backup-{n}"))
+                    completion(work, &format!("backup-{n}"))
                 }
                 1 => json!({"status": "failed", "bytes": 0, "files": 0, "error": "disk full"}),
                 _ => json!({"status": "succeeded", "bytes": 10, "files": 1}),
@@ -2187,7 +2187,7 @@ impl Fixture {
             Method::POST,
             &format!("/v1/agent/runs/{run}/complete"),
             &self.a.agent.api_key,
-            Some(completion(&self.a.agent, &work, "first")),
+            Some(completion(&work, "first")),
         )
         .await;
         self.a.add_run(&run);

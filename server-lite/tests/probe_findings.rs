@@ -32,9 +32,9 @@ async fn run_now(h: &Harness, op: &str, job: &str) -> String {
     body["run"]["id"].as_str().unwrap().to_owned()
 }
 
-fn completion(agent: &Enrolled, work: &Value, name: &str) -> Value {
+fn completion(work: &Value, name: &str) -> Value {
     json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-        "name": name, "prefix": work["spec"]["prefix"], "key_id": agent.key_id,
+        "name": name, "prefix": work["spec"]["prefix"], "snapshot": "0123456789abcdef0123456789abcdef",
         "stored_bytes": 1, "content_bytes": 1, "files": 1,
         "created_at": "2026-11-23T10:00:00Z"}})
 }
@@ -178,7 +178,7 @@ async fn finding_05_a_callers_mistakes_are_4xx() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let mut done = completion(&agent, &work, "taken");
+    let mut done = completion(&work, "taken");
     done["bytes"] = json!(u64::MAX);
     let path = format!("/v1/agent/runs/{run}/complete");
     let (status, body) = h
@@ -190,7 +190,7 @@ async fn finding_05_a_callers_mistakes_are_4xx() {
             Method::POST,
             &path,
             Some(&agent.api_key),
-            Some(completion(&agent, &work, "taken")),
+            Some(completion(&work, "taken")),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -203,7 +203,7 @@ async fn finding_05_a_callers_mistakes_are_4xx() {
             Method::POST,
             &format!("/v1/agent/runs/{run}/complete"),
             Some(&agent.api_key),
-            Some(completion(&agent, &work, "taken")),
+            Some(completion(&work, "taken")),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -659,7 +659,7 @@ async fn finding_11_deceptive_names_and_traversing_targets_are_refused() {
             Method::POST,
             &format!("/v1/agent/runs/{run}/complete"),
             Some(&agent.api_key),
-            Some(completion(&agent, &work, "b1")),
+            Some(completion(&work, "b1")),
         )
         .await;
     assert_eq!(status, StatusCode::OK);

@@ -102,6 +102,10 @@ pub struct BackupOptions {
     /// Set (by a signal handler) to stop the backup: it fails with [`Error::Cancelled`]
     /// at the next file or read, writes no index or snapshot, and removes its lock.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Someone else holds a shared lock on the repository for this backup (a server
+    /// for the agent it dispatched, whose storage URLs cannot overwrite or delete), so
+    /// the backup takes none of its own.
+    pub lock_held_elsewhere: bool,
 }
 
 /// Where a running backup stands, as [`BackupOptions::progress`] is told.
@@ -157,6 +161,14 @@ pub struct BackupReport {
     pub dry_run: bool,
 }
 
+/// The backup's shared lock, unless [`BackupOptions::lock_held_elsewhere`].
+fn take_lock<'r>(repo: &'r Repository, options: &BackupOptions) -> Result<Option<Lock<'r>>, Error> {
+    if options.lock_held_elsewhere {
+        return Ok(None);
+    }
+    Lock::take(repo, false, &options.host).map(Some)
+}
+
 /// Backs up `paths` (absolute or relative to the working directory).
 ///
 /// # Errors
@@ -183,7 +195,7 @@ pub fn backup(
     sources.dedup();
     let raw_paths: Vec<Vec<u8>> = sources.iter().map(|p| path_bytes(p)).collect();
 
-    let lock = Lock::take(repo, false, &options.host)?;
+    let lock = take_lock(repo, options)?;
     let mut w = Writer::new(repo, lock, options)?;
     let parent = w.parent_for(options, &raw_paths)?;
     let root = {
@@ -225,7 +237,7 @@ pub fn backup_stream(
 ) -> Result<BackupReport, Error> {
     let started = Instant::now();
     let start_time = options.time.unwrap_or_else(|| repo.random().now());
-    let lock = Lock::take(repo, false, &options.host)?;
+    let lock = take_lock(repo, options)?;
     let mut w = Writer::new(repo, lock, options)?;
     w.changes.new += 1;
     let (content, size) = w.save_reader(reader, &format!("the output of {command}"))?;
@@ -297,7 +309,11 @@ struct Writer<'r> {
 }
 
 impl<'r> Writer<'r> {
-    fn new(repo: &'r Repository, lock: Lock<'r>, options: &BackupOptions) -> Result<Self, Error> {
+    fn new(
+        repo: &'r Repository,
+        lock: Option<Lock<'r>>,
+        options: &BackupOptions,
+    ) -> Result<Self, Error> {
         // The index is read after the lock is held: a prune that finished before has
         // written its index, and none can start until the lock goes.
         let index = Arc::new(repo.load_index()?);
@@ -320,7 +336,7 @@ impl<'r> Writer<'r> {
             summary: Summary::default(),
             skipped: Vec::new(),
             owners: Owners::new(),
-            lock: Some(lock),
+            lock,
             new_trees: BTreeMap::new(),
             filter: options.filter.clone(),
             source_dev: 0,

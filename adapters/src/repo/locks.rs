@@ -170,6 +170,15 @@ impl<'r> Lock<'r> {
         Ok(())
     }
 
+    /// Lets the lock outlive this handle: it stays in storage, and its holder renews it
+    /// ([`renew`]) and removes it ([`remove`]) by ID. For a holder that keeps locks
+    /// across requests, as the lite server does for the backups it dispatches.
+    #[must_use]
+    pub fn detach(mut self) -> ([u8; 16], LockInfo) {
+        self.released = true;
+        (self.id, self.info.clone())
+    }
+
     /// Removes the lock.
     ///
     /// # Errors
@@ -189,6 +198,27 @@ impl Drop for Lock<'_> {
                 let _ = self.repo.store().delete(&key);
             }
         }
+    }
+}
+
+/// Rewrites detached lock `id` with `info` at the current time, so it does not go
+/// stale ([`Lock::detach`]).
+///
+/// # Errors
+/// Storage errors.
+pub fn renew(repo: &Repository, id: &[u8; 16], info: &mut LockInfo) -> Result<(), Error> {
+    info.time = now(repo);
+    write(repo, id, info)
+}
+
+/// Removes detached lock `id` ([`Lock::detach`]); one already gone is not an error.
+///
+/// # Errors
+/// Storage errors.
+pub fn remove(repo: &Repository, id: &[u8; 16]) -> Result<(), Error> {
+    match repo.store().delete(&repo.object(&names::lock(id))?) {
+        Err(Error::NotFound { .. }) | Ok(()) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

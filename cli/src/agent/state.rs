@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use coffer_core::SecretKey;
-use coffer_protocol::enrol::Destination;
+use coffer_protocol::enrol::{Destination, KeyAccess};
 use coffer_protocol::report::Completion;
 use coffer_protocol::{AgentId, RepositoryId, RunId, Suite, TenantId};
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,8 @@ pub(crate) struct RepositoryRecord {
     pub(crate) key_id: String,
     /// Its suite.
     pub(crate) suite: Suite,
+    /// What this agent's key opens (write-only, unless the server said otherwise).
+    pub(crate) access: KeyAccess,
 }
 
 /// A result waiting to be delivered.
@@ -227,6 +229,7 @@ mod tests {
                 id: "5".parse().unwrap(),
                 key_id: "00".repeat(16),
                 suite: Suite::ChaCha20Poly1305,
+                access: KeyAccess::WriteOnly,
             },
         };
         state.save_enrolment(&agent, "cfg_secret", &key).unwrap();

@@ -221,6 +221,7 @@ pub(crate) fn run(cmd: &BackupCmd, json: bool) -> Result<()> {
         progress,
         cancel: Some(crate::interrupt::flag()),
         time: cmd.time.as_deref().map(parse_time).transpose()?,
+        lock_held_elsewhere: false,
     };
     let report = match &cmd.from_command {
         Some(command) => crate::backup::backup_command(command, |out| {

@@ -54,6 +54,31 @@ fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     })
 }
 
+/// Records the ID of agent `id`'s write-only key file in its repository.
+///
+/// # Errors
+/// SQLite's.
+pub fn set_key_file(conn: &Connection, id: i64, key_file: &str) -> DbResult<()> {
+    conn.execute(
+        "UPDATE agents SET key_file = ?2 WHERE id = ?1",
+        params![id, key_file],
+    )?;
+    Ok(())
+}
+
+/// The ID of agent `id`'s write-only key file, if it has one.
+///
+/// # Errors
+/// SQLite's.
+pub fn key_file(conn: &Connection, id: i64) -> DbResult<Option<String>> {
+    Ok(conn
+        .query_row("SELECT key_file FROM agents WHERE id = ?1", [id], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .optional()?
+        .flatten())
+}
+
 /// Records a new agent.
 ///
 /// # Errors

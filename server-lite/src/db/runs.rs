@@ -8,6 +8,7 @@
 
 use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use coffer_protocol::report::Completion;
+use coffer_protocol::secret::Secret;
 use coffer_protocol::work::{BackupWork, RestoreWork, VerifyWork, Work, WorkItem};
 use coffer_protocol::{
     AgentId, DestinationId, JobId, RepositoryId, RestorePointId, RunId, TenantId,
@@ -167,7 +168,7 @@ pub fn enqueue_backup(
             dest.id,
             job.id,
             format!("{}-{stamp}", job.name),
-            format!("jobs/{}", job.id),
+            crate::repos::REPO_FOLDER,
             job.sources_json,
             job.level,
             requested_by,
@@ -283,11 +284,16 @@ pub fn has_queued(conn: &Connection, agent_id: i64) -> DbResult<bool> {
         .is_some())
 }
 
-/// Claims `agent`'s oldest queued run under a lease of `lease_secs`.
+/// Claims `agent`'s oldest queued run under a lease of `lease_secs`; returns it and
+/// the lease's end.
 ///
 /// # Errors
 /// SQLite's.
-pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> DbResult<Option<Work>> {
+pub fn claim_next(
+    conn: &Connection,
+    agent_id: i64,
+    lease_secs: i64,
+) -> DbResult<Option<(RunRow, i64)>> {
     let Some(row) = conn
         .query_row(
             &format!(
@@ -308,6 +314,15 @@ pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> DbResult
          WHERE id = ?1 AND status = 'queued'",
         params![row.id, at, lease],
     )?;
+    Ok(Some((row, lease)))
+}
+
+/// The work item of claimed run `row`, whose lease ends at `lease`; `key` is the key
+/// prepared for a restore or verify (`run_access::prepare`).
+///
+/// # Errors
+/// [`DbError::Corrupt`] for a run without what its kind needs; SQLite's.
+pub fn work_of(conn: &Connection, row: &RunRow, lease: i64, key: Option<Secret>) -> DbResult<Work> {
     let name = row.view.name.clone().unwrap_or_default();
     let prefix = row.view.prefix.clone().unwrap_or_default();
     let missing = |what: &str| DbError::corrupt(format!("run {} has no {what}", row.id));
@@ -315,14 +330,31 @@ pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> DbResult
         serde_json::from_str(text.as_deref().unwrap_or("[]"))
             .map_err(|e| DbError::corrupt(format!("run {}'s {what}: {e}", row.id)))
     };
+    let snapshot = || -> DbResult<String> {
+        let rp = row
+            .view
+            .restore_point_id
+            .ok_or_else(|| missing("restore point"))?;
+        conn.query_row(
+            "SELECT snapshot_id FROM restore_points WHERE id = ?1",
+            [rp.get()],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten()
+        .ok_or_else(|| missing("snapshot"))
+    };
     let item = match row.view.kind {
-        RunKind::Backup => WorkItem::Backup(BackupWork {
-            job_id: row.view.job_id.ok_or_else(|| missing("job"))?,
-            sources: json_list(&row.sources, "sources")?,
-            prefix,
-            name,
-            level: row.level.unwrap_or(3),
-        }),
+        RunKind::Backup => {
+            let job = row.view.job_id.ok_or_else(|| missing("job"))?;
+            WorkItem::Backup(BackupWork {
+                job_id: job,
+                sources: json_list(&row.sources, "sources")?,
+                prefix,
+                name,
+                tags: vec![job_tag(job)],
+            })
+        }
         RunKind::Restore => WorkItem::Restore(RestoreWork {
             restore_point_id: row
                 .view
@@ -330,6 +362,8 @@ pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> DbResult
                 .ok_or_else(|| missing("restore point"))?,
             prefix,
             name,
+            snapshot: snapshot()?,
+            key: key.ok_or_else(|| missing("key"))?,
             target: row.view.target.clone().unwrap_or_default(),
             paths: json_list(&row.paths, "paths")?,
         }),
@@ -340,13 +374,20 @@ pub fn claim_next(conn: &Connection, agent_id: i64, lease_secs: i64) -> DbResult
                 .ok_or_else(|| missing("restore point"))?,
             prefix,
             name,
+            snapshot: snapshot()?,
+            key: key.ok_or_else(|| missing("key"))?,
         }),
     };
-    Ok(Some(Work {
+    Ok(Work {
         run_id: row.view.id,
         lease_expires_at: rfc3339(lease),
         item,
-    }))
+    })
+}
+
+/// The tag a job's snapshots carry (retention groups by it).
+pub fn job_tag(job: JobId) -> String {
+    format!("job:{job}")
 }
 
 /// Records progress of a running run and extends its lease. False if the run is not
@@ -381,6 +422,7 @@ pub fn complete(
     run: &RunRow,
     completion: &Completion,
     rp_created_at: Option<i64>,
+    key_id: &str,
 ) -> DbResult<()> {
     let canonical = serde_json::to_string(completion).map_err(DbError::corrupt)?;
     if run.view.status != RunStatus::Running {
@@ -421,8 +463,8 @@ pub fn complete(
         let inserted = conn.execute(
             "INSERT INTO restore_points (id, tenant_id, repository_id, agent_id, run_id, job_id, name,
                                          prefix, key_id, stored_bytes, content_bytes, files,
-                                         created_at, recorded_at)
-             VALUES (?14, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                         created_at, recorded_at, snapshot_id)
+             VALUES (?14, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)",
             params![
                 run.tenant_id,
                 run.repository_id,
@@ -431,13 +473,14 @@ pub fn complete(
                 run.job_id,
                 rp.name,
                 rp.prefix,
-                rp.key_id,
+                key_id,
                 rp.stored_bytes,
                 rp.content_bytes,
                 rp.files,
                 created_at,
                 at,
-                super::new_id()
+                super::new_id(),
+                rp.snapshot
             ],
         );
         match inserted {
@@ -540,6 +583,9 @@ pub struct RestorePoint {
     pub prefix: String,
     /// Repository key ID (hex).
     pub key_id: String,
+    /// The snapshot in the repository (32 hex digits); `None` for an archive of the
+    /// first agents, which the current agent cannot restore.
+    pub snapshot_id: Option<String>,
     /// Bytes in storage.
     pub stored_bytes: u64,
     /// Bytes of content.
@@ -568,7 +614,7 @@ pub struct RestorePointRow {
 }
 
 const RP_COLUMNS: &str = "id, tenant_id, repository_id, agent_id, run_id, job_id, name, prefix, \
-    key_id, stored_bytes, content_bytes, files, created_at, recorded_at";
+    key_id, stored_bytes, content_bytes, files, created_at, recorded_at, snapshot_id";
 
 fn rp_from_row(row: &Row<'_>) -> rusqlite::Result<RestorePointRow> {
     let id: i64 = row.get(0)?;
@@ -586,6 +632,7 @@ fn rp_from_row(row: &Row<'_>) -> rusqlite::Result<RestorePointRow> {
             name: row.get(6)?,
             prefix: row.get(7)?,
             key_id: row.get(8)?,
+            snapshot_id: row.get(14)?,
             stored_bytes: row.get(9)?,
             content_bytes: row.get(10)?,
             files: row.get(11)?,

@@ -15,7 +15,24 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
         description: "embedded store object metadata (ETag, SHA-256)",
         sql: V2,
     },
+    Migration {
+        description: "deduplicated repositories: agents' write-only key files, runs' locks and key files, snapshots",
+        sql: V3,
+    },
 ];
+
+// Deduplicated repositories (`repos`): each agent's write-only key file; what the
+// server keeps in storage for a run while it lasts (a backup's shared lock, a restore's
+// or verify's own key file), removed once the run ends (`run_access`); the snapshot a
+// restore point is. IDs are 32 hex digits.
+const V3: &str = "
+ALTER TABLE agents ADD COLUMN key_file TEXT;
+ALTER TABLE runs ADD COLUMN lock_id TEXT;
+ALTER TABLE runs ADD COLUMN run_key_file TEXT;
+ALTER TABLE runs ADD COLUMN access_renewed_at INTEGER;
+ALTER TABLE restore_points ADD COLUMN snapshot_id TEXT;
+CREATE INDEX runs_with_access ON runs (id) WHERE lock_id IS NOT NULL OR run_key_file IS NOT NULL;
+";
 
 // What the embedded store answers HEAD and GET with, as S3 would: the ETag (MD5 of a
 // single put, or the multipart ETag) and the SHA-256 a put carried. S3 clients use

@@ -25,7 +25,6 @@ use crate::db::runs::{self, RunKind};
 use crate::db::{self as dbm, backends, now, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_text, parse_id, ApiJson, Params};
-use crate::keys;
 use crate::state::AppState;
 
 /// The longest a poll may hold.
@@ -40,7 +39,7 @@ pub const MAX_LOG_MESSAGE: usize = 2048;
 /// The agent's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/agent/repository-key", get(repository_key))
+        .route("/v1/agent/repository-key", post(repository_key))
         .route("/v1/agent/heartbeat", post(heartbeat))
         .route("/v1/agent/poll", get(poll))
         .route("/v1/agent/runs/{run_id}/progress", post(progress))
@@ -58,33 +57,48 @@ async fn my_destination(state: &AppState, agent: &Agent) -> ApiResult<Destinatio
         .ok_or_else(|| ApiError::internal("agent without destination"))
 }
 
+/// Issues the agent a new write-only key file (after a reinstall lost its state) and
+/// removes its previous one, so at most one key of the agent opens the repository.
 async fn repository_key(
     State(state): State<AppState>,
     agent: Agent,
 ) -> ApiResult<Json<RepositoryKey>> {
-    let dest = my_destination(&state, &agent).await?;
-    let st = state.clone();
-    let (tenant, actor) = (agent.tenant_id, agent.actor.clone());
-    let repo = state
+    let agent_id = agent.agent_id;
+    let (old, suite) = state
         .db
         .call(move |cat| {
-            let id = RepositoryId(dest.repository_id);
-            let (key, repo) = keys::repository_key(cat, &st.kek, dest.tenant_id, id)?;
+            let old = agents::key_file(cat.connection(), agent_id)?;
+            let dest = agents::destination_of_agent(cat.connection(), agent_id)?
+                .ok_or_else(|| ApiError::internal("agent without destination"))?;
+            let repo = cat
+                .repository(RepositoryId(dest.repository_id))?
+                .ok_or_else(|| ApiError::internal("destination without repository"))?;
+            Ok((old, repo.suite))
+        })
+        .await?;
+    let (kek, file) = crate::run_access::reissue_agent_key(&state, agent_id, old).await?;
+    let dest = my_destination(&state, &agent).await?;
+    let (tenant, actor, file_id) = (agent.tenant_id, agent.actor.clone(), file.clone());
+    let repo_id = RepositoryId(dest.repository_id);
+    state
+        .db
+        .call(move |cat| {
+            agents::set_key_file(cat.connection(), agent_id, &file_id)?;
             audit::record(
                 cat.connection(),
                 &AuditEntry {
                     tenant_id: Some(tenant),
                     actor,
-                    action: "repository_key.fetch",
-                    target: format!("repository:{}", id.0),
+                    action: "repository_key.reissue",
+                    target: format!("repository:{}", repo_id.0),
                     outcome: AuditOutcome::Ok,
-                    detail: String::new(),
+                    detail: format!("write-only key file {file_id}"),
                 },
             )?;
-            super::enrol::repository_out(id, &key, repo.suite)
+            Ok(())
         })
         .await?;
-    Ok(Json(repo))
+    Ok(Json(super::enrol::repository_out(repo_id, &kek, suite)?))
 }
 
 async fn heartbeat(
@@ -125,7 +139,7 @@ async fn poll(
             .db
             .read(move |conn| Ok(runs::has_queued(conn, id)?))
             .await?;
-        let work = if queued {
+        let claimed = if queued {
             state
                 .db
                 .call(move |cat| {
@@ -137,8 +151,32 @@ async fn poll(
         } else {
             None
         };
-        if work.is_some() {
-            return Ok(Json(PollAnswer { work }));
+        if let Some((run, lease_end)) = claimed {
+            match crate::run_access::prepare(&state, &run).await {
+                Ok(key) => {
+                    let work = state
+                        .db
+                        .read(move |conn| Ok(runs::work_of(conn, &run, lease_end, key)?))
+                        .await?;
+                    return Ok(Json(PollAnswer { work: Some(work) }));
+                }
+                Err(e) => {
+                    // The run cannot start: it fails, saying why, and the poll goes on.
+                    let reason = match &e {
+                        ApiError::Conflict { message, .. } => message.clone(),
+                        _ => "the server could not prepare the repository for it".to_owned(),
+                    };
+                    tracing::warn!("preparing run {}: {e:?}", run.id);
+                    let (run_id, tenant) = (run.id, run.tenant_id);
+                    state
+                        .db
+                        .call(move |cat| {
+                            Ok(runs::cancel(cat.connection(), tenant, run_id, &reason)?)
+                        })
+                        .await?;
+                    continue;
+                }
+            }
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Ok(Json(PollAnswer { work: None }));
@@ -212,8 +250,21 @@ async fn complete(
     let rp_created_at = match (&req.restore_point, run.view.kind, req.status) {
         (Some(rp), RunKind::Backup, Outcome::Succeeded) => {
             crate::extract::check_name("restore_point.name", &rp.name, 255, true)?;
-            ObjectKey::new(rp.prefix.clone())
-                .map_err(|e| ApiError::field("restore_point.prefix", e))?;
+            if rp.prefix != crate::repos::REPO_FOLDER {
+                return Err(ApiError::field(
+                    "restore_point.prefix",
+                    format!(
+                        "backups go to the repository in {:?}",
+                        crate::repos::REPO_FOLDER
+                    ),
+                ));
+            }
+            if rp.snapshot.len() != 32 || hex::decode(&rp.snapshot).is_err() {
+                return Err(ApiError::field(
+                    "restore_point.snapshot",
+                    "not a snapshot ID (32 hex digits)",
+                ));
+            }
             let created: jiff::Timestamp = rp
                 .created_at
                 .parse()
@@ -238,19 +289,12 @@ async fn complete(
     let run_view = state
         .db
         .call(move |cat| {
-            if let Some(rp) = &req.restore_point {
-                let repo = cat
-                    .repository(RepositoryId(run.repository_id))?
-                    .ok_or_else(|| ApiError::internal("run of a missing repository"))?;
-                if rp.key_id != hex::encode(repo.key_id.as_bytes()) {
-                    return Err(ApiError::field(
-                        "restore_point.key_id",
-                        "not the key ID of this run's repository",
-                    ));
-                }
-            }
+            let repo = cat
+                .repository(RepositoryId(run.repository_id))?
+                .ok_or_else(|| ApiError::internal("run of a missing repository"))?;
+            let key_id = hex::encode(repo.key_id.as_bytes());
             Ok(dbm::immediate(cat.connection_mut(), |tx| {
-                runs::complete(tx, &run, &req, rp_created_at)?;
+                runs::complete(tx, &run, &req, rp_created_at, &key_id)?;
                 if run.view.kind != RunKind::Backup {
                     audit::record(
                         tx,
@@ -271,6 +315,14 @@ async fn complete(
             })?)
         })
         .await?;
+    // The run ended: what the server held for it in storage (its lock or key file)
+    // goes now rather than at the next tick.
+    let st = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::run_access::sweep(&st).await {
+            tracing::warn!("releasing what ended runs held: {e:?}");
+        }
+    });
     Ok(Json(json!({ "run": run_view.map(|r| r.view) })))
 }
 

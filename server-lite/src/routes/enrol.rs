@@ -9,7 +9,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use coffer_adapters::catalogue::RepositoryId;
-use coffer_protocol::enrol::{Destination, EnrollAnswer, EnrollRequest, RepositoryKey};
+use coffer_adapters::repo::keys::Access;
+use coffer_protocol::enrol::{Destination, EnrollAnswer, EnrollRequest, KeyAccess, RepositoryKey};
 use coffer_protocol::secret::Secret;
 use coffer_protocol::{AgentId, DestinationId, TenantId};
 
@@ -20,6 +21,7 @@ use crate::db::{self as dbm, backends, now, tenants, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_text, ApiJson};
 use crate::keys;
+use crate::repos;
 use crate::state::AppState;
 use crate::token::{NewToken, TokenHash, TokenKind};
 
@@ -28,21 +30,41 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/enroll", post(enroll))
 }
 
-/// The repository as the agent receives it (the secret in base64).
+/// The repository as the agent receives it: the key-encryption key of the agent's own
+/// write-only key file, in base64.
 ///
 /// # Errors
 /// 500 for a repository ID or suite the wire cannot carry.
 pub(crate) fn repository_out(
     id: RepositoryId,
-    key: &coffer_core::SecretKey,
+    agent_kek: &coffer_core::SecretKey,
     suite: coffer_core::Suite,
 ) -> ApiResult<RepositoryKey> {
     Ok(RepositoryKey {
         id: coffer_protocol::RepositoryId::try_from(id.0).map_err(ApiError::internal)?,
-        key_id: hex::encode(key.id().as_bytes()),
+        folder: repos::REPO_FOLDER.to_owned(),
+        access: KeyAccess::WriteOnly,
+        key_id: hex::encode(agent_kek.id().as_bytes()),
         suite: suite.try_into().map_err(ApiError::internal)?,
-        key: Secret::new(base64::engine::general_purpose::STANDARD.encode(key.expose_secret())),
-        key_version: 1,
+        key: Secret::new(
+            base64::engine::general_purpose::STANDARD.encode(agent_kek.expose_secret()),
+        ),
+    })
+}
+
+/// Creates the destination's repository under `prefix` (its full key file opened by
+/// `server_key`) and a write-only key file for the agent; returns the agent's
+/// key-encryption key and that file's ID. Blocking.
+fn create_repository(
+    state: &AppState,
+    backend: Option<&backends::BackendRow>,
+    prefix: &str,
+    server_key: &coffer_core::SecretKey,
+) -> ApiResult<(coffer_core::SecretKey, repos::KeyFileId)> {
+    let store = state.stores.storage(backend, &state.kek)?;
+    state.stores.creating(prefix, || {
+        let repo = repos::init(store, prefix, server_key)?;
+        repos::add_key(&repo, Access::WriteOnly, server_key)
     })
 }
 
@@ -167,17 +189,50 @@ async fn enroll(
         Some(b) => format!("s3://{}/{prefix}", b.bucket),
         None => format!("local:{}/{prefix}", state.stores.bucket),
     };
+    // The catalogue's entry first (it holds the server's key, wrapped under the KEK),
+    // then the repository in storage with the agent's write-only key file, then the
+    // agent. A failure on the way removes the catalogue entry; a repository left in
+    // storage under the fresh random prefix is never used.
+    let (repo_id, server_key) = {
+        let (st, prefix) = (st.clone(), prefix.clone());
+        state
+            .db
+            .call(move |cat| {
+                let name = keys::repository_name(tenant_id, &prefix);
+                keys::create_repository(cat, &st.kek, tenant_id, &name, &location)
+            })
+            .await?
+    };
+    let created = {
+        let (st, prefix) = (state.clone(), prefix.clone());
+        let server_key = coffer_core::SecretKey::from_bytes(*server_key.expose_secret());
+        tokio::task::spawn_blocking(move || {
+            create_repository(&st, backend.as_ref(), &prefix, &server_key)
+        })
+        .await
+        .map_err(ApiError::internal)
+        .and_then(|r| r)
+    };
+    let (agent_kek, key_file) = match created {
+        Ok(created) => created,
+        Err(e) => {
+            let _ = state
+                .db
+                .call(move |cat| Ok(cat.delete_repository(repo_id)?))
+                .await;
+            return Err(e);
+        }
+    };
+    drop(server_key);
     let (agent_id, _dest_id, api_key, repo) = state
         .db
         .call(move |cat| {
-            let name = keys::repository_name(tenant_id, &prefix);
-            let (repo_id, key) =
-                keys::create_repository(cat, &st.kek, tenant_id, &name, &location)?;
             let outcome = dbm::immediate(cat.connection_mut(), |tx| {
                 if !tokens::use_token(tx, token_id)? {
                     return Err(used());
                 }
                 let agent_id = agents::insert_agent(tx, tenant_id, &hostname, &version)?;
+                agents::set_key_file(tx, agent_id, &key_file)?;
                 let dest_id = agents::insert_destination(
                     tx, tenant_id, agent_id, backend_id, &bucket, &prefix, repo_id.0, tested_at,
                 )?;
@@ -209,7 +264,7 @@ async fn enroll(
                     agent_id,
                     dest_id,
                     secret,
-                    repository_out(repo_id, &key, keys::SUITE)?,
+                    repository_out(repo_id, &agent_kek, keys::SUITE)?,
                 )),
                 Err(e) => {
                     // The repository was made for this enrolment only.

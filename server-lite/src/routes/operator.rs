@@ -295,6 +295,10 @@ async fn revoke_agent(
         });
     }
     state.dispatch.wake(agent_id);
+    // Its write-only key file goes too (or, if storage is away, at the next sweep).
+    if let Err(e) = crate::run_access::remove_revoked_keys(&state).await {
+        tracing::warn!("removing agent {agent_id}'s key file: {e:?}; retried each tick");
+    }
     let agent = find_agent(&state, &op, &id).await?;
     Ok(Json(json!({ "agent": agent })))
 }

@@ -22,6 +22,7 @@ pub struct Harness {
     pub admin: String,
 }
 
+#[derive(Clone)]
 pub struct Enrolled {
     pub agent_id: String,
     pub api_key: String,
@@ -43,6 +44,33 @@ pub fn test_config(dir: &std::path::Path) -> Config {
 }
 
 impl Harness {
+    /// The embedded store, as the server reaches it.
+    #[allow(dead_code)]
+    pub fn store(&self) -> std::sync::Arc<dyn coffer_adapters::storage::Storage> {
+        std::sync::Arc::new(self.state.stores.local.clone())
+    }
+
+    /// `agent`'s repository, opened with the key-encryption key `kek_b64` (an agent's
+    /// or a run's).
+    #[allow(dead_code)]
+    pub fn open_repository(
+        &self,
+        agent: &Enrolled,
+        kek_b64: &str,
+    ) -> Result<coffer_adapters::repo::Repository, coffer_adapters::Error> {
+        use base64::Engine as _;
+        let kek = base64::engine::general_purpose::STANDARD
+            .decode(kek_b64)
+            .unwrap();
+        coffer_adapters::repo::Repository::open(
+            self.store(),
+            &format!("{}/repo", agent.prefix),
+            &coffer_adapters::repo::keyfile::Unlock::Kek(
+                coffer_core::SecretKey::try_from_slice(&kek).unwrap(),
+            ),
+        )
+    }
+
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self::open(dir, |_| {})
