@@ -430,6 +430,36 @@ fn scheduled_backup_restores_the_same_tree(s: &Scratch, setup: &Setup, store_roo
         .as_str()
         .unwrap()
         .to_owned();
+    // The restore's and the verify's key files are gone from the repository once the
+    // runs ended (the server's and the agent's own stay), and the agent's state holds
+    // only what enrolment gave it, its sealed cache and its outbox.
+    let keys_dir = store_root.join(&prefix).join("repo/keys");
+    let count_keys = || {
+        let mut found = Vec::new();
+        tree::walk(&keys_dir, &mut found);
+        found.iter().filter(|p| p.is_file()).count()
+    };
+    let swept = Instant::now();
+    while count_keys() != 2 && swept.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count_keys(), 2, "key files in {}", keys_dir.display());
+    let mut kept: Vec<String> = std::fs::read_dir(s.path("agent"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert!(
+        kept.iter().all(|name| [
+            "agent.json",
+            "api-key",
+            "cache",
+            "pending",
+            "repository.key"
+        ]
+        .contains(&name.as_str())),
+        "{kept:?}"
+    );
     let mut stored = Vec::new();
     tree::walk(&store_root.join(&prefix), &mut stored);
     stored.retain(|p| p.is_file());

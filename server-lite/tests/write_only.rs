@@ -1,0 +1,326 @@
+//! Write-only agents: what an agent's key and URLs can and cannot do to the repository
+//! it backs up into, and what the server holds in storage for a run, and removes after.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use axum::http::{Method, StatusCode};
+use coffer_adapters::repo::backup::{self, BackupOptions};
+use coffer_adapters::repo::check::{self, ReadData};
+use coffer_adapters::repo::keyfile::{self, Unlock};
+use coffer_adapters::repo::keys::Access;
+use coffer_adapters::repo::{locks, restore, Repository};
+use coffer_adapters::Error;
+use harness::{Enrolled, Harness};
+use serde_json::{json, Value};
+
+/// A small tree to back up.
+fn source() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("etc")).unwrap();
+    std::fs::write(dir.path().join("etc/hosts"), b"127.0.0.1 nas\n".repeat(100)).unwrap();
+    std::fs::write(
+        dir.path().join("notes.txt"),
+        b"only for the owner".repeat(5000),
+    )
+    .unwrap();
+    dir
+}
+
+/// Backs `dir` up as the agent does: its write-only key, the lock held elsewhere.
+fn agent_backup(h: &Harness, agent: &Enrolled, dir: &std::path::Path) -> [u8; 16] {
+    let repo = h.open_repository(agent, &agent.key_b64).unwrap();
+    let options = BackupOptions {
+        host: "nas".into(),
+        lock_held_elsewhere: true,
+        ..Default::default()
+    };
+    backup::backup(&repo, &[dir.to_owned()], &options)
+        .unwrap()
+        .snapshot
+}
+
+fn server_repository(h: &Harness, agent: &Enrolled) -> Repository {
+    let (repo_id, tenant): (i64, i64) = (
+        agent.repository_id.parse().unwrap(),
+        agent.tenant_id.parse().unwrap(),
+    );
+    let key = h.state.db.blocking(|cat| {
+        coffer_server::keys::repository_key(
+            cat,
+            &h.state.kek,
+            tenant,
+            coffer_adapters::catalogue::RepositoryId(repo_id),
+        )
+        .unwrap()
+        .0
+    });
+    coffer_server::repos::open_full(h.store(), &agent.prefix, &key).unwrap()
+}
+
+fn key_files(h: &Harness, agent: &Enrolled) -> usize {
+    server_repository(h, agent).list_keys().unwrap().len()
+}
+
+#[tokio::test]
+async fn an_agents_key_adds_backups_but_opens_nothing_stored() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let src = source();
+    let snapshot = agent_backup(&h, &agent, src.path());
+    // A second backup of the same tree deduplicates against the first, through the
+    // agent's sealed view of the index: nothing new is stored.
+    let repo = h.open_repository(&agent, &agent.key_b64).unwrap();
+    assert_eq!(repo.keys().access(), Access::WriteOnly);
+    let again = backup::backup(
+        &repo,
+        &[src.path().to_owned()],
+        &BackupOptions {
+            host: "nas".into(),
+            lock_held_elsewhere: true,
+            parent: backup::Parent::None,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(again.summary.new_blobs, 0, "{:?}", again.summary);
+
+    // With everything the agent keeps, the snapshot, its trees and its packs stay shut.
+    assert!(matches!(
+        repo.read_snapshot(&snapshot),
+        Err(Error::WriteOnlyKey)
+    ));
+    assert!(repo.snapshots().is_err());
+    let target = tempfile::tempdir().unwrap();
+    assert!(restore::restore(&repo, &snapshot, target.path(), &Default::default()).is_err());
+    assert!(check::check(&repo, ReadData::All).is_err());
+    // No key file in the repository opens as a full key with the agent's key.
+    let kek = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&agent.key_b64)
+            .unwrap()
+    };
+    let mut write_only = 0;
+    for (_, name) in repo.list_ids("keys").unwrap() {
+        let file = repo.get(&name, 4096).unwrap();
+        let unlock = Unlock::Kek(coffer_core::SecretKey::try_from_slice(&kek).unwrap());
+        match keyfile::open(&name, &file, repo.id(), &unlock) {
+            Ok(Some((Access::WriteOnly, _))) => write_only += 1,
+            Ok(Some((Access::Full, _))) => panic!("the agent's key opens {name} as full"),
+            Ok(None) | Err(_) => {}
+        }
+    }
+    assert_eq!(write_only, 1);
+    // Nor does any stored object hold the plaintext.
+    let mut stored = Vec::new();
+    for meta in h.store().list(&format!("{}/", agent.prefix)).unwrap() {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut h.store().get(&meta.key).unwrap(), &mut bytes).unwrap();
+        assert!(
+            !bytes.windows(18).any(|w| w == b"only for the owner"),
+            "plaintext in {}",
+            meta.key
+        );
+        stored.push(meta.key);
+    }
+    assert!(stored.len() > 5, "{stored:?}");
+
+    // The server's key reads it all back.
+    let full = server_repository(&h, &agent);
+    full.read_snapshot(&snapshot).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    restore::restore(&full, &snapshot, target.path(), &Default::default()).unwrap();
+    let restored = target.path().join(src.path().strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(restored.join("notes.txt")).unwrap(),
+        b"only for the owner".repeat(5000)
+    );
+}
+
+async fn poll(h: &Harness, agent: &Enrolled) -> Value {
+    let (status, body) = h
+        .call(
+            Method::GET,
+            "/v1/agent/poll?wait_secs=0",
+            Some(&agent.api_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["work"].clone()
+}
+
+async fn complete(h: &Harness, agent: &Enrolled, run: &str, body: Value) {
+    let (status, answer) = h
+        .call(
+            Method::POST,
+            &format!("/v1/agent/runs/{run}/complete"),
+            Some(&agent.api_key),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[tokio::test]
+async fn the_server_holds_a_backups_lock_and_a_restores_key_only_while_the_run_lasts() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    let (status, _) = h
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{job}/run"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Claimed: the server's shared lock is in the repository, so prune keeps away.
+    let work = poll(&h, &agent).await;
+    assert_eq!(work["kind"], "backup", "{work}");
+    assert_eq!(work["spec"]["prefix"], "repo");
+    let repo = server_repository(&h, &agent);
+    let held = locks::list(&repo).unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(!held[0].1.exclusive && held[0].1.host.starts_with("coffer-server run"));
+    assert!(matches!(
+        locks::Lock::take(&repo, true, "prune"),
+        Err(Error::Locked { .. })
+    ));
+    let src = source();
+    let snapshot = agent_backup(&h, &agent, src.path());
+    let run = work["run_id"].as_str().unwrap().to_owned();
+    complete(
+        &h,
+        &agent,
+        &run,
+        json!({"status": "succeeded", "bytes": 10, "files": 2, "restore_point": {
+            "name": work["spec"]["name"], "prefix": "repo", "snapshot": hex::encode(snapshot),
+            "stored_bytes": 10, "content_bytes": 10, "files": 2,
+            "created_at": "2026-11-30T10:00:00Z"}}),
+    )
+    .await;
+    coffer_server::run_access::sweep(&h.state).await.unwrap();
+    assert!(locks::list(&repo).unwrap().is_empty());
+    assert!(
+        !coffer_server::run_access::holds(&h.state, run.parse().unwrap())
+            .await
+            .unwrap()
+    );
+
+    // A restore: the work item carries a key that opens the repository in full...
+    let (_, body) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op), None)
+        .await;
+    let point = &body["restore_points"][0];
+    assert_eq!(point["snapshot_id"], hex::encode(snapshot));
+    let point_id = point["id"].as_str().unwrap().to_owned();
+    assert_eq!(key_files(&h, &agent), 2, "the server's and the agent's");
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/restore-points/{point_id}/restore"),
+            Some(&op),
+            Some(json!({"target": "/restore/here", "paths": []})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let work = poll(&h, &agent).await;
+    assert_eq!(work["kind"], "restore", "{work}");
+    assert_eq!(work["spec"]["snapshot"], hex::encode(snapshot));
+    let run_key = work["spec"]["key"].as_str().unwrap().to_owned();
+    let opened = h.open_repository(&agent, &run_key).unwrap();
+    assert_eq!(opened.keys().access(), Access::Full);
+    opened.read_snapshot(&snapshot).unwrap();
+    assert_eq!(key_files(&h, &agent), 3);
+    // ... until the run ends, however it ends (here: the agent reports a failure).
+    let run = work["run_id"].as_str().unwrap().to_owned();
+    complete(
+        &h,
+        &agent,
+        &run,
+        json!({"status": "failed", "bytes": 0, "files": 0, "error": "disk full"}),
+    )
+    .await;
+    coffer_server::run_access::sweep(&h.state).await.unwrap();
+    assert!(h.open_repository(&agent, &run_key).is_err());
+    assert_eq!(key_files(&h, &agent), 2);
+
+    // A verify whose agent never answers: the key goes when the run is cancelled.
+    let (status, _) = h
+        .call(
+            Method::POST,
+            &format!("/v1/restore-points/{point_id}/verify"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let work = poll(&h, &agent).await;
+    let run_key = work["spec"]["key"].as_str().unwrap().to_owned();
+    assert!(h.open_repository(&agent, &run_key).is_ok());
+    let run = work["run_id"].as_str().unwrap().to_owned();
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/runs/{run}/cancel"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let swept = coffer_server::run_access::sweep(&h.state).await.unwrap();
+    assert_eq!(swept.keys_removed, 1, "{swept:?}");
+    assert!(h.open_repository(&agent, &run_key).is_err());
+}
+
+#[tokio::test]
+async fn a_revoked_agents_key_opens_nothing_and_agents_list_only_their_own_repository() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let a = h.enrol(&op, "nas-a").await;
+    let b = h.enrol(&op, "nas-b").await;
+    let (src_a, src_b) = (source(), source());
+    agent_backup(&h, &a, src_a.path());
+    agent_backup(&h, &b, src_b.path());
+
+    // B's listing of its index folder names B's index objects only, relative to B's
+    // destination: A's are out of reach of any URL B can get.
+    let (status, signed) = h
+        .presign(&b.api_key, json!({"op": "list", "key": "repo/index"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    let (status, _, body) = h.send_presigned(&signed, Vec::new(), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains(&format!("<Key>{}/repo/index/", b.prefix)),
+        "{text}"
+    );
+    assert!(!text.contains(&a.prefix), "{text}");
+    for outside in ["../x", "/repo", "repo/../../t1"] {
+        let (status, _) = h
+            .presign(&b.api_key, json!({"op": "list", "key": outside}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{outside}");
+    }
+
+    // Revoked: its key file is gone, so its key opens nothing; the other agent's stays.
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/agents/{}/revoke", a.agent_id),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(h.open_repository(&a, &a.key_b64).is_err());
+    assert_eq!(key_files(&h, &a), 1, "the server's full key file only");
+    assert!(h.open_repository(&b, &b.key_b64).is_ok());
+}
