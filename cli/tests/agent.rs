@@ -416,6 +416,67 @@ fn scheduled_backup_restores_the_same_tree(s: &Scratch, setup: &Setup, store_roo
     wait_for_run(s, url, op, Duration::from_secs(240), |r| {
         r["kind"] == "verify" && r["status"] == "succeeded"
     });
+    // Incremental: the next backup of the unchanged tree stores no pack, and one after
+    // a small change stores only what changed (objects are create-only: each stored
+    // object is one PUT).
+    let destinations = call("GET", &format!("{url}/v1/destinations"), op, None);
+    let repo_root = store_root
+        .join(destinations["destinations"][0]["prefix"].as_str().unwrap())
+        .join("repo");
+    let stored = |dir: &str| {
+        let mut found = Vec::new();
+        tree::walk(&repo_root.join(dir), &mut found);
+        found.retain(|p| p.is_file());
+        found
+    };
+    let mut backups_done = 1;
+    let mut backup_now = |what: &str| {
+        call(
+            "POST",
+            &format!("{url}/v1/jobs/{}/run", job_id.as_str().unwrap()),
+            op,
+            None,
+        );
+        backups_done += 1;
+        let want = backups_done;
+        wait_for_run(s, url, op, Duration::from_secs(240), |_| {
+            runs(url, op)
+                .iter()
+                .filter(|r| r["kind"] == "backup" && r["status"] == "succeeded")
+                .count()
+                == want
+        });
+        eprintln!("{what} backup done");
+    };
+    // Its files' data is all there: the only new objects are a few tree blobs for the
+    // folders above the source, whose times changed (the restore target was made in
+    // this test's scratch folder, in /tmp), each pack of them under 4 KiB.
+    let new_packs = |before: &[PathBuf]| -> Vec<u64> {
+        stored("data")
+            .iter()
+            .filter(|p| !before.contains(p))
+            .map(|p| p.metadata().unwrap().len())
+            .collect()
+    };
+    let first = stored("data");
+    backup_now("unchanged");
+    let unchanged = new_packs(&first);
+    assert!(
+        unchanged.len() <= 2 && unchanged.iter().all(|len| *len < 4096),
+        "an unchanged tree stored data: new packs of {unchanged:?} bytes"
+    );
+    assert_eq!(stored("snapshots").len(), 2);
+    let second = stored("data");
+    std::fs::write(src.join("big/changed.txt"), noise(200_000, 99)).unwrap();
+    backup_now("changed");
+    let changed = new_packs(&second);
+    let total: u64 = changed.iter().sum();
+    assert!(
+        (200_000..400_000).contains(&total) && changed.len() <= 3,
+        "a 200 kB change stored packs of {changed:?} bytes"
+    );
+    assert_eq!(stored("snapshots").len(), 3);
+
     // The server saw the result; the agent removes its pending copy just after the
     // server's answer, so give it that moment before stopping it.
     let delivered = Instant::now();
