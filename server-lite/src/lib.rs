@@ -30,6 +30,7 @@ pub mod kek;
 pub mod keys;
 pub mod local_s3;
 pub mod repos;
+pub mod retention;
 pub mod routes;
 pub mod run_access;
 pub mod scheduler;

@@ -83,7 +83,7 @@ async fn repository_of(
 
 /// Opens agent `agent_id`'s repository with the server's key and runs `f` on it, on a
 /// blocking thread.
-async fn with_repository<T: Send + 'static>(
+pub(crate) async fn with_repository<T: Send + 'static>(
     state: &AppState,
     agent_id: i64,
     f: impl FnOnce(&Repository, &SecretKey) -> ApiResult<T> + Send + 'static,

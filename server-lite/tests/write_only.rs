@@ -324,3 +324,151 @@ async fn a_revoked_agents_key_opens_nothing_and_agents_list_only_their_own_repos
     assert_eq!(key_files(&h, &a), 1, "the server's full key file only");
     assert!(h.open_repository(&b, &b.key_b64).is_ok());
 }
+
+/// One backup run of `job`, as the agent does it: claimed, `dir` backed up with the
+/// agent's key, completed with its restore point.
+async fn backup_run(h: &Harness, op: &str, agent: &Enrolled, job: &str, dir: &std::path::Path) {
+    let (status, _) = h
+        .call(Method::POST, &format!("/v1/jobs/{job}/run"), Some(op), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let work = poll(h, agent).await;
+    assert_eq!(work["kind"], "backup", "{work}");
+    let repo = h.open_repository(agent, &agent.key_b64).unwrap();
+    let options = BackupOptions {
+        host: "nas".into(),
+        tags: vec![work["spec"]["tags"][0].as_str().unwrap().to_owned()],
+        lock_held_elsewhere: true,
+        ..Default::default()
+    };
+    let snapshot = backup::backup(&repo, &[dir.to_owned()], &options)
+        .unwrap()
+        .snapshot;
+    let run = work["run_id"].as_str().unwrap().to_owned();
+    complete(
+        h,
+        agent,
+        &run,
+        json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
+            "name": work["spec"]["name"], "prefix": "repo", "snapshot": hex::encode(snapshot),
+            "stored_bytes": 1, "content_bytes": 1, "files": 1,
+            "created_at": "2026-11-30T10:00:00Z"}}),
+    )
+    .await;
+    h.state.background.idle().await;
+}
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn retention_runs_on_the_server_after_each_backup_and_prune_waits_for_running_backups() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(&op),
+            Some(
+                json!({"agent_id": agent.agent_id, "name": "keep2", "sources": ["/srv"],
+                        "schedule": "0 3 * * *", "retention": {"keep_last": 2}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let job = body["job"]["id"].as_str().unwrap().to_owned();
+    // Each backup holds a file of its own (the one before is gone), so what only the
+    // forgotten backups hold is garbage for prune.
+    let src = tempfile::tempdir().unwrap();
+    for n in 0..4u64 {
+        if n > 0 {
+            std::fs::remove_file(src.path().join(format!("day-{}.bin", n - 1))).unwrap();
+        }
+        std::fs::write(src.path().join(format!("day-{n}.bin")), noise(300_000, n)).unwrap();
+        backup_run(&h, &op, &agent, &job, src.path()).await;
+    }
+    let (_, body) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op), None)
+        .await;
+    let points = body["restore_points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{points:#?}");
+    let full = server_repository(&h, &agent);
+    let mut kept: Vec<String> = full
+        .snapshots()
+        .unwrap()
+        .iter()
+        .map(|(id, _)| hex::encode(id))
+        .collect();
+    kept.sort();
+    let mut listed: Vec<String> = points
+        .iter()
+        .map(|p| p["snapshot_id"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(kept, listed, "the restore points are the snapshots kept");
+    let report = check::check(&full, ReadData::All).unwrap();
+    assert!(report.ok(), "{:?}", report.errors);
+    // The two newest backups restore; the data only the forgotten ones held is gone.
+    for (id, snap) in full.snapshots().unwrap() {
+        let target = tempfile::tempdir().unwrap();
+        restore::restore(&full, &id, target.path(), &Default::default()).unwrap();
+        assert!(snap.time > 0);
+    }
+    let audit = h.audit(None).await;
+    let applied: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "retention.apply")
+        .collect();
+    assert_eq!(applied.len(), 4, "{applied:#?}");
+    assert!(
+        applied.iter().any(|e| {
+            let detail = e["detail"].as_str().unwrap();
+            detail.contains("forgot 1") && !detail.contains("prune freed 0 bytes")
+        }),
+        "{applied:#?}"
+    );
+
+    // A backup in flight holds the repository: retention forgets, prune waits.
+    let (status, _) = h
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{job}/run"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let work = poll(&h, &agent).await;
+    let tenant: i64 = agent.tenant_id.parse().unwrap();
+    let report = coffer_server::retention::apply(&h.state, tenant, job.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(report.prune, None, "{report:?}");
+    assert_eq!(report.kept, 2);
+    let run = work["run_id"].as_str().unwrap().to_owned();
+    complete(
+        &h,
+        &agent,
+        &run,
+        json!({"status": "failed", "bytes": 0, "files": 0, "error": "interrupted"}),
+    )
+    .await;
+    h.state.background.idle().await;
+    let report = coffer_server::retention::apply(&h.state, tenant, job.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(report.prune.is_some(), "{report:?}");
+}

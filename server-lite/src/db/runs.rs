@@ -646,6 +646,32 @@ fn rp_from_row(row: &Row<'_>) -> rusqlite::Result<RestorePointRow> {
     })
 }
 
+/// Removes `tenant`'s restore points of the given snapshots (forgotten by retention);
+/// runs that restored or verified them keep their history without the link. Returns
+/// how many went.
+///
+/// # Errors
+/// SQLite's.
+pub fn remove_restore_points(
+    conn: &Connection,
+    tenant_id: i64,
+    snapshots: &[String],
+) -> DbResult<usize> {
+    let mut removed = 0;
+    for snapshot in snapshots {
+        conn.execute(
+            "UPDATE runs SET restore_point_id = NULL WHERE restore_point_id IN
+               (SELECT id FROM restore_points WHERE tenant_id = ?1 AND snapshot_id = ?2)",
+            params![tenant_id, snapshot],
+        )?;
+        removed += conn.execute(
+            "DELETE FROM restore_points WHERE tenant_id = ?1 AND snapshot_id = ?2",
+            params![tenant_id, snapshot],
+        )?;
+    }
+    Ok(removed)
+}
+
 /// Restore point `id` of `tenant`.
 ///
 /// # Errors

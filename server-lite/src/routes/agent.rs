@@ -154,11 +154,27 @@ async fn poll(
         if let Some((run, lease_end)) = claimed {
             match crate::run_access::prepare(&state, &run).await {
                 Ok(key) => {
+                    let (run_id, tenant) = (run.id, run.tenant_id);
                     let work = state
                         .db
                         .read(move |conn| Ok(runs::work_of(conn, &run, lease_end, key)?))
-                        .await?;
-                    return Ok(Json(PollAnswer { work: Some(work) }));
+                        .await;
+                    match work {
+                        Ok(work) => return Ok(Json(PollAnswer { work: Some(work) })),
+                        // Its restore point was forgotten since it was queued.
+                        Err(e) => {
+                            tracing::warn!("run {run_id}: {e:?}");
+                            let reason = "what the run needs is gone (its restore point was \
+                                          forgotten by retention?)";
+                            state
+                                .db
+                                .call(move |cat| {
+                                    Ok(runs::cancel(cat.connection(), tenant, run_id, reason)?)
+                                })
+                                .await?;
+                            continue;
+                        }
+                    }
                 }
                 Err(e) => {
                     // The run cannot start: it fails, saying why, and the poll goes on.
@@ -286,6 +302,8 @@ async fn complete(
         (None, _, _) => None,
     };
     let actor = agent.actor.clone();
+    let outcome = req.status;
+    let (run_kind, run_job, run_tenant) = (run.view.kind, run.job_id, run.tenant_id);
     let run_view = state
         .db
         .call(move |cat| {
@@ -316,11 +334,20 @@ async fn complete(
         })
         .await?;
     // The run ended: what the server held for it in storage (its lock or key file)
-    // goes now rather than at the next tick.
+    // goes now rather than at the next tick; after a good backup, the job's retention.
     let st = state.clone();
-    tokio::spawn(async move {
+    let retention = (run_kind == RunKind::Backup && outcome == Outcome::Succeeded)
+        .then_some(run_job)
+        .flatten()
+        .map(|job| (run_tenant, job));
+    state.background.spawn(async move {
         if let Err(e) = crate::run_access::sweep(&st).await {
             tracing::warn!("releasing what ended runs held: {e:?}");
+        }
+        if let Some((tenant, job)) = retention {
+            if let Err(e) = crate::retention::apply(&st, tenant, job).await {
+                tracing::warn!("retention of job {job}: {e:?}");
+            }
         }
     });
     Ok(Json(json!({ "run": run_view.map(|r| r.view) })))
