@@ -35,6 +35,12 @@ pub enum Error {
         /// The key.
         key: ObjectKey,
     },
+    /// A path asked for is not in the snapshot (or not what it must be there).
+    #[error("{path}: not in the snapshot")]
+    NotInSnapshot {
+        /// The path, as asked.
+        path: String,
+    },
     /// A create-only put found an object already there.
     #[error("object {key} already exists")]
     AlreadyExists {

@@ -14,6 +14,7 @@
 //! repository).
 
 pub mod backup;
+pub mod browse;
 pub mod cache;
 pub mod check;
 pub mod config;

@@ -145,9 +145,9 @@ impl From<AdaptersError> for CliError {
         match e {
             AdaptersError::Core(core) => core.into(),
             AdaptersError::Io { what, source } => CliError::io(what, source),
-            AdaptersError::NotFound { .. } | AdaptersError::CatalogueNotFound { .. } => {
-                CliError::NotFound(e.to_string())
-            }
+            AdaptersError::NotFound { .. }
+            | AdaptersError::NotInSnapshot { .. }
+            | AdaptersError::CatalogueNotFound { .. } => CliError::NotFound(e.to_string()),
             AdaptersError::AlreadyExists { .. } | AdaptersError::DestinationExists { .. } => {
                 CliError::Exists(e.to_string())
             }

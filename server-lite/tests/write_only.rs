@@ -472,3 +472,116 @@ async fn retention_runs_on_the_server_after_each_backup_and_prune_waits_for_runn
         .unwrap();
     assert!(report.prune.is_some(), "{report:?}");
 }
+
+#[tokio::test]
+async fn restore_points_are_snapshots_listed_restored_in_part_and_diffed_through_the_api() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    let src = tempfile::tempdir().unwrap();
+    let dir = src.path().to_str().unwrap().to_owned();
+    std::fs::write(src.path().join("a.txt"), b"first").unwrap();
+    std::fs::write(src.path().join("b.txt"), b"before").unwrap();
+    backup_run(&h, &op, &agent, &job, src.path()).await;
+    std::fs::remove_file(src.path().join("a.txt")).unwrap();
+    std::fs::write(src.path().join("b.txt"), b"after, longer").unwrap();
+    std::fs::write(src.path().join("c.txt"), b"new").unwrap();
+    backup_run(&h, &op, &agent, &job, src.path()).await;
+    let (_, body) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op), None)
+        .await;
+    // Newest first.
+    let second = body["restore_points"][0]["id"].as_str().unwrap().to_owned();
+    let first = body["restore_points"][1]["id"].as_str().unwrap().to_owned();
+
+    let (status, body) = h
+        .call(
+            Method::GET,
+            &format!("/v1/restore-points/{first}/files?path={dir}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.txt", "b.txt"]);
+    assert_eq!(body["entries"][1]["size"], 6);
+    assert_eq!(body["entries"][1]["path"], format!("{dir}/b.txt"));
+    let (status, body) = h
+        .call(
+            Method::GET,
+            &format!("/v1/restore-points/{first}/files?path={dir}/nothing"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "not_in_snapshot");
+
+    let (status, body) = h
+        .call(
+            Method::GET,
+            &format!("/v1/restore-points/{first}/diff?to={second}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let changes: Vec<(String, String)> = body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_owned(),
+                c["change"].as_str().unwrap().to_owned(),
+            )
+        })
+        .filter(|(p, _)| p.starts_with(&format!("{dir}/")))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (format!("{dir}/a.txt"), "removed".to_owned()),
+            (format!("{dir}/b.txt"), "modified".to_owned()),
+            (format!("{dir}/c.txt"), "added".to_owned()),
+        ]
+    );
+    assert_eq!(body["counts"]["added"], 1);
+
+    // A restore of chosen paths hands the agent those paths; restored with the run's
+    // key, only they come back.
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/restore-points/{second}/restore"),
+            Some(&op),
+            Some(json!({"target": "/restore/here", "paths": [format!("{dir}/c.txt")]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let work = poll(&h, &agent).await;
+    assert_eq!(work["spec"]["paths"], json!([format!("{dir}/c.txt")]));
+    let repo = h
+        .open_repository(&agent, work["spec"]["key"].as_str().unwrap())
+        .unwrap();
+    let snapshot: [u8; 16] = hex::decode(work["spec"]["snapshot"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let options = restore::RestoreOptions {
+        include: vec![format!("{dir}/c.txt").into_bytes()],
+        ..Default::default()
+    };
+    restore::restore(&repo, &snapshot, target.path(), &options).unwrap();
+    let restored = target.path().join(dir.trim_start_matches('/'));
+    assert_eq!(std::fs::read(restored.join("c.txt")).unwrap(), b"new");
+    assert!(!restored.join("b.txt").exists());
+}

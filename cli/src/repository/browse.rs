@@ -4,10 +4,9 @@
 
 use std::io::Write;
 
-use coffer_adapters::repo::index::MemIndex;
+use coffer_adapters::repo::browse::Browser;
 use coffer_adapters::repo::snapshot::Snapshot;
-use coffer_adapters::repo::tree::{ContentRef, Node, NodeKind, Tree};
-use coffer_adapters::repo::trees::{decode_tree, BlobReader};
+use coffer_adapters::repo::tree::{ContentRef, Node, NodeKind};
 use coffer_adapters::repo::Repository;
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::json;
@@ -16,133 +15,50 @@ use super::args::{DiffCmd, DumpCmd, FindCmd, LsCmd};
 use super::{local_time, open, select, short, shown};
 use crate::exit::{CliError, Result};
 
-/// Reads trees and blobs of one repository through one loaded index.
-pub(crate) struct Browser<'r> {
-    index: MemIndex,
-    blobs: BlobReader<'r>,
-}
-
-impl<'r> Browser<'r> {
-    pub(crate) fn new(repo: &'r Repository) -> Result<Self> {
-        Ok(Browser {
-            index: repo.load_index()?,
-            blobs: BlobReader::new(repo),
-        })
-    }
-
-    /// Tree `id`, verified.
-    pub(crate) fn tree(&mut self, id: &[u8; 32]) -> Result<Tree> {
-        Ok(decode_tree(&self.blobs.read(&self.index, id)?)?)
-    }
-
-    /// The node at `path` (absolute, as `ls` shows it) in `snapshot`; the root folder
-    /// for `/`.
-    pub(crate) fn node(&mut self, snapshot: &Snapshot, path: &str) -> Result<Node> {
-        let mut node = root_node(snapshot);
-        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-            let NodeKind::Dir { subtree } = node.kind else {
-                return Err(CliError::NotFound(format!("{path}: not in the snapshot")));
-            };
-            let tree = self.tree(&subtree)?;
-            node = tree
-                .nodes
-                .into_iter()
-                .find(|n| n.name == part.as_bytes())
-                .ok_or_else(|| CliError::NotFound(format!("{path}: not in the snapshot")))?;
-        }
-        Ok(node)
-    }
-
-    /// Writes a file node's content: each chunk after it verified, holes as zeros.
-    /// Returns the bytes written.
-    pub(crate) fn write_content(&mut self, node: &Node, out: &mut dyn Write) -> Result<u64> {
-        let NodeKind::File { content } = &node.kind else {
-            return Err(CliError::Usage(format!(
-                "{}: not a regular file",
-                shown(&node.name)
-            )));
-        };
-        let mut written = 0u64;
-        let zeros = vec![0u8; 1 << 16];
-        for piece in content {
-            match piece {
-                ContentRef::Data { id, .. } => {
-                    let data = self.blobs.read(&self.index, id)?;
-                    out.write_all(&data)
+/// Writes a file node's content: each chunk after it verified, holes as zeros.
+/// Returns the bytes written.
+fn write_node(browser: &mut Browser<'_>, node: &Node, out: &mut dyn Write) -> Result<u64> {
+    let NodeKind::File { content } = &node.kind else {
+        return Err(CliError::Usage(format!(
+            "{}: not a regular file",
+            shown(&node.name)
+        )));
+    };
+    let mut written = 0u64;
+    let zeros = vec![0u8; 1 << 16];
+    for piece in content {
+        match piece {
+            ContentRef::Data { id, .. } => {
+                let data = browser.blob(id)?;
+                out.write_all(&data)
+                    .map_err(|e| CliError::io("writing the file's content", e))?;
+                written += data.len() as u64;
+            }
+            ContentRef::Hole { len } => {
+                let mut left = *len;
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    out.write_all(&zeros[..n])
                         .map_err(|e| CliError::io("writing the file's content", e))?;
-                    written += data.len() as u64;
+                    left -= n as u64;
                 }
-                ContentRef::Hole { len } => {
-                    let mut left = *len;
-                    while left > 0 {
-                        let n = left.min(zeros.len() as u64) as usize;
-                        out.write_all(&zeros[..n])
-                            .map_err(|e| CliError::io("writing the file's content", e))?;
-                        left -= n as u64;
-                    }
-                    written += len;
-                }
+                written += len;
             }
         }
-        out.flush()
-            .map_err(|e| CliError::io("writing the file's content", e))?;
-        Ok(written)
     }
-
-    /// Calls `each(path, node)` for every node under `dir` (depth first, sorted).
-    fn walk(
-        &mut self,
-        dir: &str,
-        subtree: &[u8; 32],
-        each: &mut dyn FnMut(&str, &Node) -> Result<()>,
-    ) -> Result<()> {
-        for node in self.tree(subtree)?.nodes {
-            let path = join(dir, &node.name);
-            each(&path, &node)?;
-            if let NodeKind::Dir { subtree } = &node.kind {
-                self.walk(&path, subtree, each)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The root folder of a snapshot as a node.
-fn root_node(snapshot: &Snapshot) -> Node {
-    Node {
-        name: Vec::new(),
-        kind: NodeKind::Dir {
-            subtree: snapshot.tree,
-        },
-        mode: 0o40755,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime: snapshot.time,
-        mtime_ns: 0,
-        ctime: snapshot.time,
-        ctime_ns: 0,
-        inode: 0,
-        dev: 0,
-        nlink: 1,
-        size: 0,
-        xattrs: Vec::new(),
-    }
-}
-
-fn join(dir: &str, name: &[u8]) -> String {
-    format!("{}/{}", dir.trim_end_matches('/'), shown(name))
+    out.flush()
+        .map_err(|e| CliError::io("writing the file's content", e))?;
+    Ok(written)
 }
 
 /// The node at `path` of `snapshot`.
 pub(crate) fn find_node(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<Node> {
-    Browser::new(repo)?.node(snapshot, path)
+    Ok(Browser::new(repo)?.node(snapshot, path)?)
 }
 
 /// Writes a file node's content into `out`; returns its length.
 pub(crate) fn write_content(repo: &Repository, node: &Node, out: &mut dyn Write) -> Result<u64> {
-    Browser::new(repo)?.write_content(node, out)
+    write_node(&mut Browser::new(repo)?, node, out)
 }
 
 /// `ls -l`'s type letter and permission bits.
@@ -264,7 +180,7 @@ pub(crate) fn dump(cmd: &DumpCmd) -> Result<()> {
     let mut browser = Browser::new(&repo)?;
     let node = browser.node(&snapshot, &cmd.file)?;
     let mut out = std::io::stdout().lock();
-    browser.write_content(&node, &mut out).map(|_| ())
+    write_node(&mut browser, &node, &mut out).map(|_| ())
 }
 
 /// A glob as `find` reads it: against names, or whole paths if it has a `/`.
@@ -286,7 +202,7 @@ pub(crate) fn find(cmd: &FindCmd, json: bool) -> Result<()> {
     let mut total = 0u64;
     for (id, snapshot) in repo.snapshots()? {
         let mut hits = Vec::new();
-        browser.walk("", &snapshot.tree, &mut |path, node| {
+        browser.walk::<CliError>("", &snapshot.tree, &mut |path, node| {
             let name = path.rsplit('/').next().unwrap_or(path);
             if glob.is_match(if whole { path } else { name }) {
                 hits.push((path.to_owned(), node.clone()));
@@ -323,67 +239,13 @@ pub(crate) fn find(cmd: &FindCmd, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// How one path differs between two snapshots.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Added,
-    Removed,
-    /// Content (or link target, device) changed.
-    Modified,
-    /// Only metadata: mode, owner, times, extended attributes.
-    Metadata,
-    /// Now another kind of entry.
-    Kind,
-}
-
-impl Change {
-    fn symbol(self) -> char {
-        match self {
-            Change::Added => '+',
-            Change::Removed => '-',
-            Change::Modified => 'M',
-            Change::Metadata => 'U',
-            Change::Kind => 'T',
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Change::Added => "added",
-            Change::Removed => "removed",
-            Change::Modified => "modified",
-            Change::Metadata => "metadata",
-            Change::Kind => "type",
-        }
-    }
-}
-
-/// Compares two nodes of one path (same name).
-fn compare(a: &Node, b: &Node) -> Option<Change> {
-    let same_kind = std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind);
-    if !same_kind {
-        return Some(Change::Kind);
-    }
-    let content_differs = match (&a.kind, &b.kind) {
-        (NodeKind::File { content: x }, NodeKind::File { content: y }) => x != y,
-        (NodeKind::Dir { .. }, NodeKind::Dir { .. }) => false,
-        (x, y) => x != y,
-    };
-    if content_differs {
-        return Some(Change::Modified);
-    }
-    let meta = (a.mode, a.uid, a.gid, a.mtime, a.mtime_ns, &a.xattrs)
-        != (b.mode, b.uid, b.gid, b.mtime, b.mtime_ns, &b.xattrs);
-    meta.then_some(Change::Metadata)
-}
-
 /// `coffer diff`.
 pub(crate) fn diff(cmd: &DiffCmd, json: bool) -> Result<()> {
     let repo = open(&cmd.repo)?;
     let (a_id, a) = select(&repo, &cmd.from, None)?;
     let (b_id, b) = select(&repo, &cmd.to, None)?;
     let mut browser = Browser::new(&repo)?;
-    let mut changes: Vec<(Change, String)> = Vec::new();
-    diff_trees(&mut browser, "", Some(&a.tree), Some(&b.tree), &mut changes)?;
+    let changes = browser.diff(&a, &b)?;
     let mut out = std::io::stdout().lock();
     let mut counts = std::collections::BTreeMap::new();
     for (change, path) in &changes {
@@ -408,66 +270,4 @@ pub(crate) fn diff(cmd: &DiffCmd, json: bool) -> Result<()> {
         )
     };
     writeln!(out, "{summary}").map_err(|e| CliError::io("writing to stdout", e))
-}
-
-/// Adds the changes between two folders' trees (either may be absent) under `dir`.
-fn diff_trees(
-    browser: &mut Browser<'_>,
-    dir: &str,
-    a: Option<&[u8; 32]>,
-    b: Option<&[u8; 32]>,
-    changes: &mut Vec<(Change, String)>,
-) -> Result<()> {
-    if a.is_some() && a == b {
-        return Ok(()); // The same tree: nothing under it changed.
-    }
-    let a_nodes = match a {
-        Some(id) => browser.tree(id)?.nodes,
-        None => Vec::new(),
-    };
-    let b_nodes = match b {
-        Some(id) => browser.tree(id)?.nodes,
-        None => Vec::new(),
-    };
-    let (mut i, mut j) = (0, 0);
-    // Both lists are sorted by name (FORMAT.md §18): merge them.
-    while i < a_nodes.len() || j < b_nodes.len() {
-        let order = match (a_nodes.get(i), b_nodes.get(j)) {
-            (Some(x), Some(y)) => x.name.cmp(&y.name),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        let (x, y) = match order {
-            std::cmp::Ordering::Less => (a_nodes.get(i), None),
-            std::cmp::Ordering::Greater => (None, b_nodes.get(j)),
-            std::cmp::Ordering::Equal => (a_nodes.get(i), b_nodes.get(j)),
-        };
-        let name = x.or(y).map(|n| n.name.clone()).unwrap_or_default();
-        let path = join(dir, &name);
-        let sub = |n: Option<&Node>| match n.map(|n| &n.kind) {
-            Some(NodeKind::Dir { subtree }) => Some(*subtree),
-            _ => None,
-        };
-        match (x, y) {
-            (Some(_), None) => changes.push((Change::Removed, path.clone())),
-            (None, Some(_)) => changes.push((Change::Added, path.clone())),
-            (Some(x), Some(y)) => {
-                if let Some(c) = compare(x, y) {
-                    changes.push((c, path.clone()));
-                }
-            }
-            (None, None) => {}
-        }
-        let (sa, sb) = (sub(x), sub(y));
-        if sa.is_some() || sb.is_some() {
-            diff_trees(browser, &path, sa.as_ref(), sb.as_ref(), changes)?;
-        }
-        if order != std::cmp::Ordering::Greater {
-            i += 1;
-        }
-        if order != std::cmp::Ordering::Less {
-            j += 1;
-        }
-    }
-    Ok(())
 }

@@ -6,6 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use coffer_adapters::repo::browse::Browser;
+use coffer_adapters::repo::tree::NodeKind;
 use coffer_protocol::AgentStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -30,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/restore-points/{id}", get(get_restore_point))
         .route("/v1/restore-points/{id}/restore", post(restore))
         .route("/v1/restore-points/{id}/verify", post(verify))
+        .route("/v1/restore-points/{id}/files", get(files))
+        .route("/v1/restore-points/{id}/diff", get(diff))
         .route("/v1/restores", post(bulk_restore))
 }
 
@@ -104,14 +108,16 @@ fn check_restore(field: &str, target: &str, paths: &[String]) -> ApiResult<()> {
         ));
     }
     for (i, p) in paths.iter().enumerate() {
-        if p.is_empty()
-            || p.starts_with('/')
-            || p.split('/').any(|s| s == "..")
+        // As the restore point's file listing shows them (absolute), or relative to
+        // its root.
+        let inside = p.strip_prefix('/').unwrap_or(p);
+        if inside.is_empty()
+            || inside.split('/').any(|s| s == ".." || s.is_empty())
             || p.chars().any(char::is_control)
         {
             return Err(ApiError::field(
                 &format!("{field}paths[{i}]"),
-                "must be a relative path inside the backup",
+                "must be a path inside the restore point, as its file listing shows it",
             ));
         }
     }
@@ -277,5 +283,137 @@ async fn bulk_restore(
     Ok(Json(json!({
         "results": results,
         "totals": {"requested": total, "queued": queued, "failed": total - queued},
+    })))
+}
+
+/// Restore point `id` of the operator's tenant with its snapshot, or the 404 (audited)
+/// or 409 (an archive of the first agents, which has no snapshot).
+async fn snapshot_point(
+    state: &AppState,
+    op: &Operator,
+    id: &str,
+) -> ApiResult<(runs::RestorePointRow, [u8; 16])> {
+    let id = parse_id(id, "restore point")?;
+    let tenant = op.tenant_id;
+    let Some(rp) = state
+        .db
+        .call(move |cat| Ok(runs::restore_point(cat.connection(), tenant, id)?))
+        .await?
+    else {
+        return Err(not_found(
+            state,
+            &op.actor,
+            Some(tenant),
+            "restore_points",
+            "restore point",
+            id,
+        )
+        .await);
+    };
+    let snapshot = rp
+        .view
+        .snapshot_id
+        .as_deref()
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .ok_or(ApiError::Conflict {
+            code: "no_snapshot",
+            message: "this restore point is an archive of an earlier agent, not a snapshot"
+                .to_owned(),
+        })?;
+    Ok((rp, snapshot))
+}
+
+/// An engine error reading a restore point, as the API answers it.
+fn browse_error(e: coffer_adapters::Error) -> ApiError {
+    match e {
+        coffer_adapters::Error::NotInSnapshot { path } => ApiError::BadRequest {
+            code: "not_in_snapshot",
+            message: format!("path: {path} is not a folder in the restore point"),
+        },
+        other => ApiError::internal(other),
+    }
+}
+
+/// The entries of one folder of a restore point (`?path=/srv/data`, default `/`),
+/// read by the server with its key.
+async fn files(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let (rp, snapshot) = snapshot_point(&state, &op, &id).await?;
+    let path = params
+        .get::<String>("path")?
+        .unwrap_or_else(|| "/".to_owned());
+    crate::extract::check_absolute_path("path", &path)?;
+    let listed = path.clone();
+    let entries = crate::run_access::with_repository(&state, rp.agent_id, move |repo, _| {
+        let snap = repo.read_snapshot(&snapshot).map_err(ApiError::internal)?;
+        let mut browser = Browser::new(repo).map_err(ApiError::internal)?;
+        let entries = browser.list(&snap, &listed).map_err(browse_error)?;
+        Ok(entries
+            .into_iter()
+            .map(|(path, node)| {
+                json!({
+                    "name": String::from_utf8_lossy(&node.name),
+                    "path": path,
+                    "type": match node.kind {
+                        NodeKind::File { .. } => "file",
+                        NodeKind::Dir { .. } => "dir",
+                        NodeKind::Symlink { .. } => "symlink",
+                        _ => "other",
+                    },
+                    "size": node.size,
+                    "mode": node.mode,
+                    "mtime": crate::db::rfc3339(node.mtime),
+                })
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Json(
+        json!({"restore_point_id": rp.view.id, "path": path, "entries": entries}),
+    ))
+}
+
+/// What changed from this restore point to another of the same repository
+/// (`?to=<id>`): each path added, removed, modified, changed in metadata only, or
+/// changed in type, with counts.
+async fn diff(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let to = params
+        .get::<String>("to")?
+        .ok_or_else(|| ApiError::field("to", "the restore point to compare with is required"))?;
+    let (from_rp, from) = snapshot_point(&state, &op, &id).await?;
+    let (to_rp, to) = snapshot_point(&state, &op, &to).await?;
+    if from_rp.repository_id != to_rp.repository_id {
+        return Err(ApiError::Conflict {
+            code: "different_repositories",
+            message: "the two restore points are in different repositories".to_owned(),
+        });
+    }
+    let changes = crate::run_access::with_repository(&state, from_rp.agent_id, move |repo, _| {
+        let a = repo.read_snapshot(&from).map_err(ApiError::internal)?;
+        let b = repo.read_snapshot(&to).map_err(ApiError::internal)?;
+        let mut browser = Browser::new(repo).map_err(ApiError::internal)?;
+        browser.diff(&a, &b).map_err(ApiError::internal)
+    })
+    .await?;
+    let mut counts = std::collections::BTreeMap::new();
+    let list: Vec<Value> = changes
+        .iter()
+        .map(|(change, path)| {
+            *counts.entry(change.name()).or_insert(0u64) += 1;
+            json!({"path": path, "change": change.name()})
+        })
+        .collect();
+    Ok(Json(json!({
+        "from": from_rp.view.id, "to": to_rp.view.id, "changes": list, "counts": counts,
     })))
 }
