@@ -51,7 +51,7 @@ use state::{AgentRecord, RepositoryRecord, StateDir};
 /// The environment variable an enrolment token may come from.
 const TOKEN_ENV: &str = "COFFER_ENROLL_TOKEN";
 /// How often a running job reports progress (which also extends its lease).
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// The longest wait between retries when the server is away.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -308,11 +308,30 @@ struct Runner<'a> {
     cache_dir: PathBuf,
 }
 
-/// How far a run is: written by the engine's callbacks, read by the reporting thread.
-#[derive(Default)]
+/// How far a run is: written by the engine's callbacks (and a backup's scan of its
+/// sources), read by the reporting thread.
 struct Counters {
     bytes: AtomicU64,
     files: AtomicU64,
+    /// `UNKNOWN` until known.
+    bytes_total: AtomicU64,
+    files_total: AtomicU64,
+    current: std::sync::Mutex<String>,
+}
+
+/// A total not known yet.
+const UNKNOWN: u64 = u64::MAX;
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            bytes: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(UNKNOWN),
+            files_total: AtomicU64::new(UNKNOWN),
+            current: std::sync::Mutex::new(String::new()),
+        }
+    }
 }
 
 impl Counters {
@@ -320,12 +339,69 @@ impl Counters {
         self.files.store(files, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
     }
+    fn totals(&self, files: u64, bytes: u64) {
+        self.files_total.store(files, Ordering::Relaxed);
+        self.bytes_total.store(bytes, Ordering::Relaxed);
+    }
+    fn at(&self, path: &std::path::Path) {
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.clear();
+        current.push_str(&path.to_string_lossy());
+    }
     fn get(&self) -> (u64, u64) {
         (
             self.files.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed),
         )
     }
+    /// The report to send, with the rate over the last `elapsed` since `last_bytes`.
+    fn report(&self, last_bytes: u64, elapsed: Duration) -> Progress {
+        let (files, bytes) = self.get();
+        let known = |v: u64| (v != UNKNOWN).then_some(v);
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let millis = u64::try_from(elapsed.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Progress {
+            bytes,
+            files,
+            bytes_total: known(self.bytes_total.load(Ordering::Relaxed)),
+            files_total: known(self.files_total.load(Ordering::Relaxed)),
+            rate: Some(bytes.saturating_sub(last_bytes).saturating_mul(1000) / millis),
+            current: (!current.is_empty()).then_some(current),
+        }
+    }
+}
+
+/// Counts the regular files under `sources` and their bytes (what a backup will go
+/// through), not following links.
+fn scan(sources: &[PathBuf], stop: &AtomicBool) -> (u64, u64) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack: Vec<PathBuf> = sources.to_vec();
+    while let Some(path) = stack.pop() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        } else if meta.is_file() {
+            files += 1;
+            bytes += meta.len();
+        }
+    }
+    (files, bytes)
 }
 
 impl Runner<'_> {
@@ -357,21 +433,28 @@ impl Runner<'_> {
         let api = self.api;
         let outcome = std::thread::scope(|scope| {
             scope.spawn(|| {
-                let mut last = Instant::now();
+                let (mut last, mut last_bytes) = (Instant::now(), 0);
                 while !done.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(200));
+                    std::thread::sleep(Duration::from_millis(100));
                     if last.elapsed() >= PROGRESS_EVERY {
-                        last = Instant::now();
-                        let (files, bytes) = counters.get();
+                        let report = counters.report(last_bytes, last.elapsed());
+                        (last, last_bytes) = (Instant::now(), report.bytes);
                         let path = format!("/v1/agent/runs/{run_id}/progress");
-                        if let Err(e) =
-                            api.post::<_, ProgressAnswer>(&path, &Progress { bytes, files })
-                        {
+                        if let Err(e) = api.post::<_, ProgressAnswer>(&path, &report) {
                             eprintln!("coffer agent: progress of run {run_id}: {e}");
                         }
                     }
                 }
             });
+            if let WorkItem::Backup(job) = &work.item {
+                // The totals, counted beside the backup (restic does the same).
+                let sources: Vec<PathBuf> = job.sources.iter().map(PathBuf::from).collect();
+                let (counters, done) = (&counters, &done);
+                scope.spawn(move || {
+                    let (files, bytes) = scan(&sources, done);
+                    counters.totals(files, bytes);
+                });
+            }
             let outcome = self.perform(&work.item, &counters);
             done.store(true, Ordering::Relaxed);
             outcome
@@ -399,6 +482,7 @@ impl Runner<'_> {
                     include: job.paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
                     progress: Some(RestoreProgressFn(Arc::new(move |p: &RestoreProgress| {
                         seen.set(p.files, p.bytes);
+                        seen.totals(p.total_files, p.total_bytes);
                     }))),
                     ..RestoreOptions::default()
                 };
@@ -454,6 +538,7 @@ impl Runner<'_> {
             program: format!("coffer-agent {}", env!("CARGO_PKG_VERSION")),
             progress: Some(ProgressFn(Arc::new(move |p: &BackupProgress| {
                 seen.set(p.files, p.bytes);
+                seen.at(&p.current);
             }))),
             // The server holds the repository's lock for this run.
             lock_held_elsewhere: true,
@@ -577,6 +662,38 @@ impl Signer for ApiSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_reports_carry_totals_once_known_the_rate_and_the_current_path() {
+        let c = Counters::default();
+        c.set(3, 4_000_000);
+        let first = c.report(0, Duration::from_secs(2));
+        assert_eq!((first.files, first.bytes), (3, 4_000_000));
+        assert_eq!(
+            (first.bytes_total, first.files_total, first.current),
+            (None, None, None)
+        );
+        assert_eq!(first.rate, Some(2_000_000));
+        c.totals(10, 9_000_000);
+        c.at(std::path::Path::new("/srv/data/big.bin"));
+        c.set(5, 5_000_000);
+        let next = c.report(first.bytes, Duration::from_millis(500));
+        assert_eq!(
+            (next.files_total, next.bytes_total),
+            (Some(10), Some(9_000_000))
+        );
+        assert_eq!(next.rate, Some(2_000_000));
+        assert_eq!(next.current.as_deref(), Some("/srv/data/big.bin"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a"), [0u8; 10]).unwrap();
+        std::fs::write(dir.path().join("sub/b"), [0u8; 32]).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("link")).unwrap();
+        assert_eq!(
+            scan(&[dir.path().to_owned()], &AtomicBool::new(false)),
+            (2, 42)
+        );
+    }
 
     #[test]
     fn the_repository_key_must_match_its_stated_id() {

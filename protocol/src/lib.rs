@@ -37,6 +37,19 @@ pub fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     Ok(value)
 }
 
+/// [`count`] for an optional count (`null` or absent: `None`).
+///
+/// # Errors
+/// As [`count`].
+pub fn count_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error as _;
+    use serde::Deserialize as _;
+    match Option::<u64>::deserialize(d)? {
+        Some(v) if v > MAX_COUNT => Err(D::Error::custom(format!("larger than {MAX_COUNT}"))),
+        other => Ok(other),
+    }
+}
+
 /// An error body: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {

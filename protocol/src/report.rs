@@ -20,8 +20,10 @@ pub struct HeartbeatAnswer {
     pub server_time: String,
 }
 
-/// `POST /v1/agent/runs/{run_id}/progress`: how far a running run is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /v1/agent/runs/{run_id}/progress`: how far a running run is. Files and
+/// bytes count what the run has gone through (a backup: read or found unchanged; a
+/// restore: written); the totals are what it will go through, once known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Progress {
     /// Bytes processed so far.
@@ -30,6 +32,18 @@ pub struct Progress {
     /// Files processed so far.
     #[serde(deserialize_with = "crate::count")]
     pub files: u64,
+    /// Bytes in all, when known.
+    #[serde(default, deserialize_with = "crate::count_opt")]
+    pub bytes_total: Option<u64>,
+    /// Files in all, when known.
+    #[serde(default, deserialize_with = "crate::count_opt")]
+    pub files_total: Option<u64>,
+    /// Bytes a second, over the last report's interval.
+    #[serde(default, deserialize_with = "crate::count_opt")]
+    pub rate: Option<u64>,
+    /// The file being worked on.
+    #[serde(default)]
+    pub current: Option<String>,
 }
 
 /// The progress report's answer: the extended lease.
@@ -156,6 +170,18 @@ mod tests {
         let over = ok.replace("9223372036854775807", "9223372036854775808");
         assert!(serde_json::from_str::<Completion>(&over).is_err());
         assert!(serde_json::from_str::<Progress>(r#"{"bytes": 1, "files": 2, "eta": 3}"#).is_err());
+        let p: Progress = serde_json::from_str(
+            r#"{"bytes": 1, "files": 2, "bytes_total": 10, "rate": 5, "current": "/a"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.bytes_total, p.files_total, p.rate),
+            (Some(10), None, Some(5))
+        );
+        assert!(serde_json::from_str::<Progress>(
+            r#"{"bytes": 1, "files": 2, "bytes_total": 9223372036854775808}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<Completion>(
             r#"{"status": "skipped", "bytes": 0, "files": 0}"#
         )

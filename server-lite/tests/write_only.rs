@@ -192,9 +192,37 @@ async fn the_server_holds_a_backups_lock_and_a_restores_key_only_while_the_run_l
         locks::Lock::take(&repo, true, "prune"),
         Err(Error::Locked { .. })
     ));
+    // Progress while it runs: counts, totals, rate and the current path, with an ETA.
+    let run = work["run_id"].as_str().unwrap().to_owned();
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/agent/runs/{run}/progress"),
+            Some(&agent.api_key),
+            Some(
+                json!({"bytes": 50, "files": 1, "bytes_total": 150, "files_total": 3,
+                        "rate": 25, "current": "/srv/a\u{1b}b"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = h
+        .call(Method::GET, &format!("/v1/runs/{run}"), Some(&op), None)
+        .await;
+    let progress = &body["run"]["progress"];
+    assert_eq!(
+        (
+            &progress["bytes_total"],
+            &progress["files_total"],
+            &progress["eta_secs"]
+        ),
+        (&json!(150), &json!(3), &json!(4)),
+        "{body}"
+    );
+    assert_eq!(progress["current_path"], "/srv/a\u{fffd}b");
+    assert_eq!(body["run"]["bytes"], 50);
     let src = source();
     let snapshot = agent_backup(&h, &agent, src.path());
-    let run = work["run_id"].as_str().unwrap().to_owned();
     complete(
         &h,
         &agent,

@@ -64,11 +64,31 @@ pub struct Run {
     pub files: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// The latest progress report's totals, rate and current path, while running.
+    pub progress: Option<RunProgress>,
+}
+
+/// What a running run's agent last reported beyond its counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunProgress {
+    /// Bytes in all, when known.
+    pub bytes_total: Option<u64>,
+    /// Files in all, when known.
+    pub files_total: Option<u64>,
+    /// Bytes a second.
+    pub rate: Option<u64>,
+    /// Seconds left at that rate, when the total is known.
+    pub eta_secs: Option<u64>,
+    /// The file being worked on.
+    pub current_path: Option<String>,
+    /// When the report came.
+    pub updated_at: String,
 }
 
 const RUN_COLUMNS: &str = "id, tenant_id, agent_id, repository_id, destination_id, job_id, kind, \
     status, restore_point_id, name, prefix, target, requested_by, created_at, claimed_at, \
-    lease_expires_at, finished_at, bytes, files, error, paths, sources, level, completion";
+    lease_expires_at, finished_at, bytes, files, error, paths, sources, level, completion, \
+    bytes_total, files_total, rate, current_path, progress_at";
 
 /// A run's stored form.
 #[derive(Debug, Clone)]
@@ -129,6 +149,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
             bytes: row.get(17)?,
             files: row.get(18)?,
             error: row.get(19)?,
+            progress: progress_from_row(row)?,
         },
         id,
         tenant_id,
@@ -141,6 +162,25 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         completion: row.get(23)?,
         lease_expires_at: lease,
     })
+}
+
+fn progress_from_row(row: &Row<'_>) -> rusqlite::Result<Option<RunProgress>> {
+    let Some(at) = row.get::<_, Option<i64>>(28)? else {
+        return Ok(None);
+    };
+    let (bytes, bytes_total, rate): (u64, Option<u64>, Option<u64>) =
+        (row.get(17)?, row.get(24)?, row.get(26)?);
+    Ok(Some(RunProgress {
+        bytes_total,
+        files_total: row.get(25)?,
+        rate,
+        eta_secs: match (bytes_total, rate) {
+            (Some(total), Some(rate)) if rate > 0 => Some(total.saturating_sub(bytes) / rate),
+            _ => None,
+        },
+        current_path: row.get(27)?,
+        updated_at: rfc3339(at),
+    }))
 }
 
 /// Queues a backup of `job` into `dest` (the job's agent's destination).
@@ -398,15 +438,26 @@ pub fn job_tag(job: JobId) -> String {
 pub fn progress(
     conn: &Connection,
     run_id: i64,
-    bytes: u64,
-    files: u64,
+    p: &coffer_protocol::report::Progress,
     lease_secs: i64,
 ) -> DbResult<Option<i64>> {
-    let lease = now().saturating_add(lease_secs);
+    let at = now();
+    let lease = at.saturating_add(lease_secs);
     let changed = conn.execute(
-        "UPDATE runs SET bytes = ?2, files = ?3, lease_expires_at = ?4
+        "UPDATE runs SET bytes = ?2, files = ?3, lease_expires_at = ?4, bytes_total = ?5,
+                         files_total = ?6, rate = ?7, current_path = ?8, progress_at = ?9
          WHERE id = ?1 AND status = 'running'",
-        params![run_id, bytes, files, lease],
+        params![
+            run_id,
+            p.bytes,
+            p.files,
+            lease,
+            p.bytes_total,
+            p.files_total,
+            p.rate,
+            p.current,
+            at
+        ],
     )?;
     Ok((changed == 1).then_some(lease))
 }

@@ -230,17 +230,17 @@ async fn progress(
 ) -> ApiResult<Json<ProgressAnswer>> {
     let run = my_run(&state, &agent, &run_id).await?;
     let lease = i64::try_from(state.config.lease.as_secs()).unwrap_or(i64::MAX);
+    // A path is shown, never interpreted: odd bytes are cleaned, long ones cut.
+    let mut req = req;
+    req.current = req.current.map(|c| {
+        crate::extract::clean_log_text(&c)
+            .chars()
+            .take(1024)
+            .collect()
+    });
     let updated = state
         .db
-        .call(move |cat| {
-            Ok(runs::progress(
-                cat.connection(),
-                run.id,
-                req.bytes,
-                req.files,
-                lease,
-            )?)
-        })
+        .call(move |cat| Ok(runs::progress(cat.connection(), run.id, &req, lease)?))
         .await?;
     match updated {
         Some(lease) => Ok(Json(ProgressAnswer {
