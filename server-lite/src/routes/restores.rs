@@ -327,6 +327,12 @@ async fn snapshot_point(
 /// An engine error reading a restore point, as the API answers it.
 fn browse_error(e: coffer_adapters::Error) -> ApiError {
     match e {
+        coffer_adapters::Error::NotFound { .. } => ApiError::Conflict {
+            code: "snapshot_missing",
+            message: "the restore point's snapshot is not in its repository (removed from \
+                      storage?)"
+                .to_owned(),
+        },
         coffer_adapters::Error::NotInSnapshot { path } => ApiError::BadRequest {
             code: "not_in_snapshot",
             message: format!("path: {path} is not a folder in the restore point"),
@@ -350,7 +356,7 @@ async fn files(
     crate::extract::check_absolute_path("path", &path)?;
     let listed = path.clone();
     let entries = crate::run_access::with_repository(&state, rp.agent_id, move |repo, _| {
-        let snap = repo.read_snapshot(&snapshot).map_err(ApiError::internal)?;
+        let snap = repo.read_snapshot(&snapshot).map_err(browse_error)?;
         let mut browser = Browser::new(repo).map_err(ApiError::internal)?;
         let entries = browser.list(&snap, &listed).map_err(browse_error)?;
         Ok(entries
@@ -399,8 +405,8 @@ async fn diff(
         });
     }
     let changes = crate::run_access::with_repository(&state, from_rp.agent_id, move |repo, _| {
-        let a = repo.read_snapshot(&from).map_err(ApiError::internal)?;
-        let b = repo.read_snapshot(&to).map_err(ApiError::internal)?;
+        let a = repo.read_snapshot(&from).map_err(browse_error)?;
+        let b = repo.read_snapshot(&to).map_err(browse_error)?;
         let mut browser = Browser::new(repo).map_err(ApiError::internal)?;
         browser.diff(&a, &b).map_err(ApiError::internal)
     })
