@@ -10,6 +10,7 @@
 
 mod api;
 mod state;
+mod throttle;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -529,7 +530,11 @@ impl Runner<'_> {
             return Err(CliError::Usage("the backup has no sources".into()));
         }
         let kek = SecretKey::from_bytes(*self.agent_kek.expose_secret());
-        let repo = self.open(&job.prefix, kek)?;
+        let store: Arc<dyn Storage> = match job.upload_limit {
+            Some(limit) => Arc::new(throttle::Throttled::new(Arc::clone(&self.store), limit)),
+            None => Arc::clone(&self.store),
+        };
+        let repo = Repository::open(store, &job.prefix, &Unlock::Kek(kek))?;
         let seen = Arc::clone(counters);
         let options = BackupOptions {
             host: hostname(),

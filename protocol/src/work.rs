@@ -80,6 +80,10 @@ pub struct BackupWork {
     pub name: String,
     /// Tags the snapshot carries (the server's retention groups by them).
     pub tags: Vec<String>,
+    /// The most bytes a second the backup may upload (the lower of the agent's and
+    /// the job's limits); `None`: no limit.
+    #[serde(default)]
+    pub upload_limit: Option<u64>,
 }
 
 /// A restore to do. `key` opens a full key file made for this run alone, removed when

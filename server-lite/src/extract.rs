@@ -115,6 +115,41 @@ impl Params {
     }
 }
 
+/// The slowest upload limit taken, bytes a second: anything lower is a typo.
+pub const MIN_UPLOAD_LIMIT: u64 = 1024;
+
+/// An upload limit as people write it: bytes a second as a number, or a size with an
+/// optional `/s` (`"10MiB/s"`, `"500 KB/s"`; units as the `bytesize` crate reads them).
+///
+/// # Errors
+/// 400 naming `field`.
+pub fn parse_rate(field: &str, value: &serde_json::Value) -> ApiResult<u64> {
+    let bytes = match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s
+            .trim()
+            .trim_end_matches("/s")
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .ok()
+            .map(|b| b.as_u64()),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::field(
+            field,
+            "expected bytes a second, as a number or a size such as \"10MiB/s\"",
+        )
+    })?;
+    if bytes < MIN_UPLOAD_LIMIT {
+        return Err(ApiError::field(
+            field,
+            format!("at least {MIN_UPLOAD_LIMIT} bytes a second"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// An ID from a path: our IDs are decimal; anything else names nothing (404).
 ///
 /// # Errors

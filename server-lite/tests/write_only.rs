@@ -613,3 +613,79 @@ async fn restore_points_are_snapshots_listed_restored_in_part_and_diffed_through
     assert_eq!(std::fs::read(restored.join("c.txt")).unwrap(), b"new");
     assert!(!restored.join("b.txt").exists());
 }
+
+#[tokio::test]
+async fn backups_carry_the_lower_of_the_agents_and_the_jobs_upload_limits() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let new_job = |limit: Value| {
+        json!({"agent_id": agent.agent_id, "name": format!("j{}", limit.to_string().len()),
+               "sources": ["/srv"], "upload_limit": limit})
+    };
+    for bad in [json!("fast"), json!("10 B/s"), json!(-5), json!(true)] {
+        let (status, body) = h
+            .call(
+                Method::POST,
+                "/v1/jobs",
+                Some(&op),
+                Some(new_job(bad.clone())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("upload_limit"));
+    }
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(&op),
+            Some(new_job(json!("10MiB/s"))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["job"]["upload_limit"], 10 << 20);
+    let job = body["job"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(backup_limit(&h, &op, &agent, &job).await, 10 << 20);
+    let path = format!("/v1/agents/{}/upload-limit", agent.agent_id);
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &path,
+            Some(&op),
+            Some(json!({"upload_limit": "5 MiB/s"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["agent"]["upload_limit"], 5 << 20);
+    assert_eq!(backup_limit(&h, &op, &agent, &job).await, 5 << 20);
+    let (status, _) = h
+        .call(
+            Method::POST,
+            &path,
+            Some(&op),
+            Some(json!({"upload_limit": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(backup_limit(&h, &op, &agent, &job).await, 10 << 20);
+}
+
+/// Runs `job` once and returns the upload limit its work item carried.
+async fn backup_limit(h: &Harness, op: &str, agent: &Enrolled, job: &str) -> Value {
+    h.call(Method::POST, &format!("/v1/jobs/{job}/run"), Some(op), None)
+        .await;
+    let work = poll(h, agent).await;
+    let run = work["run_id"].as_str().unwrap().to_owned();
+    complete(
+        h,
+        agent,
+        &run,
+        json!({"status": "failed", "bytes": 0, "files": 0, "error": "test"}),
+    )
+    .await;
+    work["spec"]["upload_limit"].clone()
+}

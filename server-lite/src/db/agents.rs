@@ -29,10 +29,12 @@ pub struct Agent {
     pub last_seen_at: Option<String>,
     /// When it was revoked.
     pub revoked_at: Option<String>,
+    /// The most bytes a second its backups upload; `null`: no limit of its own.
+    pub upload_limit: Option<u64>,
 }
 
 const AGENT_COLUMNS: &str =
-    "id, tenant_id, hostname, version, enrolled_at, last_seen_at, revoked_at";
+    "id, tenant_id, hostname, version, enrolled_at, last_seen_at, revoked_at, upload_limit";
 
 fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     let last_seen: Option<i64> = row.get(5)?;
@@ -51,7 +53,20 @@ fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         enrolled_at: rfc3339(row.get(4)?),
         last_seen_at: last_seen.map(rfc3339),
         revoked_at: revoked.map(rfc3339),
+        upload_limit: row.get(7)?,
     })
+}
+
+/// Sets agent `id`'s upload limit (bytes a second; `None`: none).
+///
+/// # Errors
+/// SQLite's.
+pub fn set_upload_limit(conn: &Connection, id: i64, limit: Option<u64>) -> DbResult<()> {
+    conn.execute(
+        "UPDATE agents SET upload_limit = ?2 WHERE id = ?1",
+        params![id, limit],
+    )?;
+    Ok(())
 }
 
 /// Records the ID of agent `id`'s write-only key file in its repository.

@@ -43,6 +43,8 @@ pub struct Job {
     pub retention: Retention,
     /// zstd level.
     pub level: u8,
+    /// The most bytes a second its backups upload; `null`: no limit of its own.
+    pub upload_limit: Option<u64>,
     /// When the scheduler next makes a run.
     pub next_run_at: Option<String>,
     /// When it was created.
@@ -72,6 +74,8 @@ pub struct JobRow {
     pub next_run_at: Option<i64>,
     /// Created.
     pub created_at: i64,
+    /// Upload limit, bytes a second.
+    pub upload_limit: Option<u64>,
 }
 
 impl JobRow {
@@ -86,6 +90,7 @@ impl JobRow {
             schedule: self.schedule.clone(),
             retention: self.retention,
             level: self.level,
+            upload_limit: self.upload_limit,
             next_run_at: self.next_run_at.map(rfc3339),
             created_at: rfc3339(self.created_at),
         }
@@ -93,7 +98,7 @@ impl JobRow {
 }
 
 const COLUMNS: &str = "id, tenant_id, agent_id, name, sources, schedule, keep_last, keep_daily, \
-                       keep_weekly, keep_monthly, level, next_run_at, created_at";
+                       keep_weekly, keep_monthly, level, next_run_at, created_at, upload_limit";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -112,7 +117,20 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
         level: row.get(10)?,
         next_run_at: row.get(11)?,
         created_at: row.get(12)?,
+        upload_limit: row.get(13)?,
     })
+}
+
+/// Sets job `id`'s upload limit (bytes a second; `None`: none of its own).
+///
+/// # Errors
+/// SQLite's.
+pub fn set_upload_limit(conn: &Connection, id: i64, limit: Option<u64>) -> DbResult<()> {
+    conn.execute(
+        "UPDATE jobs SET upload_limit = ?2 WHERE id = ?1",
+        params![id, limit],
+    )?;
+    Ok(())
 }
 
 /// Stores a job (the caller has validated everything).
@@ -164,6 +182,7 @@ pub fn insert_job(
         level,
         next_run_at,
         created_at: at,
+        upload_limit: None,
     })
 }
 

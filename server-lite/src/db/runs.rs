@@ -387,12 +387,24 @@ pub fn work_of(conn: &Connection, row: &RunRow, lease: i64, key: Option<Secret>)
     let item = match row.view.kind {
         RunKind::Backup => {
             let job = row.view.job_id.ok_or_else(|| missing("job"))?;
+            // The lower of the job's and the agent's limits.
+            let limits: (Option<u64>, Option<u64>) = conn.query_row(
+                "SELECT (SELECT upload_limit FROM jobs WHERE id = ?1),
+                        (SELECT upload_limit FROM agents WHERE id = ?2)",
+                params![job.get(), row.agent_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let upload_limit = match limits {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             WorkItem::Backup(BackupWork {
                 job_id: job,
                 sources: json_list(&row.sources, "sources")?,
                 prefix,
                 name,
                 tags: vec![job_tag(job)],
+                upload_limit,
             })
         }
         RunKind::Restore => WorkItem::Restore(RestoreWork {

@@ -24,8 +24,8 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
 // Deduplicated repositories (`repos`): each agent's write-only key file; what the
 // server keeps in storage for a run while it lasts (a backup's shared lock, a restore's
 // or verify's own key file), removed once the run ends (`run_access`); the snapshot a
-// restore point is; the latest progress of a run (totals, rate, current path). IDs
-// are 32 hex digits.
+// restore point is; the latest progress of a run (totals, rate, current path); upload
+// limits of jobs and agents (bytes a second). IDs are 32 hex digits.
 const V3: &str = "
 ALTER TABLE agents ADD COLUMN key_file TEXT;
 ALTER TABLE runs ADD COLUMN lock_id TEXT;
@@ -37,6 +37,8 @@ ALTER TABLE runs ADD COLUMN files_total INTEGER CHECK (files_total >= 0);
 ALTER TABLE runs ADD COLUMN rate INTEGER CHECK (rate >= 0);
 ALTER TABLE runs ADD COLUMN current_path TEXT CHECK (length(current_path) <= 4096);
 ALTER TABLE runs ADD COLUMN progress_at INTEGER;
+ALTER TABLE jobs ADD COLUMN upload_limit INTEGER CHECK (upload_limit > 0);
+ALTER TABLE agents ADD COLUMN upload_limit INTEGER CHECK (upload_limit > 0);
 CREATE INDEX runs_with_access ON runs (id) WHERE lock_id IS NOT NULL OR run_key_file IS NOT NULL;
 ";
 

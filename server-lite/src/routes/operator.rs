@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{id}", get(get_agent))
         .route("/v1/agents/{id}/revoke", post(revoke_agent))
+        .route("/v1/agents/{id}/upload-limit", post(set_agent_upload_limit))
         .route("/v1/agents/{id}/logs", get(agent_logs))
         .route("/v1/destinations", get(list_destinations))
         .route("/v1/destinations/{id}", get(get_destination))
@@ -246,6 +247,49 @@ async fn find_agent(state: &AppState, op: &Operator, id: &str) -> ApiResult<agen
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadLimitRequest {
+    /// Bytes a second, or a size such as "10MiB/s"; null: no limit.
+    upload_limit: Value,
+}
+
+/// Sets (or, with null, lifts) an agent's upload limit; its backups take the lower of
+/// it and their job's.
+async fn set_agent_upload_limit(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UploadLimitRequest>,
+) -> ApiResult<Json<Value>> {
+    let limit = match &req.upload_limit {
+        Value::Null => None,
+        v => Some(crate::extract::parse_rate("upload_limit", v)?),
+    };
+    let agent = find_agent(&state, &op, &id).await?;
+    let agent_id = agent.id.get();
+    let e = entry(
+        &op,
+        "agent.upload_limit",
+        format!("agent:{agent_id}"),
+        match limit {
+            Some(l) => format!("{l} bytes a second"),
+            None => "none".to_owned(),
+        },
+    );
+    state
+        .db
+        .call(move |cat| {
+            Ok(dbm::immediate(cat.connection_mut(), |tx| {
+                agents::set_upload_limit(tx, agent_id, limit)?;
+                audit::record(tx, &e)
+            })?)
+        })
+        .await?;
+    let agent = find_agent(&state, &op, &id).await?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
 async fn get_agent(
     State(state): State<AppState>,
     op: Operator,
@@ -388,6 +432,9 @@ struct JobRequest {
     retention: Retention,
     #[serde(default = "default_level")]
     level: u8,
+    /// Bytes a second, or a size such as "10MiB/s"; absent or null: no limit.
+    #[serde(default)]
+    upload_limit: Option<Value>,
 }
 
 fn default_level() -> u8 {
@@ -412,6 +459,10 @@ async fn create_job(
     if !(1..=22).contains(&req.level) {
         return Err(ApiError::field("level", "from 1 to 22"));
     }
+    let upload_limit = match &req.upload_limit {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(crate::extract::parse_rate("upload_limit", v)?),
+    };
     let next = match &req.schedule {
         Some(expr) => {
             scheduler::check_interval(expr, now()).map_err(|e| ApiError::field("schedule", e))?;
@@ -459,6 +510,7 @@ async fn create_job(
                         e.into()
                     }
                 })?;
+                jobs::set_upload_limit(tx, job.id, upload_limit)?;
                 audit::record(
                     tx,
                     &AuditEntry {
@@ -466,7 +518,10 @@ async fn create_job(
                         ..e
                     },
                 )?;
-                Ok(job)
+                Ok(jobs::JobRow {
+                    upload_limit,
+                    ..job
+                })
             })
         })
         .await?;
