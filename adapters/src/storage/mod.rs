@@ -6,12 +6,14 @@
 mod key;
 pub mod local;
 pub mod s3;
+pub mod throttle;
 
 use std::io::Read;
 
 pub use key::ObjectKey;
 pub use local::LocalStorage;
 pub use s3::{PresignOp, PresignedRequest, S3Config, S3Storage, Signer};
+pub use throttle::Throttled;
 
 use crate::Error;
 

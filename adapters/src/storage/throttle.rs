@@ -7,16 +7,17 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_adapters::storage::{ObjectKey, ObjectMeta, PutMode, Storage};
-use coffer_adapters::Error;
+use super::{ObjectKey, ObjectMeta, PutMode, Storage};
+use crate::Error;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// Bytes taken from the limiter at a time, at most.
 const STEP: u32 = 16 * 1024;
 
-/// `inner`, with every put's body read at most `bytes_per_sec`.
-pub(crate) struct Throttled {
+/// `inner`, with every put's body read at most `bytes_per_sec`. Parts a put has read
+/// go out at the storage's pace, so over a long upload the rate is the limit.
+pub struct Throttled {
     inner: Arc<dyn Storage>,
     limiter: DefaultDirectRateLimiter,
     /// Bytes a step may take (the burst: a tenth of a second's worth, at least 1).
@@ -25,7 +26,7 @@ pub(crate) struct Throttled {
 
 impl Throttled {
     /// `inner` limited to `bytes_per_sec` (at least 1) of uploads.
-    pub(crate) fn new(inner: Arc<dyn Storage>, bytes_per_sec: u64) -> Self {
+    pub fn new(inner: Arc<dyn Storage>, bytes_per_sec: u64) -> Self {
         let rate = NonZeroU32::new(u32::try_from(bytes_per_sec).unwrap_or(u32::MAX).max(1))
             .unwrap_or(NonZeroU32::MIN);
         // A tenth of a second's worth may go at once: smooth, and a step fits in it.
@@ -100,7 +101,7 @@ impl Storage for Throttled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coffer_adapters::storage::LocalStorage;
+    use crate::storage::LocalStorage;
 
     #[test]
     fn puts_arrive_whole_and_reads_pass_through() {
