@@ -530,7 +530,10 @@ impl Runner<'_> {
         }
         let kek = SecretKey::from_bytes(*self.agent_kek.expose_secret());
         let store: Arc<dyn Storage> = match job.upload_limit {
-            Some(limit) => Arc::new(coffer_adapters::storage::Throttled::new(Arc::clone(&self.store), limit)),
+            Some(limit) => Arc::new(coffer_adapters::storage::Throttled::new(
+                Arc::clone(&self.store),
+                limit,
+            )),
             None => Arc::clone(&self.store),
         };
         let repo = Repository::open(store, &job.prefix, &Unlock::Kek(kek))?;

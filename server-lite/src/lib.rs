@@ -5,7 +5,8 @@
 //! work to agents by long poll. Agents never hold storage credentials: the server
 //! hands them pre-signed URLs scoped to one object key under their destination, for
 //! one method, for minutes. With no S3 service configured the server is its own store
-//! ([`local_s3`]): a local folder behind the same S3 request shapes and signatures.
+//! ([`local_s3`]): a local folder behind an S3 endpoint built on the `s3s` crate, with
+//! the same request shapes and signatures.
 //!
 //! Layout: [`routes`] (thin handlers per caller: admin, operator, agent) over [`db`]
 //! (migrations and queries, on blocking threads), [`auth`] (tokens, rate limits),

@@ -54,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         // A body that stops arriving ends the request (408 or S3's RequestTimeout)
         // instead of holding a task and a connection for ever.
         .layer(RequestBodyTimeoutLayer::new(state.config.body_read_timeout))
+        .layer(middleware::from_fn(crate::local_s3::note_body_length))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -69,11 +70,12 @@ async fn refuse_declared_length(request: Request, next: Next, limit: u64) -> Res
     match declared {
         Some(n) if n > limit => {
             if request.uri().path().starts_with("/s3/") {
-                crate::local_s3::xml::error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "EntityTooLarge",
+                let mut e = s3s::S3Error::with_message(
+                    s3s::S3ErrorCode::EntityTooLarge,
                     "the declared body is larger than 5 GiB",
-                )
+                );
+                e.set_status_code(StatusCode::PAYLOAD_TOO_LARGE);
+                crate::local_s3::error(e)
             } else {
                 ApiError::TooLarge {
                     limit: usize::try_from(limit).unwrap_or(usize::MAX),

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::db::backends::BackendRow;
 use crate::error::{ApiError, ApiResult};
 use crate::keys;
-use crate::local_s3::sigv4::Signer;
+use crate::local_s3;
 
 /// The embedded store's one bucket.
 pub const LOCAL_BUCKET: &str = "coffer";
@@ -35,8 +35,10 @@ pub struct Stores {
     pub staging: LocalStorage,
     /// The embedded store's bucket name.
     pub bucket: String,
-    /// Checks the embedded store's URLs.
-    pub signer: Signer,
+    /// The credentials the embedded store's URLs are signed with.
+    pub credentials: local_s3::Credentials,
+    /// The embedded store's S3 service (s3s), which checks those URLs.
+    pub embedded: local_s3::Service,
     /// Signs the embedded store's URLs.
     local_presigner: S3Storage,
     /// S3 clients of registered backends, by ID (their secrets opened once).
@@ -111,16 +113,19 @@ impl Stores {
             secret.as_str(),
         );
         let local_presigner = build_s3(&config)?;
+        let credentials = local_s3::Credentials {
+            origin,
+            region: LOCAL_REGION.to_owned(),
+            access_key: LOCAL_ACCESS_KEY.to_owned(),
+            secret,
+        };
+        let embedded = local_s3::Service::new(&credentials)?;
         Ok(Stores {
             local,
             staging,
             bucket: LOCAL_BUCKET.to_owned(),
-            signer: Signer {
-                origin,
-                region: LOCAL_REGION.to_owned(),
-                access_key: LOCAL_ACCESS_KEY.to_owned(),
-                secret,
-            },
+            credentials,
+            embedded,
             local_presigner,
             backends: Mutex::new(HashMap::new()),
             live_probes: LiveProbes::default(),
@@ -131,7 +136,8 @@ impl Stores {
     /// A pre-signed request for `op` on `key` in the destination's store.
     ///
     /// # Errors
-    /// 400 for parameters `presign` refuses; 500 for a backend that does not open.
+    /// 400 for parameters `presign` refuses, or a key longer than the embedded store
+    /// holds ([`local_s3::MAX_KEY_BYTES`]); 500 for a backend that does not open.
     pub fn presign(
         &self,
         backend: Option<&BackendRow>,
@@ -141,6 +147,15 @@ impl Stores {
         expiry: Duration,
     ) -> ApiResult<PresignedRequest> {
         let result = match backend {
+            None if key.as_str().len() > local_s3::MAX_KEY_BYTES => {
+                return Err(ApiError::BadRequest {
+                    code: "invalid_key",
+                    message: format!(
+                        "key: longer than {} bytes, the embedded store's limit",
+                        local_s3::MAX_KEY_BYTES
+                    ),
+                })
+            }
             None => self.local_presigner.presign(op, key, expiry),
             Some(b) => self.backend_client(b, kek)?.presign(op, key, expiry),
         };

@@ -198,6 +198,26 @@ async fn expired_tampered_and_traversing_presigned_requests_are_refused() {
         .join(&agent.prefix)
         .join("k/one");
     assert!(!stored.exists());
+    // A payload hash that s3s checks as the body streams (`x-amz-content-sha256`, added
+    // unsigned) and the body does not match: the caller's mistake, nothing visible.
+    let (zeros, length) = ("0".repeat(64), data.len().to_string());
+    let (status, _, body) = h
+        .send_presigned(
+            &put,
+            data.clone(),
+            &[
+                ("x-amz-content-sha256", &zeros),
+                ("content-length", &length),
+            ],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(!stored.exists());
 
     // A signed header changed or left out: signature mismatch.
     let mut altered = put.clone();
@@ -558,6 +578,108 @@ async fn enrolment_and_failed_authentication_are_rate_limited() {
         .unwrap();
     assert_eq!(h.send(request).await.0, StatusCode::TOO_MANY_REQUESTS);
     let _ = op;
+}
+
+#[tokio::test]
+async fn the_embedded_store_takes_every_key_it_signs_up_to_its_length_limit() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    // A relative key that makes the full key exactly `total` bytes long.
+    let key_of = |total: usize| {
+        let n = total - agent.prefix.len() - 1;
+        let k = (n - 1) / 201;
+        let mut key = vec!["a".repeat(200); k].join("/");
+        if k > 0 {
+            key.push('/');
+        }
+        key.push_str(&"b".repeat(n - 201 * k));
+        assert_eq!(agent.prefix.len() + 1 + key.len(), total);
+        key
+    };
+    let limit = coffer_server::local_s3::MAX_KEY_BYTES;
+    let data = b"at the limit".to_vec();
+    let (status, put) = h
+        .presign(
+            &agent.api_key,
+            json!({"op": "put", "key": key_of(limit), "checksum_sha256": checksum(&data)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    let (status, _, body) = h.send_presigned(&put, data, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    // One byte more is refused before anything is signed, not signed and then refused.
+    let (status, body) = h
+        .presign(
+            &agent.api_key,
+            json!({"op": "put", "key": key_of(limit + 1)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_key");
+}
+
+#[tokio::test]
+async fn signatures_are_checked_for_the_public_host_the_time_and_the_validity() {
+    use rusty_s3::actions::S3Action;
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let data = b"signed for here and now".to_vec();
+    let (_, put) = h
+        .presign(
+            &agent.api_key,
+            json!({"op": "put", "key": "k", "checksum_sha256": checksum(&data)}),
+        )
+        .await;
+    assert_eq!(h.send_presigned(&put, data, &[]).await.0, StatusCode::OK);
+    let creds = &h.state.stores.credentials;
+    let credentials =
+        rusty_s3::Credentials::new(creds.access_key.clone(), creds.secret.to_string());
+    let key = format!("{}/k", agent.prefix);
+    // A GET of the object signed with the server's credentials, for `origin`, at `at`,
+    // valid for `secs`.
+    let get = |origin: &str, at: jiff::Timestamp, secs: u64| {
+        let endpoint = url::Url::parse(&format!("{origin}/s3/")).unwrap();
+        let bucket =
+            rusty_s3::Bucket::new(endpoint, rusty_s3::UrlStyle::Path, "coffer", "us-east-1")
+                .unwrap();
+        let url = bucket
+            .get_object(Some(&credentials), &key)
+            .sign_with_time(std::time::Duration::from_secs(secs), &at);
+        Request::get(format!("{}?{}", url.path(), url.query().unwrap()))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let now = jiff::Timestamp::now();
+    let later = |s: i64| now.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();
+    let public = harness::PUBLIC_URL;
+    assert_eq!(h.send(get(public, now, 60)).await.0, StatusCode::OK);
+    // Verified against the public URL's host, whatever Host the request came with.
+    let (status, _, body) = h.send(get("http://127.0.0.1:10", now, 60)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("SignatureDoesNotMatch"));
+    let mut with_host = get(public, now, 60);
+    with_host
+        .headers_mut()
+        .insert("host", "elsewhere.example:8443".parse().unwrap());
+    assert_eq!(h.send(with_host).await.0, StatusCode::OK);
+    // A signing time a little ahead of the server's clock passes; five minutes ahead
+    // does not; an hour back with a minute's validity has expired.
+    assert_eq!(h.send(get(public, later(60), 60)).await.0, StatusCode::OK);
+    assert_eq!(
+        h.send(get(public, later(400), 60)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _, body) = h.send(get(public, later(-3600), 60)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("Request has expired"));
+    // Signed, but for longer than the store accepts.
+    assert_eq!(h.send(get(public, now, 3600)).await.0, StatusCode::OK);
+    assert_eq!(
+        h.send(get(public, now, 3601)).await.0,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]

@@ -336,10 +336,10 @@ async fn debug_output_carries_no_secrets() {
     let started = Server::open(test_config(dir.path()), None).unwrap();
     let token = started.admin_token.as_ref().unwrap().to_string();
     let kek = std::fs::read_to_string(dir.path().join(kek::DEFAULT_KEK_FILE)).unwrap();
-    let signer_secret = started.state.stores.signer.secret.to_string();
+    let signer_secret = started.state.stores.credentials.secret.to_string();
     let shown = format!(
         "{started:?} {:?} {:?}",
-        started.state, started.state.stores.signer
+        started.state, started.state.stores.credentials
     );
     for secret in [token.as_str(), kek.trim(), signer_secret.as_str()] {
         assert!(!shown.contains(secret), "a secret in Debug output: {shown}");

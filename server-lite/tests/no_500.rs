@@ -2211,7 +2211,7 @@ impl Fixture {
     async fn ensure_uploads(&mut self, stats: &mut Stats) -> Result<(), Failure> {
         while self.uploads.len() < 2 {
             let key = format!("mp/object-{}-{}", self.serial, self.uploads.len());
-            let checksums = self.serial % 2 == 0;
+            let checksums = self.serial.is_multiple_of(2);
             let ask = json!({"op": "create_multipart", "key": key, "checksum_sha256": checksums});
             let Some(signed) = self.presigned(&ask, stats).await? else {
                 self.damaged = true;

@@ -61,7 +61,7 @@ async fn call(
 async fn an_s3_backend_is_probed_sealed_and_used_through_presigned_urls() {
     let live = start().await;
     let client = reqwest::Client::new();
-    let secret = live.state.stores.signer.secret.to_string();
+    let secret = live.state.stores.credentials.secret.to_string();
     let post = reqwest::Method::POST;
 
     // Wrong credentials: the probe fails and nothing is stored.

@@ -147,3 +147,83 @@ async fn finding_04_connections_beyond_the_limit_wait_their_turn() {
     let (answer, _) = read_until_closed(&mut third, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_store_upload_that_stalls_or_breaks_is_the_callers_400_and_leaves_nothing() {
+    use serde_json::{json, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = harness::test_config(dir.path());
+    config.public_url = url::Url::parse(&format!("http://{addr}")).unwrap();
+    config.body_read_timeout = Duration::from_secs(2);
+    let started = Server::open(config, None).unwrap();
+    let admin = started.admin_token.unwrap().to_string();
+    tokio::spawn(server::serve(
+        listener,
+        started.state,
+        std::future::pending(),
+    ));
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut request = client.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let tenant = post("/v1/admin/tenants", Some(&admin), json!({"name": "slow"})).await;
+    let id = tenant["tenant"]["id"].as_str().unwrap();
+    let path = format!("/v1/admin/tenants/{id}/operator-tokens");
+    let op = post(&path, Some(&admin), json!({})).await;
+    let op = op["token"].as_str().unwrap();
+    let enrolment = post("/v1/enrolment-tokens", Some(op), json!({})).await;
+    let enrolled = post(
+        "/v1/enroll",
+        None,
+        json!({"token": enrolment["token"], "hostname": "slow", "version": "0.1.0"}),
+    )
+    .await;
+    let agent = enrolled["api_key"].as_str().unwrap();
+    let prefix = enrolled["destination"]["prefix"].as_str().unwrap();
+
+    for (key, hang_up, expected) in [
+        ("stalled", false, "RequestTimeout"),
+        ("broken", true, "IncompleteBody"),
+    ] {
+        let signed = post(
+            "/v1/agent/presign",
+            Some(agent),
+            json!({"op": "put", "key": key}),
+        )
+        .await;
+        let url = url::Url::parse(signed["url"].as_str().unwrap()).unwrap();
+        let mut head = format!(
+            "PUT {}?{} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n",
+            url.path(),
+            url.query().unwrap()
+        );
+        for pair in signed["headers"].as_array().unwrap() {
+            head.push_str(&format!(
+                "{}: {}\r\n",
+                pair[0].as_str().unwrap(),
+                pair[1].as_str().unwrap()
+            ));
+        }
+        head.push_str("\r\n");
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&[7u8; 10]).await.unwrap();
+        if hang_up {
+            // No more body, and no more of anything: the server sees the body end
+            // short of its declared length.
+            stream.shutdown().await.unwrap();
+        }
+        let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(20)).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{key}: {answer:?}");
+        assert!(answer.contains(expected), "{key}: {answer:?}");
+        let stored = dir.path().join("objects").join(prefix).join(key);
+        assert!(!stored.exists(), "{key}: a partial object is visible");
+    }
+}
