@@ -232,18 +232,47 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
     let heartbeat = Heartbeat {
         version: Some(env!("CARGO_PKG_VERSION").to_owned()),
     };
-    loop {
+    // Runs go on threads of their own, so the agent keeps polling while they work: the
+    // server hands out no more at once than the operator allows the agent.
+    let running = AtomicU64::new(0);
+    std::thread::scope(|scope| loop {
         deliver_pending(&api, &state);
+        if running.load(Ordering::Relaxed) >= MAX_RUNS_AT_ONCE {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
         let step = api
             .post::<_, HeartbeatAnswer>("/v1/agent/heartbeat", &heartbeat)
             .and_then(|_| api.get::<serde_json::Value>("/v1/agent/poll?wait_secs=25"));
         match step {
             Ok(answer) => {
                 backoff.reset();
-                if let Some((run_id, body)) = runner.take_work(answer) {
-                    // Written down before it is sent: a restart resends it.
-                    state.save_pending(run_id, &body)?;
-                    deliver_pending(&api, &state);
+                match runner.take_work(answer) {
+                    Some(Taken::Work(work)) => {
+                        running.fetch_add(1, Ordering::Relaxed);
+                        let (runner, state, api, running) = (&runner, &state, &api, &running);
+                        scope.spawn(move || {
+                            let body = runner.execute(&work);
+                            // Written down before it is sent: a restart resends it.
+                            if let Err(e) = state.save_pending(work.run_id, &body) {
+                                eprintln!(
+                                    "coffer agent: keeping the result of run {}: {e}",
+                                    work.run_id
+                                );
+                            }
+                            deliver_pending(api, state);
+                            running.fetch_sub(1, Ordering::Relaxed);
+                        });
+                        if once {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Some(Taken::Refused(run_id, body)) => {
+                        state.save_pending(run_id, &body)?;
+                        deliver_pending(&api, &state);
+                    }
+                    None => {}
                 }
             }
             Err(ApiError::Refused { status, .. }) if status == 401 || status == 403 => {
@@ -266,7 +295,18 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
         if once {
             return Ok(());
         }
-    }
+    })
+}
+
+/// Runs this agent does at once, at most (the server's limit for it is usually lower).
+const MAX_RUNS_AT_ONCE: u64 = 16;
+
+/// What a poll handed out.
+enum Taken {
+    /// Work to do.
+    Work(Work),
+    /// Work this agent cannot read: its run fails with this completion.
+    Refused(RunId, Completion),
 }
 
 /// Sends every stored result; those the server cannot take now stay for later.
@@ -405,11 +445,11 @@ fn scan(sources: &[PathBuf], stop: &AtomicBool) -> (u64, u64) {
 }
 
 impl Runner<'_> {
-    /// Runs the work a poll handed out, if any, and returns its run and completion.
-    /// Work this agent cannot read (a kind it does not know) fails, naming what it got.
-    fn take_work(&self, answer: serde_json::Value) -> Option<(RunId, Completion)> {
+    /// The work a poll handed out, if any. Work this agent cannot read (a kind it does
+    /// not know) fails, naming what it got.
+    fn take_work(&self, answer: serde_json::Value) -> Option<Taken> {
         match serde_json::from_value::<PollAnswer>(answer.clone()) {
-            Ok(PollAnswer { work }) => work.map(|w| (w.run_id, self.execute(&w))),
+            Ok(PollAnswer { work }) => work.map(Taken::Work),
             Err(e) => {
                 let header: WorkHeader =
                     serde_json::from_value(answer.get("work")?.clone()).ok()?;
@@ -419,7 +459,10 @@ impl Runner<'_> {
                     header.kind
                 );
                 eprintln!("coffer agent: run {}: {message}", header.run_id);
-                Some((header.run_id, Completion::failed(0, 0, message)))
+                Some(Taken::Refused(
+                    header.run_id,
+                    Completion::failed(0, 0, message),
+                ))
             }
         }
     }
@@ -541,7 +584,8 @@ impl Runner<'_> {
         let options = BackupOptions {
             host: hostname(),
             tags: job.tags.clone(),
-            cache_dir: Some(self.cache_dir.clone()),
+            // One cache per job: backups of two jobs may run at once.
+            cache_dir: Some(self.cache_dir.join(format!("job-{}", job.job_id))),
             program: format!("coffer-agent {}", env!("CARGO_PKG_VERSION")),
             progress: Some(ProgressFn(Arc::new(move |p: &BackupProgress| {
                 seen.set(p.files, p.bytes);

@@ -689,3 +689,99 @@ async fn backup_limit(h: &Harness, op: &str, agent: &Enrolled, job: &str) -> Val
     .await;
     work["spec"]["upload_limit"].clone()
 }
+
+#[tokio::test]
+async fn an_agent_runs_no_more_at_once_than_its_operator_allows() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let (_, body) = h
+        .call(
+            Method::GET,
+            &format!("/v1/agents/{}", agent.agent_id),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(body["agent"]["max_concurrent_runs"], 1, "{body}");
+    let jobs = [
+        h.job(&op, &agent.agent_id, "a").await,
+        h.job(&op, &agent.agent_id, "b").await,
+        h.job(&op, &agent.agent_id, "c").await,
+    ];
+    for job in &jobs {
+        let (status, _) = h
+            .call(
+                Method::POST,
+                &format!("/v1/jobs/{job}/run"),
+                Some(&op),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let first = poll(&h, &agent).await;
+    assert_eq!(first["kind"], "backup");
+    assert!(poll(&h, &agent).await.is_null(), "a second run at once");
+    let path = format!("/v1/agents/{}/concurrency", agent.agent_id);
+    for bad in [0, 17] {
+        let (status, _) = h
+            .call(
+                Method::POST,
+                &path,
+                Some(&op),
+                Some(json!({"max_concurrent_runs": bad})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &path,
+            Some(&op),
+            Some(json!({"max_concurrent_runs": 2})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = poll(&h, &agent).await;
+    assert_eq!(second["kind"], "backup");
+    assert_ne!(second["run_id"], first["run_id"]);
+    assert!(poll(&h, &agent).await.is_null(), "a third run at once");
+    // One ends: the next is handed out.
+    let run = first["run_id"].as_str().unwrap().to_owned();
+    complete(
+        &h,
+        &agent,
+        &run,
+        json!({"status": "failed", "bytes": 0, "files": 0, "error": "test"}),
+    )
+    .await;
+    let third = poll(&h, &agent).await;
+    assert_eq!(third["kind"], "backup", "{third}");
+}
+
+#[tokio::test]
+async fn a_backup_waits_in_the_queue_while_prune_holds_the_repository() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    let repo = server_repository(&h, &agent);
+    let prune = locks::Lock::take(&repo, true, "prune").unwrap();
+    let (status, _) = h
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{job}/run"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(poll(&h, &agent).await.is_null());
+    let (_, body) = h.call(Method::GET, "/v1/runs", Some(&op), None).await;
+    assert_eq!(body["runs"][0]["status"], "queued", "{body}");
+    prune.release().unwrap();
+    let work = poll(&h, &agent).await;
+    assert_eq!(work["kind"], "backup", "{work}");
+}

@@ -164,7 +164,12 @@ impl Repository {
         let id = Config::peek_id(&stored)?;
         let mut last_error = None;
         for (key_id, name) in probe.list_ids("keys")? {
-            let file = probe.get(&name, 4096)?;
+            let file = match probe.get(&name, 4096) {
+                Ok(file) => file,
+                // Removed since the listing (a revoked key): it opens nothing now.
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             match keyfile::open(&name, &file, &id, unlock) {
                 Ok(Some((access, secret))) => {
                     let keys = match access {
@@ -435,7 +440,13 @@ impl Repository {
     pub fn list_keys(&self) -> Result<Vec<KeyListing>, Error> {
         let mut out = Vec::new();
         for (id, name) in self.list_ids("keys")? {
-            let info = keyfile::inspect(&name, &self.get(&name, 4096)?)?;
+            let file = match self.get(&name, 4096) {
+                Ok(file) => file,
+                // Removed since the listing.
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let info = keyfile::inspect(&name, &file)?;
             out.push(KeyListing {
                 id,
                 access: info.access,

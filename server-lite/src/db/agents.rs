@@ -31,10 +31,13 @@ pub struct Agent {
     pub revoked_at: Option<String>,
     /// The most bytes a second its backups upload; `null`: no limit of its own.
     pub upload_limit: Option<u64>,
+    /// How many runs it does at once, at most.
+    pub max_concurrent_runs: u8,
 }
 
 const AGENT_COLUMNS: &str =
-    "id, tenant_id, hostname, version, enrolled_at, last_seen_at, revoked_at, upload_limit";
+    "id, tenant_id, hostname, version, enrolled_at, last_seen_at, revoked_at, upload_limit, \
+     max_concurrent_runs";
 
 fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     let last_seen: Option<i64> = row.get(5)?;
@@ -54,6 +57,7 @@ fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         last_seen_at: last_seen.map(rfc3339),
         revoked_at: revoked.map(rfc3339),
         upload_limit: row.get(7)?,
+        max_concurrent_runs: row.get(8)?,
     })
 }
 
@@ -65,6 +69,18 @@ pub fn set_upload_limit(conn: &Connection, id: i64, limit: Option<u64>) -> DbRes
     conn.execute(
         "UPDATE agents SET upload_limit = ?2 WHERE id = ?1",
         params![id, limit],
+    )?;
+    Ok(())
+}
+
+/// Sets how many runs agent `id` does at once (1 to 16).
+///
+/// # Errors
+/// SQLite's.
+pub fn set_max_concurrent_runs(conn: &Connection, id: i64, max: u8) -> DbResult<()> {
+    conn.execute(
+        "UPDATE agents SET max_concurrent_runs = ?2 WHERE id = ?1",
+        params![id, max],
     )?;
     Ok(())
 }

@@ -324,8 +324,8 @@ pub fn has_queued(conn: &Connection, agent_id: i64) -> DbResult<bool> {
         .is_some())
 }
 
-/// Claims `agent`'s oldest queued run under a lease of `lease_secs`; returns it and
-/// the lease's end.
+/// Claims `agent`'s oldest queued run under a lease of `lease_secs`, unless it already
+/// runs as many as it may at once; returns it and the lease's end.
 ///
 /// # Errors
 /// SQLite's.
@@ -334,6 +334,16 @@ pub fn claim_next(
     agent_id: i64,
     lease_secs: i64,
 ) -> DbResult<Option<(RunRow, i64)>> {
+    // No more at once than the operator allows this agent.
+    let (running, allowed): (i64, i64) = conn.query_row(
+        "SELECT (SELECT count(*) FROM runs WHERE agent_id = ?1 AND status = 'running'),
+                (SELECT max_concurrent_runs FROM agents WHERE id = ?1)",
+        [agent_id],
+        |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(1))),
+    )?;
+    if running >= allowed {
+        return Ok(None);
+    }
     let Some(row) = conn
         .query_row(
             &format!(
@@ -355,6 +365,20 @@ pub fn claim_next(
         params![row.id, at, lease],
     )?;
     Ok(Some((row, lease)))
+}
+
+/// Puts claimed run `id` back in the queue (its repository could not be prepared for
+/// it yet: prune holds it).
+///
+/// # Errors
+/// SQLite's.
+pub fn unclaim(conn: &Connection, id: i64) -> DbResult<()> {
+    conn.execute(
+        "UPDATE runs SET status = 'queued', claimed_at = NULL, lease_expires_at = NULL
+         WHERE id = ?1 AND status = 'running'",
+        [id],
+    )?;
+    Ok(())
 }
 
 /// The work item of claimed run `row`, whose lease ends at `lease`; `key` is the key

@@ -25,7 +25,8 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
 // server keeps in storage for a run while it lasts (a backup's shared lock, a restore's
 // or verify's own key file), removed once the run ends (`run_access`); the snapshot a
 // restore point is; the latest progress of a run (totals, rate, current path); upload
-// limits of jobs and agents (bytes a second). IDs are 32 hex digits.
+// limits of jobs and agents (bytes a second); how many runs an agent does at once.
+// IDs are 32 hex digits.
 const V3: &str = "
 ALTER TABLE agents ADD COLUMN key_file TEXT;
 ALTER TABLE runs ADD COLUMN lock_id TEXT;
@@ -39,6 +40,8 @@ ALTER TABLE runs ADD COLUMN current_path TEXT CHECK (length(current_path) <= 409
 ALTER TABLE runs ADD COLUMN progress_at INTEGER;
 ALTER TABLE jobs ADD COLUMN upload_limit INTEGER CHECK (upload_limit > 0);
 ALTER TABLE agents ADD COLUMN upload_limit INTEGER CHECK (upload_limit > 0);
+ALTER TABLE agents ADD COLUMN max_concurrent_runs INTEGER NOT NULL DEFAULT 1
+    CHECK (max_concurrent_runs BETWEEN 1 AND 16);
 CREATE INDEX runs_with_access ON runs (id) WHERE lock_id IS NOT NULL OR run_key_file IS NOT NULL;
 ";
 

@@ -176,6 +176,24 @@ async fn poll(
                         }
                     }
                 }
+                // Prune holds the repository: the run waits in the queue, and the
+                // poll looks again in a moment.
+                Err(ApiError::Conflict {
+                    code: "repository_locked",
+                    ..
+                }) => {
+                    let run_id = run.id;
+                    state
+                        .db
+                        .call(move |cat| Ok(runs::unclaim(cat.connection(), run_id)?))
+                        .await?;
+                    let again = tokio::time::Instant::now() + Duration::from_secs(2);
+                    if again >= deadline {
+                        return Ok(Json(PollAnswer { work: None }));
+                    }
+                    tokio::time::sleep_until(again).await;
+                    continue;
+                }
                 Err(e) => {
                     // The run cannot start: it fails, saying why, and the poll goes on.
                     let reason = match &e {
@@ -340,6 +358,8 @@ async fn complete(
         .then_some(run_job)
         .flatten()
         .map(|job| (run_tenant, job));
+    // A run ended: the agent may take the next one now (its poll may be waiting).
+    state.dispatch.wake(agent.agent_id);
     state.background.spawn(async move {
         if let Err(e) = crate::run_access::sweep(&st).await {
             tracing::warn!("releasing what ended runs held: {e:?}");

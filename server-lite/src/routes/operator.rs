@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents/{id}", get(get_agent))
         .route("/v1/agents/{id}/revoke", post(revoke_agent))
         .route("/v1/agents/{id}/upload-limit", post(set_agent_upload_limit))
+        .route("/v1/agents/{id}/concurrency", post(set_agent_concurrency))
         .route("/v1/agents/{id}/logs", get(agent_logs))
         .route("/v1/destinations", get(list_destinations))
         .route("/v1/destinations/{id}", get(get_destination))
@@ -286,6 +287,46 @@ async fn set_agent_upload_limit(
             })?)
         })
         .await?;
+    let agent = find_agent(&state, &op, &id).await?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConcurrencyRequest {
+    max_concurrent_runs: u8,
+}
+
+/// Sets how many runs an agent does at once (1 to 16).
+async fn set_agent_concurrency(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ConcurrencyRequest>,
+) -> ApiResult<Json<Value>> {
+    let max = req.max_concurrent_runs;
+    if !(1..=16).contains(&max) {
+        return Err(ApiError::field("max_concurrent_runs", "from 1 to 16"));
+    }
+    let agent = find_agent(&state, &op, &id).await?;
+    let agent_id = agent.id.get();
+    let e = entry(
+        &op,
+        "agent.concurrency",
+        format!("agent:{agent_id}"),
+        format!("{max} runs at once"),
+    );
+    state
+        .db
+        .call(move |cat| {
+            Ok(dbm::immediate(cat.connection_mut(), |tx| {
+                agents::set_max_concurrent_runs(tx, agent_id, max)?;
+                audit::record(tx, &e)
+            })?)
+        })
+        .await?;
+    // It may take more now.
+    state.dispatch.wake(agent_id);
     let agent = find_agent(&state, &op, &id).await?;
     Ok(Json(json!({ "agent": agent })))
 }
