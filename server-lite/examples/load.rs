@@ -8,7 +8,9 @@
 //! cargo run -p coffer-server --example load -- --smoke     # 50 agents, 3 s
 //! ```
 //! Options: `--agents N` (1000), `--secs S` (30), `--interval-ms M` (1000: each agent
-//! heartbeats and polls once per M ms; 0 = as fast as it can), `--poll-wait W` (0).
+//! heartbeats and polls once per M ms; 0 = as fast as it can), `--poll-wait W` (0),
+//! `--presigns P` (0: pre-signed URLs each agent asks for each round, a listing then
+//! puts, as a nightly backup burst does).
 
 #[path = "load/driver.rs"]
 mod driver;
@@ -37,6 +39,7 @@ fn main() -> Result<(), String> {
     let secs = arg(&args, "--secs", if smoke { 3 } else { 30 });
     let interval = Duration::from_millis(arg(&args, "--interval-ms", 1000));
     let poll_wait = arg(&args, "--poll-wait", 0);
+    let presigns = u32::try_from(arg(&args, "--presigns", 0)).unwrap_or(u32::MAX);
 
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -70,6 +73,7 @@ fn main() -> Result<(), String> {
         duration: Duration::from_secs(secs),
         interval,
         poll_wait,
+        presigns,
     }));
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
@@ -89,7 +93,7 @@ fn main() -> Result<(), String> {
         report.enrol_secs, report.agents
     );
     println!(
-        "phase:             {:.1} s, interval {:?}, poll wait {poll_wait} s",
+        "phase:             {:.1} s, interval {:?}, poll wait {poll_wait} s, {presigns} presigns a round",
         report.elapsed.as_secs_f64(),
         interval
     );

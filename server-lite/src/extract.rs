@@ -8,8 +8,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde::de::{DeserializeOwned, Error as _};
-use serde::{Deserialize, Deserializer};
+use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -247,22 +246,6 @@ pub fn check_text(field: &str, value: &str, max: usize, required: bool) -> ApiRe
         return Err(ApiError::field(field, "control characters are not allowed"));
     }
     Ok(())
-}
-
-/// The largest count (bytes, files) the API takes: what the database's integers hold.
-pub const MAX_COUNT: u64 = i64::MAX as u64;
-
-/// Deserializes a count, refusing one above [`MAX_COUNT`] (a 400 naming the field,
-/// where the database would otherwise fail).
-///
-/// # Errors
-/// serde's custom error, which [`ApiJson`] turns into a 400.
-pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let value = u64::deserialize(d)?;
-    if value > MAX_COUNT {
-        return Err(D::Error::custom(format!("larger than {MAX_COUNT}")));
-    }
-    Ok(value)
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ async fn fifty_agents_heartbeat_and_poll_without_errors() {
         duration: Duration::from_secs(2),
         interval: Duration::from_millis(200),
         poll_wait: 0,
+        // A listing and two puts a round: the presign path under load, too.
+        presigns: 3,
     })
     .await
     .unwrap();

@@ -20,6 +20,9 @@ pub struct Options {
     pub interval: Duration,
     /// `wait_secs` of each poll (0: answer at once).
     pub poll_wait: u64,
+    /// Pre-signed URLs each agent asks for each round, as a nightly backup does: a
+    /// listing of its index folder, then create-only puts of new packs (0: none).
+    pub presigns: u32,
 }
 
 #[derive(Debug)]
@@ -137,6 +140,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         let (client, base) = (client.clone(), base.clone());
         let interval = opts.interval;
         let wait = opts.poll_wait;
+        let presigns = opts.presigns;
         // Spread the agents over one interval so they do not beat in lockstep.
         let offset = interval.checked_div(count).unwrap_or_default() * i as u32;
         tasks.spawn(async move {
@@ -159,6 +163,21 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
                     .send()
                     .await;
                 note(r, t, &mut latencies, &mut errors).await;
+                for n in 0..presigns {
+                    let body = if n == 0 {
+                        json!({"op": "list", "key": "repo/index"})
+                    } else {
+                        json!({"op": "put", "key": format!("repo/data/{:02x}/{i:08x}{n:08x}", n % 256)})
+                    };
+                    let t = Instant::now();
+                    let r = client
+                        .post(format!("{base}/v1/agent/presign"))
+                        .bearer_auth(&key)
+                        .json(&body)
+                        .send()
+                        .await;
+                    note(r, t, &mut latencies, &mut errors).await;
+                }
                 if !interval.is_zero() {
                     tokio::time::sleep(interval).await;
                 }
