@@ -1,7 +1,8 @@
 //! Load test: 1,000 simulated agents heartbeating and polling against a coffer-server
 //! on loopback. Reports requests per second, latency percentiles, errors and the
 //! server's peak memory (VmHWM of the server process, which runs as a child so that
-//! the figure is the server's alone).
+//! the figure is the server's alone) and CPU (its busiest second and its average over
+//! the run, in cores).
 //!
 //! ```text
 //! cargo run --release -p coffer-server --example load -- --agents 1000 --secs 30
@@ -65,6 +66,7 @@ fn main() -> Result<(), String> {
         .to_owned();
     let pid = child.id();
 
+    let cpu = CpuSampler::start(pid);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let report = runtime.block_on(driver::run(&driver::Options {
         base,
@@ -84,6 +86,7 @@ fn main() -> Result<(), String> {
             .unwrap_or_else(|| "?".to_owned())
     };
     let (peak, rss) = (field("VmHWM:"), field("VmRSS:"));
+    let cpu = cpu.stop();
     let _ = child.kill();
     let _ = child.wait();
     let report = report?;
@@ -110,6 +113,10 @@ fn main() -> Result<(), String> {
         println!("  e.g. {e}");
     }
     println!("server peak RSS:   {peak} kB (VmHWM; RSS at the end {rss} kB)");
+    println!(
+        "server CPU:        busiest second {:.2} cores, {:.2} on average over {:.1} s ({:.1} CPU-seconds)",
+        cpu.peak_cores, cpu.mean_cores, cpu.wall_secs, cpu.cpu_secs
+    );
     if report.errors > 0 {
         return Err(format!("{} errors", report.errors));
     }
@@ -142,4 +149,70 @@ fn serve_child(dir: std::path::PathBuf) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+/// Samples a process's CPU time from `/proc/PID/stat` each second on a thread of its
+/// own.
+struct CpuSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<CpuFigures>,
+}
+
+struct CpuFigures {
+    peak_cores: f64,
+    mean_cores: f64,
+    wall_secs: f64,
+    cpu_secs: f64,
+}
+
+/// `/proc` counts CPU time in USER_HZ ticks, 100 a second on every Linux ABI.
+const USER_HZ: f64 = 100.0;
+
+/// User plus system CPU seconds of `pid` so far.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+impl CpuSampler {
+    fn start(pid: u32) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let begun = std::time::Instant::now();
+            let first = cpu_seconds(pid).unwrap_or(0.0);
+            let (mut last, mut at, mut peak) = (first, begun, 0.0f64);
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1000));
+                let Some(now) = cpu_seconds(pid) else { break };
+                let t = std::time::Instant::now();
+                peak = peak.max((now - last) / t.duration_since(at).as_secs_f64());
+                (last, at) = (now, t);
+            }
+            let wall = at.duration_since(begun).as_secs_f64().max(1e-9);
+            CpuFigures {
+                peak_cores: peak,
+                mean_cores: (last - first) / wall,
+                wall_secs: wall,
+                cpu_secs: last - first,
+            }
+        });
+        CpuSampler { stop, thread }
+    }
+
+    fn stop(self) -> CpuFigures {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(CpuFigures {
+            peak_cores: 0.0,
+            mean_cores: 0.0,
+            wall_secs: 0.0,
+            cpu_secs: 0.0,
+        })
+    }
 }

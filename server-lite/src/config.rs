@@ -32,7 +32,10 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// The longest a request body may go without sending any bytes.
     pub body_read_timeout: Duration,
-    /// Connections served at once; further clients wait in the listen backlog.
+    /// Connections served at once; further clients wait in the listen backlog. Each
+    /// agent keeps one open (it long-polls), so this bounds the agents a server
+    /// serves without queueing; [`crate::server::serve`] lowers it to what the
+    /// process's open-files limit allows.
     pub max_connections: usize,
     /// Log uploads (`POST /v1/agent/logs`) allowed per agent per minute.
     pub agent_logs_per_minute: u32,
@@ -43,6 +46,9 @@ pub struct Config {
     /// could pick their own address.
     pub trust_forwarded_for: bool,
 }
+
+/// The default of [`Config::max_connections`]: room for a few thousand agents.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
 
 impl Config {
     /// The defaults for a server at `public_url` with data in `data_dir`.
@@ -58,7 +64,7 @@ impl Config {
             auth_failures_per_minute: 30,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
-            max_connections: 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             agent_logs_per_minute: 12,
             scheduler_tick: Duration::from_secs(5),
             trust_forwarded_for: false,

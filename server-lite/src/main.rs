@@ -38,6 +38,10 @@ enum Command {
         /// instead of the proxy's.
         #[arg(long)]
         trust_forwarded_for: bool,
+        /// Connections served at once (one per online agent, plus operators); more
+        /// wait in the listen backlog. Lowered to what the open-files limit allows.
+        #[arg(long, default_value_t = coffer_server::config::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
     },
     /// Replace the admin token (a lost or leaked one): every admin token stops working
     /// and a new one is printed once. Works with the server stopped or running.
@@ -142,11 +146,13 @@ fn run(cli: Cli) -> Result<(), String> {
             public_url,
             kek_file,
             trust_forwarded_for,
+            max_connections,
         } => {
             let public = public_url.unwrap_or_else(|| format!("http://{listen}"));
             let public = url::Url::parse(&public).map_err(|e| format!("--public-url: {e}"))?;
             let mut config = Config::new(data_dir, public);
             config.trust_forwarded_for = trust_forwarded_for;
+            config.max_connections = max_connections;
             let started = Server::open(config, kek_source(kek_file)).map_err(|e| e.to_string())?;
             if let Some(path) = &started.kek_created {
                 eprintln!(

@@ -225,6 +225,30 @@ fn resolve_kek(
     Ok((kek, created))
 }
 
+/// Descriptors kept for the database, the embedded store's files and the listener.
+const SPARE_DESCRIPTORS: u64 = 256;
+
+/// How many connections to serve at once: `wanted`, or fewer if the open-files limit
+/// (raised to its hard limit first) leaves no room for them. Past that limit accept
+/// would fail with EMFILE, and clients would see resets instead of waiting in the
+/// backlog.
+fn connection_limit(wanted: usize) -> usize {
+    let wanted = wanted.max(1);
+    let Ok(files) = rlimit::increase_nofile_limit(u64::MAX) else {
+        return wanted;
+    };
+    let room = usize::try_from(files.saturating_sub(SPARE_DESCRIPTORS))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if room < wanted {
+        tracing::warn!(
+            "the open-files limit ({files}) allows {room} connections at once, not {wanted}: \
+             raise it (ulimit -n, LimitNOFILE=) for more agents"
+        );
+    }
+    wanted.min(room)
+}
+
 /// Serves `started` on `listener` (with the scheduler) until `shutdown` resolves.
 ///
 /// Each connection is served by hyper with a header read timeout (a client that
@@ -245,7 +269,9 @@ pub async fn serve(
 
     let scheduler = tokio::spawn(crate::scheduler::run(state.clone()));
     let app = crate::app(state.clone());
-    let permits = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
+    let permits = Arc::new(Semaphore::new(connection_limit(
+        state.config.max_connections,
+    )));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -304,3 +330,18 @@ pub async fn serve(
 
 /// How long requests in flight (long polls included) get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(40);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_fit_in_the_open_files_limit() {
+        let served = connection_limit(usize::MAX);
+        let (soft, _) = rlimit::Resource::NOFILE.get().unwrap();
+        assert!(served as u64 + SPARE_DESCRIPTORS <= soft.max(SPARE_DESCRIPTORS + 1));
+        // A modest request is granted as asked.
+        assert_eq!(connection_limit(16), 16);
+        assert_eq!(connection_limit(0), 1);
+    }
+}

@@ -14,6 +14,9 @@ use crate::exit::CliError;
 
 /// How long any request may take; a poll holds up to 30 s, so more than that.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle connection is kept for the next request (below the server's
+/// 10-second idle limit).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest response body read (work items and keys are small).
 const MAX_BODY: u64 = 1 << 20;
 
@@ -86,6 +89,9 @@ impl Api {
         }
         let http = Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            // The server drops a kept-alive connection idle for 10 s; reusing one it
+            // is closing at that moment fails the request, so let go of it first.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .map_err(|e| CliError::Other(format!("setting up HTTP: {e}")))?;
         Ok(Api {

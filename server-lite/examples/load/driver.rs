@@ -62,6 +62,8 @@ async fn post(
 pub async fn run(opts: &Options) -> Result<Report, String> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.agents + 16)
+        // As the agent does: under the server's 10-second idle limit.
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| e.to_string())?;
@@ -233,6 +235,15 @@ async fn note(
             }
         }
         Ok(resp) => errors.push(format!("status {}", resp.status())),
-        Err(e) => errors.push(e.to_string()),
+        Err(e) => {
+            // The causes say which: refused, reset, closed while idle, timed out.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            errors.push(text);
+        }
     }
 }
