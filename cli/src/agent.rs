@@ -28,7 +28,7 @@ use coffer_adapters::storage::{
 };
 use coffer_adapters::Error as AdaptersError;
 use coffer_core::SecretKey;
-use coffer_protocol::enrol::{EnrollAnswer, EnrollRequest, RepositoryKey};
+use coffer_protocol::enrol::{Destination, EnrollAnswer, EnrollRequest, RepositoryKey};
 use coffer_protocol::presign::{PresignAnswer, PresignRequest};
 use coffer_protocol::report::{
     Completion, Heartbeat, HeartbeatAnswer, LogLevel, LogLine, Logs, NewRestorePoint, Progress,
@@ -65,7 +65,14 @@ pub(crate) fn run(command: &AgentCommand, json: bool) -> Result<()> {
             server,
             token_file,
             state_dir,
-        } => enroll(server, token_file.as_deref(), state_dir.as_deref(), json),
+            name,
+        } => enroll(
+            server,
+            token_file.as_deref(),
+            state_dir.as_deref(),
+            name.as_deref(),
+            json,
+        ),
         AgentCommand::Run { state_dir, once } => run_loop(state_dir.as_deref(), *once),
     }
 }
@@ -80,6 +87,7 @@ fn enroll(
     server: &str,
     token_file: Option<&std::path::Path>,
     state_dir: Option<&std::path::Path>,
+    name: Option<&str>,
     json: bool,
 ) -> Result<()> {
     let state = StateDir::new(state_dir)?;
@@ -105,6 +113,7 @@ fn enroll(
     let request = EnrollRequest {
         token: Secret::new(token.to_string()),
         hostname: hostname(),
+        name: name.map(str::to_owned),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let answer: EnrollAnswer = api
@@ -124,16 +133,39 @@ fn enroll(
         },
     };
     state.save_enrolment(&agent, answer.api_key.expose(), &key)?;
+    let start = start_command(state_dir.map(|_| state.path()));
     emit(
         json,
         json!({"agent_id": agent.agent_id, "state_dir": state.path().display().to_string(),
-               "destination": agent.destination, "key_id": key.id().to_string()}),
+               "destination": agent.destination, "key_id": key.id().to_string(),
+               "start_command": start}),
         &format!(
-            "enrolled as agent {} (state in {}); start it with: coffer agent run",
+            "enrolled as agent {} (state in {}); start it with: {start}",
             agent.agent_id,
             state.path().display()
         ),
     )
+}
+
+/// The command that starts this agent: with `--state-dir` when enrolment used one
+/// (absolute, and quoted for a POSIX shell when it needs to be).
+fn start_command(state_dir: Option<&std::path::Path>) -> String {
+    let Some(dir) = state_dir else {
+        return "coffer agent run".to_owned();
+    };
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let text = dir.display().to_string();
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c));
+    if plain {
+        format!("coffer agent run --state-dir {text}")
+    } else {
+        format!(
+            "coffer agent run --state-dir '{}'",
+            text.replace('\'', "'\\''")
+        )
+    }
 }
 
 /// The repository key from the server, checked against its stated key ID.
@@ -210,6 +242,7 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
     let storage = S3Storage::with_signer(
         Arc::new(ApiSigner {
             api: Arc::clone(&api),
+            run: None,
         }),
         &config,
     )?;
@@ -338,7 +371,7 @@ fn deliver_pending(api: &Api, state: &StateDir) {
 
 /// What runs need from the agent: the server, its storage, its key and cache.
 struct Runner<'a> {
-    api: &'a Api,
+    api: &'a Arc<Api>,
     /// The destination, through URLs the server signs.
     store: Arc<dyn Storage>,
     /// The key-encryption key of this agent's write-only key file.
@@ -498,12 +531,29 @@ impl Runner<'_> {
                     counters.totals(files, bytes);
                 });
             }
-            let outcome = self.perform(&work.item, &counters);
+            log(
+                api,
+                LogLevel::Info,
+                &format!("run {run_id} ({}) started", work.item.kind()),
+            );
+            let outcome = self.perform(run_id, &work.item, &counters);
             done.store(true, Ordering::Relaxed);
             outcome
         });
         match outcome {
-            Ok(body) => body,
+            Ok(body) => {
+                log(
+                    api,
+                    LogLevel::Info,
+                    &format!(
+                        "run {run_id} ({}) succeeded: {} files, {} bytes",
+                        work.item.kind(),
+                        body.files,
+                        body.bytes
+                    ),
+                );
+                body
+            }
             Err(e) => {
                 eprintln!("coffer agent: run {run_id} failed: {e}");
                 log(api, LogLevel::Error, &format!("run {run_id} failed: {e}"));
@@ -513,12 +563,18 @@ impl Runner<'_> {
         }
     }
 
-    fn perform(&self, work: &WorkItem, counters: &Arc<Counters>) -> Result<Completion> {
+    fn perform(
+        &self,
+        run_id: RunId,
+        work: &WorkItem,
+        counters: &Arc<Counters>,
+    ) -> Result<Completion> {
         match work {
             WorkItem::Backup(job) => self.backup(job, counters),
             WorkItem::Restore(job) => {
                 let key = run_key(&job.key)?;
-                let repo = self.open(&job.prefix, key)?;
+                let store = self.store_for(run_id, job.destination.as_ref())?;
+                let repo = open_repo(store, &job.prefix, key)?;
                 let id = snapshot_id(&job.snapshot)?;
                 let seen = Arc::clone(counters);
                 let options = RestoreOptions {
@@ -542,7 +598,8 @@ impl Runner<'_> {
             }
             WorkItem::Verify(job) => {
                 let key = run_key(&job.key)?;
-                let repo = self.open(&job.prefix, key)?;
+                let store = self.store_for(run_id, job.destination.as_ref())?;
+                let repo = open_repo(store, &job.prefix, key)?;
                 // The restore point must be there, and everything stored must read back.
                 repo.read_snapshot(&snapshot_id(&job.snapshot)?)?;
                 let report = check::check(&repo, ReadData::All)?;
@@ -558,12 +615,21 @@ impl Runner<'_> {
     }
 
     /// Opens the repository in `folder` with the key file `kek` opens.
-    fn open(&self, folder: &str, kek: SecretKey) -> Result<Repository> {
-        Ok(Repository::open(
-            Arc::clone(&self.store),
-            folder,
-            &Unlock::Kek(kek),
-        )?)
+    /// The storage a restore or verify reads: this agent's destination, or another
+    /// agent's (a restore point it made) through URLs signed for this run only.
+    fn store_for(&self, run_id: RunId, other: Option<&Destination>) -> Result<Arc<dyn Storage>> {
+        let Some(dest) = other else {
+            return Ok(Arc::clone(&self.store));
+        };
+        let mut config = S3Config::for_signer(dest.bucket.clone());
+        config.signer_root.clone_from(&dest.prefix);
+        Ok(Arc::new(S3Storage::with_signer(
+            Arc::new(ApiSigner {
+                api: Arc::clone(self.api),
+                run: Some(run_id),
+            }),
+            &config,
+        )?))
     }
 
     fn backup(&self, job: &BackupWork, counters: &Arc<Counters>) -> Result<Completion> {
@@ -593,6 +659,7 @@ impl Runner<'_> {
             }))),
             // The server holds the repository's lock for this run.
             lock_held_elsewhere: true,
+            filter: job_filter(&job.excludes)?,
             ..BackupOptions::default()
         };
         let report = backup::backup(&repo, &sources, &options)?;
@@ -669,6 +736,8 @@ fn succeeded(bytes: u64, files: u64, restore_point: Option<NewRestorePoint>) -> 
 /// Signs storage requests by asking the server (`POST /v1/agent/presign`).
 struct ApiSigner {
     api: Arc<Api>,
+    /// For a run reading another agent's destination: the URLs are asked for with it.
+    run: Option<RunId>,
 }
 
 impl Signer for ApiSigner {
@@ -691,28 +760,60 @@ impl Signer for ApiSigner {
                 false,
             )
         })?;
-        let answer: PresignAnswer =
-            self.api
-                .post("/v1/agent/presign", &body)
-                .map_err(|e| match e {
-                    ApiError::Transient { message, .. } => {
-                        backend("ServerUnavailable", message, None, true)
-                    }
-                    ApiError::Refused {
-                        status,
-                        code,
-                        message,
-                    } => backend(&code, message, Some(status), false),
-                })?;
+        let path = match self.run {
+            Some(run) => format!("/v1/agent/presign?run_id={run}"),
+            None => "/v1/agent/presign".to_owned(),
+        };
+        let answer: PresignAnswer = self.api.post(&path, &body).map_err(|e| match e {
+            ApiError::Transient { message, .. } => {
+                backend("ServerUnavailable", message, None, true)
+            }
+            ApiError::Refused {
+                status,
+                code,
+                message,
+            } => backend(&code, message, Some(status), false),
+        })?;
         answer
             .into_request()
             .map_err(|m| backend("BadPresignAnswer", m, None, false))
     }
 }
 
+/// Opens the repository in `folder` of `store` with a run's key.
+fn open_repo(store: Arc<dyn Storage>, folder: &str, kek: SecretKey) -> Result<Repository> {
+    Ok(Repository::open(store, folder, &Unlock::Kek(kek))?)
+}
+
+/// The job's exclude patterns as the engine's filter (the server checked them too).
+fn job_filter(excludes: &[String]) -> Result<coffer_adapters::repo::filter::Filter, CliError> {
+    let mut filter = coffer_adapters::repo::filter::Filter::new();
+    for pattern in excludes {
+        filter = filter
+            .exclude(pattern)
+            .map_err(|e| CliError::Usage(format!("the job's exclude pattern: {e}")))?;
+    }
+    Ok(filter)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_command_names_the_state_dir_enrolment_used() {
+        assert_eq!(start_command(None), "coffer agent run");
+        assert_eq!(
+            start_command(Some(std::path::Path::new("/srv/coffer agent's"))),
+            "coffer agent run --state-dir '/srv/coffer agent'\\''s'"
+        );
+        let relative = start_command(Some(std::path::Path::new("state")));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            relative,
+            format!("coffer agent run --state-dir {}/state", cwd.display())
+        );
+    }
 
     #[test]
     fn progress_reports_carry_totals_once_known_the_rate_and_the_current_path() {

@@ -424,6 +424,9 @@ pub(crate) enum AgentCommand {
         /// Where the agent keeps its state (default: $XDG_STATE_HOME/coffer/agent).
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// The agent's name in the server's lists (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Run the agent: heartbeat, poll for work, run backups, restores and verifies.
     Run {

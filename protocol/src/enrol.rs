@@ -14,6 +14,9 @@ pub struct EnrollRequest {
     pub token: Secret,
     /// The machine's host name.
     pub hostname: String,
+    /// The agent's name in lists (default: the host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The agent's version.
     #[serde(default)]
     pub version: String,

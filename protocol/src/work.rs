@@ -74,6 +74,10 @@ pub struct BackupWork {
     pub job_id: JobId,
     /// Absolute paths.
     pub sources: Vec<String>,
+    /// Exclude patterns (restic's rules, as `coffer backup --exclude`); left out of
+    /// the JSON when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
     /// The repository's folder, relative to the destination.
     pub prefix: String,
     /// The restore point's name.
@@ -106,6 +110,11 @@ pub struct RestoreWork {
     /// Only these paths of the snapshot, with everything under them (empty:
     /// everything).
     pub paths: Vec<String>,
+    /// The destination holding the repository, when it is not this agent's own (a
+    /// restore point made by another agent, perhaps a revoked one). Pre-signed URLs for
+    /// it are asked for with the run's ID, and only to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<crate::enrol::Destination>,
 }
 
 /// A verify to do: the repository checked with every pack read. `key` as for a restore.
@@ -122,6 +131,11 @@ pub struct VerifyWork {
     pub snapshot: String,
     /// The run's key-encryption key, base64.
     pub key: Secret,
+    /// The destination holding the repository, when it is not this agent's own (a
+    /// restore point made by another agent, perhaps a revoked one). Pre-signed URLs for
+    /// it are asked for with the run's ID, and only to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<crate::enrol::Destination>,
 }
 
 #[cfg(test)]
@@ -140,6 +154,7 @@ mod tests {
                 key: Secret::new("a2V5".into()),
                 target: "/srv/restore".into(),
                 paths: vec!["etc/hosts".into()],
+                destination: None,
             }),
         }
     }

@@ -34,6 +34,13 @@ pub enum ApiError {
         /// What was looked for, e.g. `agent`.
         what: &'static str,
     },
+    /// 405: the route exists but not with this method (the `Allow` header lists
+    /// those it takes).
+    #[error("this route does not take {method}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+    },
     /// 409: the request conflicts with the object's state.
     #[error("{message}")]
     Conflict {
@@ -94,6 +101,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -113,6 +121,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::Timeout => "request_timeout",
             ApiError::RateLimited { .. } => "rate_limited",

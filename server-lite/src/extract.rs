@@ -112,6 +112,39 @@ impl Params {
                 .map_err(|_| ApiError::field(name, "not a valid value")),
         }
     }
+
+    /// Parameter `name` as the ID of a `what`, if present.
+    ///
+    /// # Errors
+    /// 400 naming `name`.
+    pub fn id(&self, name: &str, what: &str) -> Result<Option<i64>, ApiError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .map(Some)
+                .ok_or_else(|| ApiError::field(name, format!("not a {what} ID"))),
+        }
+    }
+
+    /// Parameter `name` as a time (RFC 3339, such as `2026-11-30T03:00:00Z`), in Unix
+    /// seconds, if present.
+    ///
+    /// # Errors
+    /// 400 naming `name`.
+    pub fn time(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<jiff::Timestamp>()
+                .map(|t| Some(t.as_second()))
+                .map_err(|_| {
+                    ApiError::field(name, "an RFC 3339 time such as 2026-11-30T03:00:00Z")
+                }),
+        }
+    }
 }
 
 /// The slowest upload limit taken, bytes a second: anything lower is a typo.

@@ -59,8 +59,7 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
         return Ok(RetentionReport::default());
     }
     let tag = runs::job_tag(coffer_protocol::JobId::try_from(job_id).map_err(ApiError::internal)?);
-    let host = format!("coffer-server retention of job {job_id}");
-    let report = run_access::with_repository(state, job.agent_id, move |repo, _| {
+    let chosen = run_access::with_repository(state, job.agent_id, move |repo, _| {
         let mine: Vec<_> = repo
             .snapshots()
             .map_err(ApiError::internal)?
@@ -68,16 +67,70 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
             .filter(|(_, s)| s.tags.contains(&tag))
             .collect();
         let decisions = forget::apply(&policy, &mine);
-        let mut report = RetentionReport {
-            kept: decisions.iter().filter(|d| d.keep).count(),
-            ..RetentionReport::default()
-        };
-        for d in decisions.iter().filter(|d| !d.keep) {
-            let name = coffer_adapters::repo::config::names::snapshot(&d.id);
+        let kept = decisions.iter().filter(|d| d.keep).count();
+        let forget: Vec<String> = decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| hex::encode(d.id))
+            .collect();
+        Ok((kept, forget))
+    })
+    .await?;
+    let (kept, forget) = chosen;
+    let removed = forget_snapshots(
+        state,
+        tenant_id,
+        job.agent_id,
+        forget,
+        "retention.apply",
+        "system",
+        &format!("job:{job_id}"),
+    )
+    .await?;
+    Ok(RetentionReport { kept, ..removed })
+}
+
+/// Forgets `snapshots` (hex IDs) of agent `agent_id`'s repository (deleting their
+/// snapshot objects), removes their restore points, prunes under the exclusive lock
+/// (put off while a backup holds the repository; the next retention or delete does
+/// it), and audits it all as `action` on `target` by `actor`.
+///
+/// # Errors
+/// 500 for storage and database errors (snapshots forgotten before one failed stay
+/// forgotten; their restore points are removed only once all are).
+pub async fn forget_snapshots(
+    state: &AppState,
+    tenant_id: i64,
+    agent_id: i64,
+    snapshots: Vec<String>,
+    action: &'static str,
+    actor: &str,
+    target: &str,
+) -> ApiResult<RetentionReport> {
+    let host = format!("coffer-server ({target})");
+    let pending = state
+        .prune_pending
+        .lock()
+        .map(|p| p.contains(&agent_id))
+        .unwrap_or(true);
+    let report = run_access::with_repository(state, agent_id, move |repo, _| {
+        let mut report = RetentionReport::default();
+        for snapshot in snapshots {
+            let id: [u8; 16] = hex::decode(&snapshot)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| ApiError::internal(format!("stored snapshot ID {snapshot:?}")))?;
+            let name = coffer_adapters::repo::config::names::snapshot(&id);
+            // Deleting is idempotent: one gone already (an earlier attempt) is fine.
             repo.store()
                 .delete(&repo.object(&name).map_err(ApiError::internal)?)
                 .map_err(ApiError::internal)?;
-            report.forgotten.push(hex::encode(d.id));
+            report.forgotten.push(snapshot);
+        }
+        // Nothing forgotten and no prune put off: nothing to collect, so no
+        // exclusive lock for nothing.
+        if report.forgotten.is_empty() && !pending {
+            return Ok(report);
         }
         report.prune = match prune::prune(repo, &host) {
             Ok(p) => Some(p),
@@ -87,10 +140,16 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
         Ok(report)
     })
     .await?;
+    if let Ok(mut p) = state.prune_pending.lock() {
+        match &report.prune {
+            Some(_) => p.remove(&agent_id),
+            None if !report.forgotten.is_empty() || pending => p.insert(agent_id),
+            None => false,
+        };
+    }
     let forgotten = report.forgotten.clone();
     let detail = format!(
-        "kept {}, forgot {} ({}); {}",
-        report.kept,
+        "forgot {} ({}); {}",
         forgotten.len(),
         forgotten.join(", "),
         match &report.prune {
@@ -98,9 +157,11 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
                 "prune freed {} bytes ({} packs deleted, {} repacked)",
                 p.bytes_freed, p.packs_deleted, p.packs_repacked
             ),
+            None if forgotten.is_empty() && !pending => "nothing to prune".to_owned(),
             None => "prune put off: a backup holds the repository".to_owned(),
         }
     );
+    let (actor, target) = (actor.to_owned(), target.to_owned());
     let removed = state
         .db
         .call(move |cat| {
@@ -110,9 +171,9 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
                     tx,
                     &AuditEntry {
                         tenant_id: Some(tenant_id),
-                        actor: "system".to_owned(),
-                        action: "retention.apply",
-                        target: format!("job:{job_id}"),
+                        actor,
+                        action,
+                        target,
                         outcome: AuditOutcome::Ok,
                         detail,
                     },
@@ -125,4 +186,20 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
         restore_points_removed: removed,
         ..report
     })
+}
+
+impl RetentionReport {
+    /// The API's view: what was forgotten and what prune freed.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kept": self.kept,
+            "forgotten_snapshots": self.forgotten,
+            "restore_points_removed": self.restore_points_removed,
+            "prune": self.prune.as_ref().map(|p| serde_json::json!({
+                "bytes_freed": p.bytes_freed,
+                "packs_deleted": p.packs_deleted,
+                "packs_repacked": p.packs_repacked,
+            })),
+        })
+    }
 }

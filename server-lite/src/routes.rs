@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agent;
 pub mod enrol;
+pub mod jobs;
 pub mod operator;
 pub mod restores;
 
@@ -30,6 +31,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(admin::routes())
         .merge(operator::routes())
+        .merge(jobs::routes())
         .merge(restores::routes())
         .merge(enrol::routes())
         .merge(agent::routes())
@@ -51,6 +53,7 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::NotFound { what: "route" } })
+        .layer(middleware::from_fn(json_method_not_allowed))
         // A body that stops arriving ends the request (408 or S3's RequestTimeout)
         // instead of holding a task and a connection for ever.
         .layer(RequestBodyTimeoutLayer::new(state.config.body_read_timeout))
@@ -85,6 +88,24 @@ async fn refuse_declared_length(request: Request, next: Next, limit: u64) -> Res
         }
         _ => next.run(request).await,
     }
+}
+
+/// The router answers a known path with an unknown method by an empty 405: give it
+/// the JSON error shape every other error has, keeping its `Allow` header.
+async fn json_method_not_allowed(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+        || response.headers().get(header::CONTENT_TYPE).is_some()
+    {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut json = ApiError::MethodNotAllowed { method }.into_response();
+    if let Some(allow) = allow {
+        json.headers_mut().insert(header::ALLOW, allow);
+    }
+    json
 }
 
 async fn openapi() -> impl IntoResponse {

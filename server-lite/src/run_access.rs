@@ -54,18 +54,29 @@ fn id16(hex_id: &str) -> ApiResult<[u8; 16]> {
         .ok_or_else(|| ApiError::internal(format!("{hex_id:?} is not a stored ID")))
 }
 
-/// The destination of agent `agent_id`, its backend and the server's key of its
-/// repository.
+/// Which repository to open: an agent's (its destination's), or a destination's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RepoOf {
+    /// The repository of this agent's destination.
+    Agent(i64),
+    /// The repository of this destination.
+    Destination(i64),
+}
+
+/// The destination, its backend and the server's key of its repository.
 async fn repository_of(
     state: &AppState,
-    agent_id: i64,
+    of: RepoOf,
 ) -> ApiResult<(DestinationRow, Option<backends::BackendRow>, SecretKey)> {
     let st = state.clone();
     state
         .db
         .call(move |cat| {
-            let dest = agents::destination_of_agent(cat.connection(), agent_id)?
-                .ok_or_else(|| ApiError::internal("agent without destination"))?;
+            let dest = match of {
+                RepoOf::Agent(id) => agents::destination_of_agent(cat.connection(), id)?,
+                RepoOf::Destination(id) => agents::destination_by_id(cat.connection(), id)?,
+            }
+            .ok_or_else(|| ApiError::internal(format!("{of:?} has no destination")))?;
             let backend = match dest.backend_id {
                 Some(id) => backends::backend(cat.connection(), id)?,
                 None => None,
@@ -88,7 +99,17 @@ pub(crate) async fn with_repository<T: Send + 'static>(
     agent_id: i64,
     f: impl FnOnce(&Repository, &SecretKey) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
-    let (dest, backend, key) = repository_of(state, agent_id).await?;
+    with_repository_of(state, RepoOf::Agent(agent_id), f).await
+}
+
+/// Opens the repository `of` names with the server's key and runs `f` on it, on a
+/// blocking thread.
+pub(crate) async fn with_repository_of<T: Send + 'static>(
+    state: &AppState,
+    of: RepoOf,
+    f: impl FnOnce(&Repository, &SecretKey) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let (dest, backend, key) = repository_of(state, of).await?;
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let store = st.stores.storage(backend.as_ref(), &st.kek)?;
@@ -107,7 +128,10 @@ pub(crate) async fn with_repository<T: Send + 'static>(
 /// database errors.
 pub async fn prepare(state: &AppState, run: &RunRow) -> ApiResult<Option<Secret>> {
     let (run_id, kind) = (run.id, run.view.kind);
-    let prepared = with_repository(state, run.agent_id, move |repo, server_key| {
+    // The run's destination: a restore may be done by an agent other than the one
+    // that made the restore point.
+    let of = RepoOf::Destination(run.view.destination_id.get());
+    let prepared = with_repository_of(state, of, move |repo, server_key| {
         Ok(match kind {
             RunKind::Backup => {
                 let lock = Lock::take(repo, false, &lock_host(run_id)).map_err(|e| match e {
@@ -239,7 +263,7 @@ pub async fn sweep(state: &AppState) -> ApiResult<Sweep> {
         .db
         .read(move |conn| {
             let mut st = conn.prepare(
-                "SELECT id, agent_id, status IN ('succeeded', 'failed'), lock_id, run_key_file,
+                "SELECT id, destination_id, status IN ('succeeded', 'failed'), lock_id, run_key_file,
                         coalesce(access_renewed_at, 0)
                  FROM runs WHERE lock_id IS NOT NULL OR run_key_file IS NOT NULL",
             )?;
@@ -260,18 +284,19 @@ pub async fn sweep(state: &AppState) -> ApiResult<Sweep> {
                 .map_err(crate::db::DbError::from)?)
         })
         .await?;
-    let mut by_agent: BTreeMap<i64, Vec<Held>> = BTreeMap::new();
-    for (agent, h) in held {
+    let mut by_destination: BTreeMap<i64, Vec<Held>> = BTreeMap::new();
+    for (destination, h) in held {
         if h.finished || at - h.renewed_at >= REFRESH_SECS {
-            by_agent.entry(agent).or_default().push(h);
+            by_destination.entry(destination).or_default().push(h);
         }
     }
     let mut sweep = Sweep {
         agent_keys_removed: remove_revoked_keys(state).await?,
         ..Sweep::default()
     };
-    for (agent, runs) in by_agent {
-        let done = with_repository(state, agent, move |repo, _| {
+    for (destination, runs) in by_destination {
+        let of = RepoOf::Destination(destination);
+        let done = with_repository_of(state, of, move |repo, _| {
             let mut done = Vec::new();
             for h in runs {
                 if h.finished {
@@ -293,7 +318,9 @@ pub async fn sweep(state: &AppState) -> ApiResult<Sweep> {
         let done = match done {
             Ok(done) => done,
             Err(e) => {
-                tracing::warn!("agent {agent}'s repository: {e:?}; left for the next sweep");
+                tracing::warn!(
+                    "destination {destination}'s repository: {e:?}; left for the next sweep"
+                );
                 continue;
             }
         };

@@ -38,6 +38,10 @@ pub struct Shared {
     pub presence: Presence,
     /// Work a response does not wait for (audit rows of refused lookups).
     pub background: Background,
+    /// Agents whose repository's prune was put off (a backup held it): the next
+    /// retention or delete prunes even if it forgets nothing. Kept in memory: after a
+    /// restart the next forget prunes.
+    pub prune_pending: std::sync::Mutex<std::collections::BTreeSet<i64>>,
 }
 
 /// Tasks spawned so a response does not wait for them, counted so that shutdown (and
@@ -99,6 +103,7 @@ impl AppState {
                 limits,
                 presence: Presence::default(),
                 background: Background::default(),
+                prune_pending: std::sync::Mutex::default(),
             }),
         }
     }

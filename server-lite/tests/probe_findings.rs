@@ -361,10 +361,11 @@ async fn finding_07_schedules_have_a_minimum_and_runs_can_be_cancelled() {
 
     // Deleting a job drops its queued runs.
     let run = run_now(&h, &op, &job).await;
-    let (status, _) = h
+    let (status, body) = h
         .call(Method::DELETE, &format!("/v1/jobs/{job}"), Some(&op), None)
         .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["restore_points"], "kept");
     assert!(claim(&h, &agent).await.is_null());
     let (_, body) = h
         .call(Method::GET, &format!("/v1/runs/{run}"), Some(&op), None)

@@ -486,6 +486,37 @@ async fn retention_runs_on_the_server_after_each_backup_and_prune_waits_for_runn
         .unwrap();
     assert_eq!(report.prune, None, "{report:?}");
     assert_eq!(report.kept, 2);
+    // Deleting a restore point meanwhile forgets its snapshot; its prune is put off.
+    let (_, body) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op), None)
+        .await;
+    let victim = body["restore_points"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = h
+        .call(
+            Method::DELETE,
+            &format!("/v1/restore-points/{victim}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["removed"]["forgotten_snapshots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(body["removed"]["prune"].is_null(), "{body}");
+    let (status, _) = h
+        .call(
+            Method::GET,
+            &format!("/v1/restore-points/{victim}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let run = work["run_id"].as_str().unwrap().to_owned();
     complete(
         &h,
@@ -495,10 +526,15 @@ async fn retention_runs_on_the_server_after_each_backup_and_prune_waits_for_runn
     )
     .await;
     h.state.background.idle().await;
+    // The put-off prune happens at the next retention, though it forgets nothing.
     let report = coffer_server::retention::apply(&h.state, tenant, job.parse().unwrap())
         .await
         .unwrap();
-    assert!(report.prune.is_some(), "{report:?}");
+    assert!(report.forgotten.is_empty(), "{report:?}");
+    let prune = report.prune.expect("the put-off prune runs");
+    assert!(prune.bytes_freed > 0, "{prune:?}");
+    let audit = h.audit(None).await;
+    assert!(audit.iter().any(|e| e["action"] == "restore_point.delete"));
 }
 
 #[tokio::test]

@@ -17,8 +17,12 @@ pub struct Agent {
     pub id: AgentId,
     /// Its tenant.
     pub tenant_id: TenantId,
+    /// Its name (given at enrolment, default the host name; operators rename it).
+    pub name: String,
     /// Hostname it enrolled with.
     pub hostname: String,
+    /// Labels operators gave it.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Version it last reported.
     pub version: String,
     /// `online`, `offline` or `revoked`.
@@ -37,7 +41,7 @@ pub struct Agent {
 
 const AGENT_COLUMNS: &str =
     "id, tenant_id, hostname, version, enrolled_at, last_seen_at, revoked_at, upload_limit, \
-     max_concurrent_runs";
+     max_concurrent_runs, coalesce(name, hostname), labels";
 
 fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     let last_seen: Option<i64> = row.get(5)?;
@@ -50,7 +54,9 @@ fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     Ok(Agent {
         id: super::typed_id(0, row.get(0)?)?,
         tenant_id: super::typed_id(1, row.get(1)?)?,
+        name: row.get(9)?,
         hostname: row.get(2)?,
+        labels: serde_json::from_str(&row.get::<_, String>(10)?).unwrap_or_default(),
         version: row.get(3)?,
         status,
         enrolled_at: rfc3339(row.get(4)?),
@@ -117,14 +123,15 @@ pub fn key_file(conn: &Connection, id: i64) -> DbResult<Option<String>> {
 pub fn insert_agent(
     conn: &Connection,
     tenant_id: i64,
+    name: &str,
     hostname: &str,
     version: &str,
 ) -> rusqlite::Result<i64> {
     let at = now();
     conn.execute(
-        "INSERT INTO agents (id, tenant_id, hostname, version, enrolled_at, last_seen_at)
-         VALUES (?5, ?1, ?2, ?3, ?4, ?4)",
-        params![tenant_id, hostname, version, at, super::new_id()],
+        "INSERT INTO agents (id, tenant_id, hostname, version, enrolled_at, last_seen_at, name)
+         VALUES (?5, ?1, ?2, ?3, ?4, ?4, ?6)",
+        params![tenant_id, hostname, version, at, super::new_id(), name],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -136,7 +143,10 @@ pub fn insert_agent(
 pub fn agent(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<Option<Agent>> {
     Ok(conn
         .query_row(
-            &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1 AND tenant_id = ?2"),
+            &format!(
+                "SELECT {AGENT_COLUMNS} FROM agents
+                 WHERE id = ?1 AND tenant_id = ?2 AND deleted_at IS NULL"
+            ),
             [id, tenant_id],
             agent_from_row,
         )
@@ -149,10 +159,49 @@ pub fn agent(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<Option<Agen
 /// SQLite's.
 pub fn agents(conn: &Connection, tenant_id: i64) -> DbResult<Vec<Agent>> {
     let mut st = conn.prepare(&format!(
-        "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = ?1 ORDER BY id"
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = ?1 AND deleted_at IS NULL ORDER BY id"
     ))?;
     let rows = st.query_map([tenant_id], agent_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Renames agent `id` and sets its labels.
+///
+/// # Errors
+/// SQLite's.
+pub fn set_name_and_labels(
+    conn: &Connection,
+    id: i64,
+    name: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> DbResult<()> {
+    conn.execute(
+        "UPDATE agents SET name = ?2, labels = ?3 WHERE id = ?1",
+        params![
+            id,
+            name,
+            serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
+        ],
+    )?;
+    Ok(())
+}
+
+/// Deletes revoked agent `id` of `tenant` from the lists: its log lines and tokens
+/// go; the row stays for its runs and restore points, which stay restorable. False if
+/// there is no such revoked agent.
+///
+/// # Errors
+/// SQLite's.
+pub fn delete_revoked(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<bool> {
+    let changed = conn.execute(
+        "UPDATE agents SET deleted_at = ?3
+         WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NOT NULL AND deleted_at IS NULL",
+        params![id, tenant_id, now()],
+    )?;
+    if changed == 1 {
+        conn.execute("DELETE FROM agent_logs WHERE agent_id = ?1", [id])?;
+    }
+    Ok(changed == 1)
 }
 
 /// Revokes agent `id` of `tenant` and its API key, and fails its queued work. Returns
@@ -340,6 +389,20 @@ pub fn destination_of_agent(conn: &Connection, agent_id: i64) -> DbResult<Option
         .optional()?)
 }
 
+/// Destination `id`, whatever its tenant (for the server's own work on it).
+///
+/// # Errors
+/// SQLite's.
+pub fn destination_by_id(conn: &Connection, id: i64) -> DbResult<Option<DestinationRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {DEST_COLUMNS} FROM destinations WHERE id = ?1"),
+            [id],
+            dest_from_row,
+        )
+        .optional()?)
+}
+
 /// Destination `id` of `tenant`.
 ///
 /// # Errors
@@ -416,15 +479,14 @@ pub const LOG_LINES_KEPT: i64 = 5_000;
 /// How long log lines are kept.
 pub const LOG_RETENTION_SECS: i64 = 30 * 24 * 3600;
 
-/// The last `limit` log lines of an agent, oldest first.
+/// The last `limit` log lines of an agent, newest first.
 ///
 /// # Errors
 /// SQLite's.
 pub fn logs(conn: &Connection, agent_id: i64, limit: u32) -> DbResult<Vec<LogLine>> {
     let mut st = conn.prepare(
-        "SELECT level, message, time, received_at FROM
-           (SELECT * FROM agent_logs WHERE agent_id = ?1 ORDER BY id DESC LIMIT ?2)
-         ORDER BY id",
+        "SELECT level, message, time, received_at FROM agent_logs WHERE agent_id = ?1
+         ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = st.query_map(params![agent_id, limit], |row| {
         Ok(LogLine {

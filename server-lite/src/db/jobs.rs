@@ -37,8 +37,12 @@ pub struct Job {
     pub name: String,
     /// Absolute paths to back up.
     pub sources: Vec<String>,
-    /// Cron expression (UTC), or `null` for run-now only.
+    /// Exclude patterns (restic's rules, as `coffer backup --exclude`).
+    pub excludes: Vec<String>,
+    /// Cron expression, read in `time_zone`, or `null` for run-now only.
     pub schedule: Option<String>,
+    /// The IANA time zone of the schedule.
+    pub time_zone: String,
     /// What to keep.
     pub retention: Retention,
     /// zstd level.
@@ -47,6 +51,8 @@ pub struct Job {
     pub upload_limit: Option<u64>,
     /// When the scheduler next makes a run.
     pub next_run_at: Option<String>,
+    /// The next five times the schedule is due (from `next_run_at`).
+    pub next_runs: Vec<String>,
     /// When it was created.
     pub created_at: String,
 }
@@ -64,8 +70,12 @@ pub struct JobRow {
     pub name: String,
     /// Sources, as JSON text.
     pub sources_json: String,
+    /// Exclude patterns, as JSON text.
+    pub excludes_json: String,
     /// Cron expression.
     pub schedule: Option<String>,
+    /// IANA time zone of the schedule.
+    pub time_zone: String,
     /// Retention.
     pub retention: Retention,
     /// zstd level.
@@ -79,6 +89,25 @@ pub struct JobRow {
 }
 
 impl JobRow {
+    /// The next five due times, starting at `next_run_at`.
+    pub fn next_runs(&self) -> Vec<i64> {
+        let (Some(expr), Some(next)) = (&self.schedule, self.next_run_at) else {
+            return Vec::new();
+        };
+        let zone = crate::scheduler::parse_zone(&self.time_zone).unwrap_or(chrono_tz::Tz::UTC);
+        let mut times = vec![next];
+        times.extend(
+            crate::scheduler::next_times(
+                expr,
+                zone,
+                next + crate::scheduler::MIN_INTERVAL_SECS - 1,
+                4,
+            )
+            .unwrap_or_default(),
+        );
+        times
+    }
+
     /// The API's view.
     pub fn view(&self) -> Job {
         Job {
@@ -87,18 +116,22 @@ impl JobRow {
             agent_id: self.agent_id.to_string(),
             name: self.name.clone(),
             sources: serde_json::from_str(&self.sources_json).unwrap_or_default(),
+            excludes: serde_json::from_str(&self.excludes_json).unwrap_or_default(),
             schedule: self.schedule.clone(),
+            time_zone: self.time_zone.clone(),
             retention: self.retention,
             level: self.level,
             upload_limit: self.upload_limit,
             next_run_at: self.next_run_at.map(rfc3339),
+            next_runs: self.next_runs().into_iter().map(rfc3339).collect(),
             created_at: rfc3339(self.created_at),
         }
     }
 }
 
 const COLUMNS: &str = "id, tenant_id, agent_id, name, sources, schedule, keep_last, keep_daily, \
-                       keep_weekly, keep_monthly, level, next_run_at, created_at, upload_limit";
+                       keep_weekly, keep_monthly, level, next_run_at, created_at, upload_limit, \
+                       excludes, time_zone";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -118,72 +151,135 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
         next_run_at: row.get(11)?,
         created_at: row.get(12)?,
         upload_limit: row.get(13)?,
+        excludes_json: row.get(14)?,
+        time_zone: row.get(15)?,
     })
 }
 
-/// Sets job `id`'s upload limit (bytes a second; `None`: none of its own).
-///
-/// # Errors
-/// SQLite's.
-pub fn set_upload_limit(conn: &Connection, id: i64, limit: Option<u64>) -> DbResult<()> {
-    conn.execute(
-        "UPDATE jobs SET upload_limit = ?2 WHERE id = ?1",
-        params![id, limit],
-    )?;
-    Ok(())
+/// What a job does, validated: what creating one sets and editing one changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// Name, unique per agent.
+    pub name: String,
+    /// Absolute paths.
+    pub sources: Vec<String>,
+    /// Exclude patterns.
+    pub excludes: Vec<String>,
+    /// Cron expression.
+    pub schedule: Option<String>,
+    /// IANA time zone.
+    pub time_zone: String,
+    /// What to keep.
+    pub retention: Retention,
+    /// zstd level.
+    pub level: u8,
+    /// Bytes a second.
+    pub upload_limit: Option<u64>,
+}
+
+impl JobRow {
+    /// What the job does now.
+    pub fn spec(&self) -> JobSpec {
+        JobSpec {
+            name: self.name.clone(),
+            sources: serde_json::from_str(&self.sources_json).unwrap_or_default(),
+            excludes: serde_json::from_str(&self.excludes_json).unwrap_or_default(),
+            schedule: self.schedule.clone(),
+            time_zone: self.time_zone.clone(),
+            retention: self.retention,
+            level: self.level,
+            upload_limit: self.upload_limit,
+        }
+    }
 }
 
 /// Stores a job (the caller has validated everything).
 ///
 /// # Errors
 /// SQLite's; a constraint error if the agent has a job of this name.
-#[allow(clippy::too_many_arguments)]
 pub fn insert_job(
     conn: &Connection,
     tenant_id: i64,
     agent_id: i64,
-    name: &str,
-    sources: &[String],
-    schedule: Option<&str>,
-    retention: Retention,
-    level: u8,
+    spec: &JobSpec,
     next_run_at: Option<i64>,
 ) -> rusqlite::Result<JobRow> {
     let at = now();
-    let sources_json = serde_json::to_string(sources).unwrap_or_else(|_| "[]".to_owned());
+    let sources_json = serde_json::to_string(&spec.sources).unwrap_or_else(|_| "[]".to_owned());
+    let excludes_json = serde_json::to_string(&spec.excludes).unwrap_or_else(|_| "[]".to_owned());
     conn.execute(
         "INSERT INTO jobs (id, tenant_id, agent_id, name, sources, schedule, keep_last, keep_daily,
-                           keep_weekly, keep_monthly, level, next_run_at, created_at)
-         VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                           keep_weekly, keep_monthly, level, next_run_at, created_at, upload_limit,
+                           excludes, time_zone)
+         VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15, ?16)",
         params![
             tenant_id,
             agent_id,
-            name,
+            spec.name,
             sources_json,
-            schedule,
-            retention.keep_last,
-            retention.keep_daily,
-            retention.keep_weekly,
-            retention.keep_monthly,
-            level,
+            spec.schedule,
+            spec.retention.keep_last,
+            spec.retention.keep_daily,
+            spec.retention.keep_weekly,
+            spec.retention.keep_monthly,
+            spec.level,
             next_run_at,
             at,
-            super::new_id()
+            super::new_id(),
+            spec.upload_limit,
+            excludes_json,
+            spec.time_zone
         ],
     )?;
     Ok(JobRow {
         id: conn.last_insert_rowid(),
         tenant_id,
         agent_id,
-        name: name.to_owned(),
+        name: spec.name.clone(),
         sources_json,
-        schedule: schedule.map(str::to_owned),
-        retention,
-        level,
+        excludes_json,
+        schedule: spec.schedule.clone(),
+        time_zone: spec.time_zone.clone(),
+        retention: spec.retention,
+        level: spec.level,
         next_run_at,
         created_at: at,
-        upload_limit: None,
+        upload_limit: spec.upload_limit,
     })
+}
+
+/// Replaces what job `id` does (its ID, agent, repository and history stay).
+///
+/// # Errors
+/// SQLite's; a constraint error if the agent has another job of the new name.
+pub fn update_job(
+    conn: &Connection,
+    id: i64,
+    spec: &JobSpec,
+    next_run_at: Option<i64>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE jobs SET name = ?2, sources = ?3, excludes = ?4, schedule = ?5, time_zone = ?6,
+                         keep_last = ?7, keep_daily = ?8, keep_weekly = ?9, keep_monthly = ?10,
+                         level = ?11, upload_limit = ?12, next_run_at = ?13
+         WHERE id = ?1",
+        params![
+            id,
+            spec.name,
+            serde_json::to_string(&spec.sources).unwrap_or_else(|_| "[]".to_owned()),
+            serde_json::to_string(&spec.excludes).unwrap_or_else(|_| "[]".to_owned()),
+            spec.schedule,
+            spec.time_zone,
+            spec.retention.keep_last,
+            spec.retention.keep_daily,
+            spec.retention.keep_weekly,
+            spec.retention.keep_monthly,
+            spec.level,
+            spec.upload_limit,
+            next_run_at
+        ],
+    )?;
+    Ok(())
 }
 
 /// Job `id` of `tenant`.

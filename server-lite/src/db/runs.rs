@@ -66,6 +66,9 @@ pub struct Run {
     pub error: Option<String>,
     /// The latest progress report's totals, rate and current path, while running.
     pub progress: Option<RunProgress>,
+    /// Scheduled due times this backup stands for beyond its own: times that passed
+    /// while the agent was offline (or the server stopped) coalesce into one run.
+    pub missed_schedules: u32,
 }
 
 /// What a running run's agent last reported beyond its counts.
@@ -88,7 +91,7 @@ pub struct RunProgress {
 const RUN_COLUMNS: &str = "id, tenant_id, agent_id, repository_id, destination_id, job_id, kind, \
     status, restore_point_id, name, prefix, target, requested_by, created_at, claimed_at, \
     lease_expires_at, finished_at, bytes, files, error, paths, sources, level, completion, \
-    bytes_total, files_total, rate, current_path, progress_at";
+    bytes_total, files_total, rate, current_path, progress_at, missed_schedules, excludes";
 
 /// A run's stored form.
 #[derive(Debug, Clone)]
@@ -109,6 +112,8 @@ pub struct RunRow {
     pub paths: Option<String>,
     /// Backup sources (JSON).
     pub sources: Option<String>,
+    /// Backup exclude patterns (JSON).
+    pub excludes: Option<String>,
     /// zstd level.
     pub level: Option<u8>,
     /// The completion the agent sent, canonical JSON.
@@ -150,6 +155,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
             files: row.get(18)?,
             error: row.get(19)?,
             progress: progress_from_row(row)?,
+            missed_schedules: row.get(29)?,
         },
         id,
         tenant_id,
@@ -158,6 +164,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         job_id,
         paths: row.get(20)?,
         sources: row.get(21)?,
+        excludes: row.get(30)?,
         level: row.get(22)?,
         completion: row.get(23)?,
         lease_expires_at: lease,
@@ -199,8 +206,9 @@ pub fn enqueue_backup(
         .unwrap_or_default();
     conn.execute(
         "INSERT INTO runs (id, tenant_id, agent_id, repository_id, destination_id, job_id, kind,
-                           status, name, prefix, sources, level, requested_by, created_at)
-         VALUES (?12, ?1, ?2, ?3, ?4, ?5, 'backup', 'queued', ?6, ?7, ?8, ?9, ?10, ?11)",
+                           status, name, prefix, sources, level, requested_by, created_at,
+                           excludes)
+         VALUES (?12, ?1, ?2, ?3, ?4, ?5, 'backup', 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?13)",
         params![
             dest.tenant_id,
             dest.agent_id,
@@ -213,7 +221,8 @@ pub fn enqueue_backup(
             job.level,
             requested_by,
             at,
-            super::new_id()
+            super::new_id(),
+            job.excludes_json
         ],
     )?;
     // Names must be unique per run: two runs of one job in one second differ by ID.
@@ -225,14 +234,17 @@ pub fn enqueue_backup(
     Ok(id)
 }
 
-/// Queues a restore or verify of `rp` by the agent whose destination is `dest`.
+/// Queues a restore or verify of `rp`, held in `dest`, by agent `agent_id` (the one that
+/// made it, or another of the tenant).
 ///
 /// # Errors
 /// SQLite's.
+#[allow(clippy::too_many_arguments)]
 pub fn enqueue_restore(
     conn: &Connection,
     kind: RunKind,
     rp: &RestorePointRow,
+    agent_id: i64,
     dest: &DestinationRow,
     target: Option<&str>,
     paths: &[String],
@@ -246,7 +258,7 @@ pub fn enqueue_restore(
          VALUES (?13, ?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             rp.tenant_id,
-            dest.agent_id,
+            agent_id,
             rp.repository_id,
             dest.id,
             kind.as_str(),
@@ -291,21 +303,51 @@ pub fn agent_run(conn: &Connection, agent_id: i64, id: i64) -> DbResult<Option<R
         .optional()?)
 }
 
-/// The newest `limit` runs of `tenant`, optionally of one agent.
+/// Which runs or restore points a list shows: each field set narrows it. Lists are
+/// newest first; `before` (an ID from the previous page) pages on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter {
+    /// Made by this agent.
+    pub agent_id: Option<i64>,
+    /// Of this job.
+    pub job_id: Option<i64>,
+    /// In this state (runs only).
+    pub status: Option<RunStatus>,
+    /// Made at or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Made before this time.
+    pub until: Option<i64>,
+    /// With IDs below this one (the next page).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// `tenant`'s runs that `filter` lets through, newest first.
 ///
 /// # Errors
 /// SQLite's.
-pub fn runs(
-    conn: &Connection,
-    tenant_id: i64,
-    agent_id: Option<i64>,
-    limit: u32,
-) -> DbResult<Vec<Run>> {
+pub fn runs(conn: &Connection, tenant_id: i64, filter: &ListFilter) -> DbResult<Vec<Run>> {
     let mut st = conn.prepare(&format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = ?1 AND (?2 IS NULL OR agent_id = ?2)
-         ORDER BY id DESC LIMIT ?3"
+        "SELECT {RUN_COLUMNS} FROM runs
+         WHERE tenant_id = ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR job_id = ?3)
+           AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR created_at >= ?5)
+           AND (?6 IS NULL OR created_at < ?6) AND (?7 IS NULL OR id < ?7)
+         ORDER BY id DESC LIMIT ?8"
     ))?;
-    let rows = st.query_map(params![tenant_id, agent_id, limit], run_from_row)?;
+    let rows = st.query_map(
+        params![
+            tenant_id,
+            filter.agent_id,
+            filter.job_id,
+            filter.status.map(RunStatus::as_str),
+            filter.since,
+            filter.until,
+            filter.before,
+            filter.limit
+        ],
+        run_from_row,
+    )?;
     Ok(rows.map(|r| r.map(|r| r.view)).collect::<Result<_, _>>()?)
 }
 
@@ -425,6 +467,7 @@ pub fn work_of(conn: &Connection, row: &RunRow, lease: i64, key: Option<Secret>)
             WorkItem::Backup(BackupWork {
                 job_id: job,
                 sources: json_list(&row.sources, "sources")?,
+                excludes: json_list(&row.excludes, "excludes")?,
                 prefix,
                 name,
                 tags: vec![job_tag(job)],
@@ -442,6 +485,7 @@ pub fn work_of(conn: &Connection, row: &RunRow, lease: i64, key: Option<Secret>)
             key: key.ok_or_else(|| missing("key"))?,
             target: row.view.target.clone().unwrap_or_default(),
             paths: json_list(&row.paths, "paths")?,
+            destination: foreign_destination(conn, row)?,
         }),
         RunKind::Verify => WorkItem::Verify(VerifyWork {
             restore_point_id: row
@@ -452,6 +496,7 @@ pub fn work_of(conn: &Connection, row: &RunRow, lease: i64, key: Option<Secret>)
             name,
             snapshot: snapshot()?,
             key: key.ok_or_else(|| missing("key"))?,
+            destination: foreign_destination(conn, row)?,
         }),
     };
     Ok(Work {
@@ -459,6 +504,26 @@ pub fn work_of(conn: &Connection, row: &RunRow, lease: i64, key: Option<Secret>)
         lease_expires_at: rfc3339(lease),
         item,
     })
+}
+
+/// The run's destination if it is not its agent's own (a restore of another agent's
+/// restore point).
+fn foreign_destination(
+    conn: &Connection,
+    row: &RunRow,
+) -> DbResult<Option<coffer_protocol::enrol::Destination>> {
+    let own = super::agents::destination_of_agent(conn, row.agent_id)?.map(|d| d.id);
+    let run_dest = row.view.destination_id.get();
+    if own == Some(run_dest) {
+        return Ok(None);
+    }
+    let dest = super::agents::destination_by_id(conn, run_dest)?
+        .ok_or_else(|| DbError::corrupt(format!("run {}'s destination is gone", row.id)))?;
+    Ok(Some(coffer_protocol::enrol::Destination {
+        id: row.view.destination_id,
+        bucket: dest.bucket,
+        prefix: dest.prefix,
+    }))
 }
 
 /// The tag a job's snapshots carry (retention groups by it).
@@ -547,6 +612,7 @@ pub fn complete(
         ],
     )?;
     if let (Some(rp), Some(created_at)) = (&completion.restore_point, rp_created_at) {
+        let rp_id = super::new_id();
         let inserted = conn.execute(
             "INSERT INTO restore_points (id, tenant_id, repository_id, agent_id, run_id, job_id, name,
                                          prefix, key_id, stored_bytes, content_bytes, files,
@@ -566,12 +632,18 @@ pub fn complete(
                 rp.files,
                 created_at,
                 at,
-                super::new_id(),
+                rp_id,
                 rp.snapshot
             ],
         );
         match inserted {
-            Ok(_) => {}
+            // The backup run points at what it made (restore points name their run).
+            Ok(_) => {
+                conn.execute(
+                    "UPDATE runs SET restore_point_id = ?2 WHERE id = ?1",
+                    params![run.id, rp_id],
+                )?;
+            }
             // The only constraint a validated restore point can break: its name is
             // already taken in this repository and prefix.
             Err(e) if super::is_constraint(&e) => {
@@ -618,20 +690,33 @@ pub fn cancel_queued_of_job(conn: &Connection, job_id: i64, reason: &str) -> DbR
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Whether `job_id` has a run waiting to be claimed (the scheduler does not stack
-/// another on it).
+/// The backup run of `job_id` waiting to be claimed, if any (the scheduler does not
+/// stack another on it).
 ///
 /// # Errors
 /// SQLite's.
-pub fn job_has_queued(conn: &Connection, job_id: i64) -> DbResult<bool> {
+pub fn queued_backup_of_job(conn: &Connection, job_id: i64) -> DbResult<Option<i64>> {
     Ok(conn
         .query_row(
-            "SELECT 1 FROM runs WHERE job_id = ?1 AND status = 'queued' LIMIT 1",
+            "SELECT id FROM runs WHERE job_id = ?1 AND status = 'queued' ORDER BY id LIMIT 1",
             [job_id],
-            |_| Ok(()),
+            |r| r.get(0),
         )
-        .optional()?
-        .is_some())
+        .optional()?)
+}
+
+/// Records that run `id` also stands for `count` more due times of its job.
+///
+/// # Errors
+/// SQLite's.
+pub fn add_missed_schedules(conn: &Connection, id: i64, count: u32) -> DbResult<()> {
+    if count > 0 {
+        conn.execute(
+            "UPDATE runs SET missed_schedules = missed_schedules + ?2 WHERE id = ?1",
+            params![id, count],
+        )?;
+    }
+    Ok(())
 }
 
 /// Fails every running run whose lease lapsed before `at`; returns their IDs.
@@ -777,18 +862,47 @@ pub fn restore_point(
         .optional()?)
 }
 
-/// The newest `limit` restore points of `tenant`.
+/// `tenant`'s restore points that `filter` lets through (its `status` aside), newest
+/// first.
 ///
 /// # Errors
 /// SQLite's.
 pub fn restore_points(
     conn: &Connection,
     tenant_id: i64,
-    limit: u32,
+    filter: &ListFilter,
 ) -> DbResult<Vec<RestorePoint>> {
     let mut st = conn.prepare(&format!(
-        "SELECT {RP_COLUMNS} FROM restore_points WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2"
+        "SELECT {RP_COLUMNS} FROM restore_points
+         WHERE tenant_id = ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR job_id = ?3)
+           AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5)
+           AND (?6 IS NULL OR id < ?6)
+         ORDER BY id DESC LIMIT ?7"
     ))?;
-    let rows = st.query_map(params![tenant_id, limit], rp_from_row)?;
+    let rows = st.query_map(
+        params![
+            tenant_id,
+            filter.agent_id,
+            filter.job_id,
+            filter.since,
+            filter.until,
+            filter.before,
+            filter.limit
+        ],
+        rp_from_row,
+    )?;
     Ok(rows.map(|r| r.map(|r| r.view)).collect::<Result<_, _>>()?)
+}
+
+/// The snapshots (hex IDs) of `tenant`'s restore points of `job_id`.
+///
+/// # Errors
+/// SQLite's.
+pub fn job_snapshots(conn: &Connection, tenant_id: i64, job_id: i64) -> DbResult<Vec<String>> {
+    let mut st = conn.prepare(
+        "SELECT snapshot_id FROM restore_points
+         WHERE tenant_id = ?1 AND job_id = ?2 AND snapshot_id IS NOT NULL ORDER BY id",
+    )?;
+    let rows = st.query_map([tenant_id, job_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -19,7 +19,29 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
         description: "deduplicated repositories: agents' write-only key files, runs' locks and key files, snapshots",
         sql: V3,
     },
+    Migration {
+        description: "day-to-day operation: job excludes and time zones, missed schedules, agent names and labels",
+        sql: V4,
+    },
 ];
+
+// A job's exclude patterns (JSON list, copied into each run as its sources are) and the
+// IANA time zone its schedule is read in; how many due times a backup run stands for
+// (more than one when the agent was offline or the server stopped); an agent's name
+// (default its host name) and labels (JSON object); when a revoked agent was deleted
+// (the row stays: its runs and restore points name it, and stay restorable).
+const V4: &str = "
+ALTER TABLE jobs ADD COLUMN excludes TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE jobs ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
+ALTER TABLE runs ADD COLUMN excludes TEXT;
+ALTER TABLE runs ADD COLUMN missed_schedules INTEGER NOT NULL DEFAULT 0
+    CHECK (missed_schedules >= 0);
+ALTER TABLE agents ADD COLUMN name TEXT;
+ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE agents ADD COLUMN deleted_at INTEGER;
+CREATE INDEX runs_by_job ON runs (job_id, id);
+CREATE INDEX restore_points_by_job ON restore_points (job_id, id);
+";
 
 // Deduplicated repositories (`repos`): each agent's write-only key file; what the
 // server keeps in storage for a run while it lasts (a backup's shared lock, a restore's

@@ -115,6 +115,30 @@ async fn heartbeat(
     }))
 }
 
+/// What happened to a run, for its audit action.
+#[derive(Debug, Clone, Copy)]
+enum RunEvent {
+    Start,
+    Success,
+    Failure,
+}
+
+/// The audit action of a run event: `backup.start`, `restore.success`,
+/// `verify.failure` and so on.
+fn run_action(kind: RunKind, event: RunEvent) -> &'static str {
+    match (kind, event) {
+        (RunKind::Backup, RunEvent::Start) => "backup.start",
+        (RunKind::Backup, RunEvent::Success) => "backup.success",
+        (RunKind::Backup, RunEvent::Failure) => "backup.failure",
+        (RunKind::Restore, RunEvent::Start) => "restore.start",
+        (RunKind::Restore, RunEvent::Success) => "restore.success",
+        (RunKind::Restore, RunEvent::Failure) => "restore.failure",
+        (RunKind::Verify, RunEvent::Start) => "verify.start",
+        (RunKind::Verify, RunEvent::Success) => "verify.success",
+        (RunKind::Verify, RunEvent::Failure) => "verify.failure",
+    }
+}
+
 async fn poll(
     State(state): State<AppState>,
     agent: Agent,
@@ -160,7 +184,22 @@ async fn poll(
                         .read(move |conn| Ok(runs::work_of(conn, &run, lease_end, key)?))
                         .await;
                     match work {
-                        Ok(work) => return Ok(Json(PollAnswer { work: Some(work) })),
+                        Ok(work) => {
+                            let kind = work.item.kind();
+                            crate::auth::audit(
+                                &state,
+                                AuditEntry {
+                                    tenant_id: Some(tenant),
+                                    actor: agent.actor.clone(),
+                                    action: run_action(kind, RunEvent::Start),
+                                    target: format!("run:{run_id}"),
+                                    outcome: AuditOutcome::Ok,
+                                    detail: format!("{kind} claimed"),
+                                },
+                            )
+                            .await;
+                            return Ok(Json(PollAnswer { work: Some(work) }));
+                        }
                         // Its restore point was forgotten since it was queued.
                         Err(e) => {
                             tracing::warn!("run {run_id}: {e:?}");
@@ -330,20 +369,31 @@ async fn complete(
                 .ok_or_else(|| ApiError::internal("run of a missing repository"))?;
             let key_id = hex::encode(repo.key_id.as_bytes());
             Ok(dbm::immediate(cat.connection_mut(), |tx| {
+                let finished_before = run.view.status.is_finished();
                 runs::complete(tx, &run, &req, rp_created_at, &key_id)?;
-                if run.view.kind != RunKind::Backup {
+                // Once, not again for a repeated completion.
+                if !finished_before {
+                    let (event, outcome) = match req.status {
+                        Outcome::Succeeded => (RunEvent::Success, AuditOutcome::Ok),
+                        Outcome::Failed => (RunEvent::Failure, AuditOutcome::Failed),
+                    };
                     audit::record(
                         tx,
                         &AuditEntry {
                             tenant_id: Some(run.tenant_id),
                             actor: actor.clone(),
-                            action: "restore.complete",
+                            action: run_action(run.view.kind, event),
                             target: format!("run:{}", run.id),
-                            outcome: match req.status {
-                                Outcome::Succeeded => AuditOutcome::Ok,
-                                Outcome::Failed => AuditOutcome::Failed,
-                            },
-                            detail: run.view.kind.as_str().to_owned(),
+                            outcome,
+                            detail: format!(
+                                "{} files, {} bytes{}",
+                                req.files,
+                                req.bytes,
+                                req.error
+                                    .as_deref()
+                                    .map(|e| format!(": {e}"))
+                                    .unwrap_or_default()
+                            ),
                         },
                     )?;
                 }
@@ -425,9 +475,56 @@ async fn logs(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The destination a presign is for: the agent's own, or with `?run_id=` that of a
+/// restore or verify it is running of another agent's restore point (reads only).
+async fn presign_destination(
+    state: &AppState,
+    agent: &Agent,
+    params: &Params,
+    op: &PresignOp<'_>,
+) -> ApiResult<DestinationRow> {
+    let Some(run_id) = params.id("run_id", "run")? else {
+        return my_destination(state, agent).await;
+    };
+    if !matches!(
+        op,
+        PresignOp::Get | PresignOp::Head | PresignOp::List { .. }
+    ) {
+        return Err(ApiError::Forbidden(
+            "a run's own URLs only read: ask without run_id to write",
+        ));
+    }
+    let agent_id = agent.agent_id;
+    let dest = state
+        .db
+        .call(move |cat| {
+            let Some(run) = runs::agent_run(cat.connection(), agent_id, run_id)? else {
+                return Ok(None);
+            };
+            if run.view.status != runs::RunStatus::Running
+                || !matches!(run.view.kind, RunKind::Restore | RunKind::Verify)
+            {
+                return Err(ApiError::Conflict {
+                    code: "run_not_running",
+                    message: format!(
+                        "run {run_id} is a {} that is {}: only a running restore or verify reads through it",
+                        run.view.kind, run.view.status
+                    ),
+                });
+            }
+            Ok(agents::destination_by_id(
+                cat.connection(),
+                run.view.destination_id.get(),
+            )?)
+        })
+        .await?;
+    dest.ok_or(ApiError::NotFound { what: "run" })
+}
+
 async fn presign(
     State(state): State<AppState>,
     agent: Agent,
+    params: Params,
     ApiJson(req): ApiJson<PresignRequest>,
 ) -> ApiResult<Json<PresignAnswer>> {
     // The key is relative to the destination: validate it alone (no `..`, no leading
@@ -437,9 +534,9 @@ async fn presign(
         message: format!("key: {e}"),
     };
     ObjectKey::new(req.key()).map_err(invalid_key)?;
-    let dest = my_destination(&state, &agent).await?;
-    let full = ObjectKey::new(format!("{}/{}", dest.prefix, req.key())).map_err(invalid_key)?;
     let op = req.op();
+    let dest = presign_destination(&state, &agent, &params, &op).await?;
+    let full = ObjectKey::new(format!("{}/{}", dest.prefix, req.key())).map_err(invalid_key)?;
     // Agents add backups; they never replace or remove one. A stolen agent key (or a
     // compromised agent machine) must not be able to destroy the backups it made:
     // deletion is the server's retention and the operators', and it is audited.

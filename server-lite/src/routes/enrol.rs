@@ -75,6 +75,9 @@ async fn enroll(
 ) -> ApiResult<Response> {
     let token = req.token.into_inner();
     crate::extract::check_name("hostname", &req.hostname, 255, true)?;
+    if let Some(name) = &req.name {
+        crate::extract::check_name("name", name, 100, true)?;
+    }
     check_text("version", &req.version, 64, false)?;
     let row = if TokenKind::of(&token) == Some(TokenKind::Enrolment) {
         let hash = TokenHash::of(&token);
@@ -183,6 +186,7 @@ async fn enroll(
     let tested_at = now();
 
     let hostname = req.hostname.clone();
+    let name = req.name.clone().unwrap_or_else(|| hostname.clone());
     let version = req.version.clone();
     let st = state.clone();
     let location = match &backend {
@@ -231,7 +235,7 @@ async fn enroll(
                 if !tokens::use_token(tx, token_id)? {
                     return Err(used());
                 }
-                let agent_id = agents::insert_agent(tx, tenant_id, &hostname, &version)?;
+                let agent_id = agents::insert_agent(tx, tenant_id, &name, &hostname, &version)?;
                 agents::set_key_file(tx, agent_id, &key_file)?;
                 let dest_id = agents::insert_destination(
                     tx, tenant_id, agent_id, backend_id, &bucket, &prefix, repo_id.0, tested_at,
@@ -254,7 +258,9 @@ async fn enroll(
                         action: "agent.enrol",
                         target: format!("agent:{agent_id}"),
                         outcome: AuditOutcome::Ok,
-                        detail: format!("hostname {hostname:?}, destination {bucket}/{prefix}"),
+                        detail: format!(
+                            "name {name:?}, hostname {hostname:?}, destination {bucket}/{prefix}"
+                        ),
                     },
                 )?;
                 Ok((agent_id, dest_id, api_key.secret))

@@ -16,13 +16,12 @@ use serde_json::{json, Value};
 
 use crate::auth::Operator;
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
-use crate::db::jobs::{self, Retention};
+use crate::db::jobs;
 use crate::db::runs;
 use crate::db::{self as dbm, agents, now, rfc3339, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, Params};
 use crate::routes::not_found;
-use crate::scheduler;
 use crate::state::AppState;
 use crate::token::{NewToken, TokenKind};
 
@@ -43,16 +42,16 @@ pub fn routes() -> Router<AppState> {
             post(revoke_enrolment_token),
         )
         .route("/v1/agents", get(list_agents))
-        .route("/v1/agents/{id}", get(get_agent))
+        .route(
+            "/v1/agents/{id}",
+            get(get_agent).patch(edit_agent).delete(delete_agent),
+        )
         .route("/v1/agents/{id}/revoke", post(revoke_agent))
         .route("/v1/agents/{id}/upload-limit", post(set_agent_upload_limit))
         .route("/v1/agents/{id}/concurrency", post(set_agent_concurrency))
         .route("/v1/agents/{id}/logs", get(agent_logs))
         .route("/v1/destinations", get(list_destinations))
         .route("/v1/destinations/{id}", get(get_destination))
-        .route("/v1/jobs", post(create_job).get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job).delete(delete_job))
-        .route("/v1/jobs/{id}/run", post(run_job))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/retry", post(retry_run))
@@ -235,7 +234,11 @@ async fn list_agents(State(state): State<AppState>, op: Operator) -> ApiResult<J
     Ok(Json(json!({ "agents": list })))
 }
 
-async fn find_agent(state: &AppState, op: &Operator, id: &str) -> ApiResult<agents::Agent> {
+pub(super) async fn find_agent(
+    state: &AppState,
+    op: &Operator,
+    id: &str,
+) -> ApiResult<agents::Agent> {
     let id = parse_id(id, "agent")?;
     let tenant = op.tenant_id;
     match state
@@ -329,6 +332,95 @@ async fn set_agent_concurrency(
     state.dispatch.wake(agent_id);
     let agent = find_agent(&state, &op, &id).await?;
     Ok(Json(json!({ "agent": agent })))
+}
+
+/// The most labels an agent carries.
+const MAX_LABELS: usize = 32;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentPatch {
+    #[serde(default)]
+    name: Option<String>,
+    /// Replaces all its labels.
+    #[serde(default)]
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Renames an agent and sets its labels.
+async fn edit_agent(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<AgentPatch>,
+) -> ApiResult<Json<Value>> {
+    let agent = find_agent(&state, &op, &id).await?;
+    let name = patch.name.unwrap_or(agent.name);
+    crate::extract::check_name("name", &name, 100, true)?;
+    let labels = patch.labels.unwrap_or(agent.labels);
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::field(
+            "labels",
+            format!("at most {MAX_LABELS} labels"),
+        ));
+    }
+    for (k, v) in &labels {
+        crate::extract::check_name("labels (a key)", k, 64, true)?;
+        crate::extract::check_name(&format!("labels.{k}"), v, 200, false)?;
+    }
+    let agent_id = agent.id.get();
+    let e = entry(
+        &op,
+        "agent.update",
+        format!("agent:{agent_id}"),
+        format!("name {name:?}, labels {labels:?}"),
+    );
+    state
+        .db
+        .call(move |cat| {
+            Ok(dbm::immediate(cat.connection_mut(), |tx| {
+                agents::set_name_and_labels(tx, agent_id, &name, &labels)?;
+                audit::record(tx, &e)
+            })?)
+        })
+        .await?;
+    let agent = find_agent(&state, &op, &id).await?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
+/// Deletes a revoked agent from the lists (409 for one not revoked). Its restore points
+/// stay, restorable on another agent.
+async fn delete_agent(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let agent = find_agent(&state, &op, &id).await?;
+    if agent.status != AgentStatus::Revoked {
+        return Err(ApiError::Conflict {
+            code: "agent_not_revoked",
+            message: "revoke the agent first (POST /v1/agents/{id}/revoke)".to_owned(),
+        });
+    }
+    let (tenant, agent_id) = (op.tenant_id, agent.id.get());
+    let e = entry(
+        &op,
+        "agent.delete",
+        format!("agent:{agent_id}"),
+        "its restore points stay".to_owned(),
+    );
+    state
+        .db
+        .call(move |cat| {
+            Ok(dbm::immediate(cat.connection_mut(), |tx| {
+                if agents::delete_revoked(tx, tenant, agent_id)? {
+                    audit::record(tx, &e)?;
+                }
+                Ok::<_, dbm::DbError>(())
+            })?)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_agent(
@@ -461,227 +553,45 @@ async fn get_destination(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JobRequest {
-    agent_id: String,
-    name: String,
-    sources: Vec<String>,
-    #[serde(default)]
-    schedule: Option<String>,
-    #[serde(default)]
-    retention: Retention,
-    #[serde(default = "default_level")]
-    level: u8,
-    /// Bytes a second, or a size such as "10MiB/s"; absent or null: no limit.
-    #[serde(default)]
-    upload_limit: Option<Value>,
-}
-
-fn default_level() -> u8 {
-    3
-}
-
-async fn create_job(
-    State(state): State<AppState>,
-    op: Operator,
-    ApiJson(req): ApiJson<JobRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    crate::extract::check_name("name", &req.name, 100, true)?;
-    if req.name.contains('/') {
-        return Err(ApiError::field("name", "'/' is not allowed"));
-    }
-    if req.sources.is_empty() || req.sources.len() > 100 {
-        return Err(ApiError::field("sources", "from 1 to 100 absolute paths"));
-    }
-    for (i, s) in req.sources.iter().enumerate() {
-        crate::extract::check_absolute_path(&format!("sources[{i}]"), s)?;
-    }
-    if !(1..=22).contains(&req.level) {
-        return Err(ApiError::field("level", "from 1 to 22"));
-    }
-    let upload_limit = match &req.upload_limit {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(crate::extract::parse_rate("upload_limit", v)?),
-    };
-    let next = match &req.schedule {
-        Some(expr) => {
-            scheduler::check_interval(expr, now()).map_err(|e| ApiError::field("schedule", e))?;
-            Some(scheduler::next_after(expr, now()).map_err(|e| ApiError::field("schedule", e))?)
-        }
-        None => None,
-    };
-    let agent = find_agent(&state, &op, &req.agent_id).await?;
-    if agent.status == AgentStatus::Revoked {
-        return Err(ApiError::Conflict {
-            code: "agent_revoked",
-            message: "agent_id: the agent is revoked".to_owned(),
-        });
-    }
-    let agent_id: i64 = agent.id.get();
-    let tenant = op.tenant_id;
-    let e = entry(
-        &op,
-        "job.create",
-        String::new(),
-        format!("name {:?}", req.name),
-    );
-    let job = state
-        .db
-        .call(move |cat| {
-            dbm::immediate(cat.connection_mut(), |tx| {
-                let job = jobs::insert_job(
-                    tx,
-                    tenant,
-                    agent_id,
-                    &req.name,
-                    &req.sources,
-                    req.schedule.as_deref(),
-                    req.retention,
-                    req.level,
-                    next,
-                )
-                .map_err(|e| {
-                    if dbm::is_constraint(&e) {
-                        ApiError::Conflict {
-                            code: "job_exists",
-                            message: "name: the agent already has a job of this name".to_owned(),
-                        }
-                    } else {
-                        e.into()
-                    }
-                })?;
-                jobs::set_upload_limit(tx, job.id, upload_limit)?;
-                audit::record(
-                    tx,
-                    &AuditEntry {
-                        target: format!("job:{}", job.id),
-                        ..e
-                    },
-                )?;
-                Ok(jobs::JobRow {
-                    upload_limit,
-                    ..job
-                })
-            })
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "job": job.view() }))))
-}
-
-async fn list_jobs(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
-    let tenant = op.tenant_id;
-    let list = state
-        .db
-        .call(move |cat| Ok(jobs::jobs(cat.connection(), tenant)?))
-        .await?;
-    Ok(Json(
-        json!({ "jobs": list.iter().map(jobs::JobRow::view).collect::<Vec<_>>() }),
-    ))
-}
-
-async fn find_job(state: &AppState, op: &Operator, id: &str) -> ApiResult<jobs::JobRow> {
-    let id = parse_id(id, "job")?;
-    let tenant = op.tenant_id;
-    match state
-        .db
-        .call(move |cat| Ok(jobs::job(cat.connection(), tenant, id)?))
-        .await?
-    {
-        Some(j) => Ok(j),
-        None => Err(not_found(state, &op.actor, Some(tenant), "jobs", "job", id).await),
-    }
-}
-
-async fn get_job(
-    State(state): State<AppState>,
-    op: Operator,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "job": find_job(&state, &op, &id).await?.view() }),
-    ))
-}
-
-async fn delete_job(
-    State(state): State<AppState>,
-    op: Operator,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let job = find_job(&state, &op, &id).await?;
-    let tenant = op.tenant_id;
-    let e = entry(&op, "job.delete", format!("job:{}", job.id), String::new());
-    state
-        .db
-        .call(move |cat| {
-            Ok(dbm::immediate(cat.connection_mut(), |tx| {
-                // Its queued runs go with it: none is handed out after the delete.
-                let dropped = runs::cancel_queued_of_job(tx, job.id, "cancelled: job deleted")?;
-                jobs::delete_job(tx, tenant, job.id)?;
-                audit::record(
-                    tx,
-                    &AuditEntry {
-                        detail: format!("{} queued run(s) cancelled", dropped.len()),
-                        ..e
-                    },
-                )
-            })?)
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn run_job(
-    State(state): State<AppState>,
-    op: Operator,
-    Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let job = find_job(&state, &op, &id).await?;
-    let (tenant, actor) = (op.tenant_id, op.actor.clone());
-    let e = entry(&op, "job.run_now", format!("job:{}", job.id), String::new());
-    let run = state
-        .db
-        .call(move |cat| {
-            dbm::immediate(cat.connection_mut(), |tx| {
-                let dest = agents::destination_of_agent(tx, job.agent_id)?
-                    .ok_or_else(|| ApiError::internal("agent without destination"))?;
-                if agents::agent(tx, tenant, job.agent_id)?
-                    .is_some_and(|a| a.status == AgentStatus::Revoked)
-                {
-                    return Err(ApiError::Conflict {
-                        code: "agent_revoked",
-                        message: "the job's agent is revoked".to_owned(),
-                    });
-                }
-                let run_id = runs::enqueue_backup(tx, &job, &dest, &actor)?;
-                audit::record(tx, &e)?;
-                Ok(runs::run(tx, tenant, run_id)?)
-            })
-        })
-        .await?
-        .ok_or_else(|| ApiError::internal("run vanished"))?;
-    state.dispatch.wake(run.agent_id);
-    Ok((StatusCode::CREATED, Json(json!({ "run": run.view }))))
-}
-
 async fn list_runs(
     State(state): State<AppState>,
     op: Operator,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    let limit = limit(&params)?;
-    let agent = match params.0.get("agent_id") {
-        Some(a) => {
-            Some(parse_id(a, "agent").map_err(|_| ApiError::field("agent_id", "not an agent ID"))?)
-        }
-        None => None,
-    };
+    let filter = list_filter(&params)?;
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| Ok(runs::runs(cat.connection(), tenant, agent, limit)?))
+        .call(move |cat| Ok(runs::runs(cat.connection(), tenant, &filter)?))
         .await?;
-    Ok(Json(json!({ "runs": list })))
+    let next = next_page(list.len(), &filter, list.last().map(|r| r.id.get()));
+    Ok(Json(json!({ "runs": list, "next_before": next })))
+}
+
+/// A list's filters from its query: `agent_id`, `job_id`, `status` (runs), `since`,
+/// `until` (RFC 3339), `before` (an ID: the next page), `limit`.
+pub(super) fn list_filter(params: &Params) -> ApiResult<runs::ListFilter> {
+    Ok(runs::ListFilter {
+        agent_id: params.id("agent_id", "agent")?,
+        job_id: params.id("job_id", "job")?,
+        status: params.get::<runs::RunStatus>("status")?,
+        since: params.time("since")?,
+        until: params.time("until")?,
+        before: params.id("before", "list position")?,
+        limit: limit(params)?,
+    })
+}
+
+/// The `before` that fetches the page after a full one (`None`: this was the last).
+pub(super) fn next_page(
+    len: usize,
+    filter: &runs::ListFilter,
+    last: Option<i64>,
+) -> Option<String> {
+    (len == filter.limit as usize)
+        .then_some(last)
+        .flatten()
+        .map(|id| id.to_string())
 }
 
 async fn get_run(
@@ -765,11 +675,15 @@ async fn retry_run(
                             .as_deref()
                             .and_then(|p| serde_json::from_str(p).ok())
                             .unwrap_or_default();
+                        // The same destination and agent as the failed attempt.
+                        let rp_dest = agents::destination_by_id(tx, old.view.destination_id.get())?
+                            .ok_or_else(|| ApiError::internal("run without destination"))?;
                         runs::enqueue_restore(
                             tx,
                             kind,
                             &rp,
-                            &dest,
+                            old.agent_id,
+                            &rp_dest,
                             old.view.target.as_deref(),
                             &paths,
                             &actor,

@@ -12,7 +12,7 @@ use coffer_protocol::AgentStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::operator::{entry, limit, record};
+use super::operator::{entry, record};
 use crate::auth::Operator;
 use crate::db::audit::{self, AuditEntry};
 use crate::db::runs::{self, RunKind};
@@ -29,7 +29,10 @@ pub const MAX_BULK_ITEMS: usize = 100;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/restore-points", get(list_restore_points))
-        .route("/v1/restore-points/{id}", get(get_restore_point))
+        .route(
+            "/v1/restore-points/{id}",
+            get(get_restore_point).delete(delete_restore_point),
+        )
         .route("/v1/restore-points/{id}/restore", post(restore))
         .route("/v1/restore-points/{id}/verify", post(verify))
         .route("/v1/restore-points/{id}/files", get(files))
@@ -42,13 +45,18 @@ async fn list_restore_points(
     op: Operator,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    let limit = limit(&params)?;
+    if params.0.contains_key("status") {
+        return Err(ApiError::field("status", "restore points have no status"));
+    }
+    let filter = super::operator::list_filter(&params)?;
     let tenant = op.tenant_id;
     let list = state
         .db
-        .call(move |cat| Ok(runs::restore_points(cat.connection(), tenant, limit)?))
+        .call(move |cat| Ok(runs::restore_points(cat.connection(), tenant, &filter)?))
         .await?;
-    Ok(Json(json!({ "restore_points": list })))
+    let last = list.last().and_then(|r| r.id.parse().ok());
+    let next = super::operator::next_page(list.len(), &filter, last);
+    Ok(Json(json!({ "restore_points": list, "next_before": next })))
 }
 
 async fn get_restore_point(
@@ -76,12 +84,61 @@ async fn get_restore_point(
     }
 }
 
+/// Deletes a restore point: its snapshot is forgotten, the repository pruned (data no
+/// other restore point uses is removed; put off while a backup holds the repository),
+/// and the restore point removed. Audited with what prune freed.
+async fn delete_restore_point(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id, "restore point")?;
+    let tenant = op.tenant_id;
+    let rp = state
+        .db
+        .read(move |conn| Ok(runs::restore_point(conn, tenant, id)?))
+        .await?;
+    let Some(rp) = rp else {
+        return Err(not_found(
+            &state,
+            &op.actor,
+            Some(tenant),
+            "restore_points",
+            "restore point",
+            id,
+        )
+        .await);
+    };
+    let Some(snapshot) = rp.view.snapshot_id.clone() else {
+        return Err(ApiError::Conflict {
+            code: "not_a_snapshot",
+            message: "an archive of the first agents: it is not in a repository this server prunes"
+                .to_owned(),
+        });
+    };
+    let report = crate::retention::forget_snapshots(
+        &state,
+        tenant,
+        rp.agent_id,
+        vec![snapshot],
+        "restore_point.delete",
+        &op.actor,
+        &format!("restore_point:{id}"),
+    )
+    .await?;
+    Ok(Json(json!({ "deleted": true, "removed": report.view() })))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RestoreRequest {
     target: String,
     #[serde(default)]
     paths: Vec<String>,
+    /// The agent to restore on (default: the one that made the restore point); any
+    /// live agent of the tenant.
+    #[serde(default)]
+    agent_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +148,8 @@ struct BulkItem {
     target: String,
     #[serde(default)]
     paths: Vec<String>,
+    #[serde(default)]
+    agent_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,7 +183,9 @@ fn check_restore(field: &str, target: &str, paths: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
-/// Queues a restore (or verify) of restore point `rp_id` by the agent that made it.
+/// Queues a restore (or verify) of restore point `rp_id` by agent `on` (default: the
+/// one that made it). The run reads the restore point's destination whichever agent
+/// does it, so a revoked agent's restore points restore on another.
 async fn queue_restore(
     state: &AppState,
     op: &Operator,
@@ -132,6 +193,7 @@ async fn queue_restore(
     rp_id: i64,
     target: Option<String>,
     paths: Vec<String>,
+    on: Option<i64>,
 ) -> ApiResult<runs::Run> {
     let tenant = op.tenant_id;
     let actor = op.actor.clone();
@@ -158,16 +220,33 @@ async fn queue_restore(
                 };
                 let dest = agents::destination_of_agent(tx, rp.agent_id)?
                     .ok_or_else(|| ApiError::internal("agent without destination"))?;
-                if agents::agent(tx, tenant, rp.agent_id)?
-                    .is_none_or(|a| a.status == AgentStatus::Revoked)
-                {
-                    return Err(ApiError::Conflict {
-                        code: "agent_revoked",
-                        message: "the agent that made this restore point is revoked".to_owned(),
-                    });
+                let agent_id = on.unwrap_or(rp.agent_id);
+                match agents::agent(tx, tenant, agent_id)? {
+                    None => return Err(ApiError::field("agent_id", "no such agent")),
+                    Some(a) if a.status == AgentStatus::Revoked => {
+                        return Err(ApiError::Conflict {
+                            code: "agent_revoked",
+                            message: if on.is_some() {
+                                "agent_id: the agent is revoked".to_owned()
+                            } else {
+                                "the agent that made this restore point is revoked: \
+                                 give agent_id to restore on another agent"
+                                    .to_owned()
+                            },
+                        });
+                    }
+                    Some(_) => {}
                 }
-                let run_id =
-                    runs::enqueue_restore(tx, kind, &rp, &dest, target.as_deref(), &paths, &actor)?;
+                let run_id = runs::enqueue_restore(
+                    tx,
+                    kind,
+                    &rp,
+                    agent_id,
+                    &dest,
+                    target.as_deref(),
+                    &paths,
+                    &actor,
+                )?;
                 audit::record(
                     tx,
                     &AuditEntry {
@@ -204,6 +283,7 @@ async fn restore(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = parse_id(&id, "restore point")?;
     check_restore("", &req.target, &req.paths)?;
+    let on = agent_field("agent_id", req.agent_id.as_deref())?;
     let run = queue_restore(
         &state,
         &op,
@@ -211,18 +291,29 @@ async fn restore(
         id,
         Some(req.target),
         req.paths,
+        on,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(json!({ "run": run }))))
 }
 
+/// An optional agent ID field: 400 naming `field` if it is not one.
+fn agent_field(field: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
+    value
+        .map(|v| parse_id(v, "agent").map_err(|_| ApiError::field(field, "not an agent ID")))
+        .transpose()
+}
+
+/// Queues a verify, by the agent that made the restore point or `?agent_id=`.
 async fn verify(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
+    params: Params,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = parse_id(&id, "restore point")?;
-    let run = queue_restore(&state, &op, RunKind::Verify, id, None, Vec::new()).await?;
+    let on = params.id("agent_id", "agent")?;
+    let run = queue_restore(&state, &op, RunKind::Verify, id, None, Vec::new(), on).await?;
     Ok((StatusCode::CREATED, Json(json!({ "run": run }))))
 }
 
@@ -244,9 +335,10 @@ async fn bulk_restore(
     }
     let mut results = Vec::with_capacity(req.items.len());
     let mut queued = 0usize;
-    for item in req.items {
-        let outcome = match parse_id(&item.restore_point_id, "restore point") {
-            Ok(id) => {
+    for (i, item) in req.items.into_iter().enumerate() {
+        let on = agent_field(&format!("items[{i}].agent_id"), item.agent_id.as_deref());
+        let outcome = match (parse_id(&item.restore_point_id, "restore point"), on) {
+            (Ok(id), Ok(on)) => {
                 queue_restore(
                     &state,
                     &op,
@@ -254,10 +346,11 @@ async fn bulk_restore(
                     id,
                     Some(item.target),
                     item.paths,
+                    on,
                 )
                 .await
             }
-            Err(e) => Err(e),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         };
         match outcome {
             Ok(run) => {
