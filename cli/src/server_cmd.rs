@@ -9,8 +9,8 @@
 //! - `wait`: following a run;
 //! - `admin`, `operator`, `restores`: the commands, by the routes they use.
 
-pub(crate) mod args;
 mod admin;
+pub(crate) mod args;
 mod client;
 mod config;
 mod operator;

@@ -89,6 +89,11 @@ fn regular_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// `base` then `more`.
+fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    base.iter().chain(more).copied().collect()
+}
+
 fn field(v: &Value, key: &str) -> String {
     v[key]
         .as_str()
@@ -116,21 +121,24 @@ fn the_whole_life_cycle_through_the_cli() {
         )
         .ok();
     assert_eq!(login.json()["kind"], "admin", "{}", login.stdout_text());
-    let mode = fs::metadata(s.path("admin.toml")).unwrap().permissions().mode();
+    let mode = fs::metadata(s.path("admin.toml"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let admin = ["--config", "admin.toml"];
-    let with = |base: &[&str], more: &[&str]| -> Vec<String> {
-        base.iter().chain(more).map(|s| (*s).to_owned()).collect()
-    };
-    let args = |v: &Vec<String>| v.iter().map(String::as_str).collect::<Vec<_>>();
 
     let tenant = ctl
-        .run(&args(&with(&admin, &["tenant", "create", "acme", "--json"])), &[], None)
+        .run(
+            &with(&admin, &["tenant", "create", "acme", "--json"]),
+            &[],
+            None,
+        )
         .ok()
         .json();
     let tenant_id = field(&tenant["tenant"], "id");
     let tenants = ctl
-        .run(&args(&with(&admin, &["tenant", "list"])), &[], None)
+        .run(&with(&admin, &["tenant", "list"]), &[], None)
         .ok()
         .stdout_text();
     let row = tenants
@@ -143,7 +151,10 @@ fn the_whole_life_cycle_through_the_cli() {
     // The operator token: shown once, by this command alone.
     let created = ctl
         .run(
-            &args(&with(&admin, &["operator", "create", &tenant_id, "--label", "ops", "--json"])),
+            &with(
+                &admin,
+                &["operator", "create", &tenant_id, "--label", "ops", "--json"],
+            ),
             &[],
             None,
         )
@@ -152,41 +163,65 @@ fn the_whole_life_cycle_through_the_cli() {
     let op_token = field(&created, "token");
     let op_token_id = field(&created, "id");
     let listed = ctl
-        .run(&args(&with(&admin, &["operator", "list", &tenant_id])), &[], None)
+        .run(&with(&admin, &["operator", "list", &tenant_id]), &[], None)
         .ok()
         .stdout_text();
     assert!(
-        listed.lines().any(|l| l.starts_with(&op_token_id) && l.contains("ops")),
+        listed
+            .lines()
+            .any(|l| l.starts_with(&op_token_id) && l.contains("ops")),
         "{listed}"
     );
     fs::write(s.path("op.token"), &op_token).unwrap();
     fs::set_permissions(s.path("op.token"), fs::Permissions::from_mode(0o600)).unwrap();
     let op = ["--url", &url, "--token-file", "op.token"];
-    let op_env = [("COFFER_SERVER_URL", url.as_str()), ("COFFER_SERVER_TOKEN", op_token.as_str())];
+    let op_env = [
+        ("COFFER_SERVER_URL", url.as_str()),
+        ("COFFER_SERVER_TOKEN", op_token.as_str()),
+    ];
 
     // An enrolment token, and an agent enrolled with it and running.
     let enrol = ctl
-        .run(&["token", "create", "--ttl", "600", "--label", "host1", "--json"], &op_env, None)
+        .run(
+            &[
+                "token", "create", "--ttl", "600", "--label", "host1", "--json",
+            ],
+            &op_env,
+            None,
+        )
         .ok()
         .json();
     let enrol_id = field(&enrol, "id");
     s.write("enrol.token", field(&enrol, "token").as_bytes());
     let enrolled = s
         .run(&[
-            "agent", "enroll", "--server", &url, "--token-file", "enrol.token", "--state-dir",
-            "agent", "--json",
+            "agent",
+            "enroll",
+            "--server",
+            &url,
+            "--token-file",
+            "enrol.token",
+            "--state-dir",
+            "agent",
+            "--json",
         ])
         .ok()
         .json();
     let agent_id = field(&enrolled, "agent_id");
-    let tokens = ctl.run(&["token", "list", "--json"], &op_env, None).ok().json();
+    let tokens = ctl
+        .run(&["token", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
     let used = tokens["tokens"]
         .as_array()
         .unwrap()
         .iter()
         .find(|t| t["id"] == enrol_id.as_str())
         .unwrap_or_else(|| panic!("{tokens}"));
-    assert!(used["used_at"].is_string(), "the token is not marked used: {used}");
+    assert!(
+        used["used_at"].is_string(),
+        "the token is not marked used: {used}"
+    );
     let log = fs::File::create(s.path("agent.log")).unwrap();
     let _agent = Killed(
         s.cmd(&["agent", "run", "--state-dir", "agent"])
@@ -195,10 +230,20 @@ fn the_whole_life_cycle_through_the_cli() {
             .spawn()
             .unwrap(),
     );
-    let agents = ctl.run(&args(&with(&op, &["agent", "list"])), &[], None).ok().stdout_text();
+    let agents = ctl
+        .run(&with(&op, &["agent", "list"]), &[], None)
+        .ok()
+        .stdout_text();
     assert!(agents.lines().any(|l| l.starts_with(&agent_id)), "{agents}");
-    let dests = ctl.run(&["destination", "list", "--json"], &op_env, None).ok().json();
-    assert_eq!(dests["destinations"][0]["agent_id"], agent_id.as_str(), "{dests}");
+    let dests = ctl
+        .run(&["destination", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
+    assert_eq!(
+        dests["destinations"][0]["agent_id"],
+        agent_id.as_str(),
+        "{dests}"
+    );
 
     // A job over a small tree, run with --wait.
     let src = s.path("src");
@@ -217,8 +262,17 @@ fn the_whole_life_cycle_through_the_cli() {
     let job = ctl
         .run(
             &[
-                "job", "create", "--agent", &agent_id, "--name", "nightly", "--source",
-                src.to_str().unwrap(), "--keep-last", "3", "--json",
+                "job",
+                "create",
+                "--agent",
+                &agent_id,
+                "--name",
+                "nightly",
+                "--source",
+                src.to_str().unwrap(),
+                "--keep-last",
+                "3",
+                "--json",
             ],
             &op_env,
             None,
@@ -229,7 +283,8 @@ fn the_whole_life_cycle_through_the_cli() {
     assert_eq!(job["job"]["retention"]["keep_last"], 3, "{job}");
     let jobs = ctl.run(&["job", "list"], &op_env, None).ok().stdout_text();
     assert!(
-        jobs.lines().any(|l| l.starts_with(&job_id) && l.contains("nightly")),
+        jobs.lines()
+            .any(|l| l.starts_with(&job_id) && l.contains("nightly")),
         "{jobs}"
     );
     let ran = ctl.run(&["job", "run", &job_id, "--wait"], &op_env, None);
@@ -240,10 +295,17 @@ fn the_whole_life_cycle_through_the_cli() {
         ran.stderr,
         fs::read_to_string(s.path("agent.log")).unwrap_or_default()
     );
-    assert!(ran.stdout_text().contains("backup) succeeded"), "{}", ran.stdout_text());
+    assert!(
+        ran.stdout_text().contains("backup) succeeded"),
+        "{}",
+        ran.stdout_text()
+    );
 
     // The run and its restore point, as tables and as JSON.
-    let runs = ctl.run(&["run", "list", "--json"], &op_env, None).ok().json();
+    let runs = ctl
+        .run(&["run", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
     let backup = &runs["runs"][0];
     assert_eq!(backup["kind"], "backup", "{runs}");
     assert_eq!(backup["status"], "succeeded", "{runs}");
@@ -255,7 +317,10 @@ fn the_whole_life_cycle_through_the_cli() {
         .lines()
         .find(|l| l.starts_with(&format!("{run_id} ")))
         .unwrap_or_else(|| panic!("no run {run_id} in:\n{table}"));
-    assert!(row.contains("backup") && row.contains("succeeded"), "{table}");
+    assert!(
+        row.contains("backup") && row.contains("succeeded"),
+        "{table}"
+    );
 
     let points = ctl
         .run(&["restore-point", "list", "--json"], &op_env, None)
@@ -283,7 +348,14 @@ fn the_whole_life_cycle_through_the_cli() {
     );
     let files = ctl
         .run(
-            &["restore-point", "files", &point_id, "--path", src.to_str().unwrap(), "--json"],
+            &[
+                "restore-point",
+                "files",
+                &point_id,
+                "--path",
+                src.to_str().unwrap(),
+                "--json",
+            ],
             &op_env,
             None,
         )
@@ -300,24 +372,42 @@ fn the_whole_life_cycle_through_the_cli() {
     // Restored with --wait into a new folder: the same tree.
     let target = s.path("restored");
     let restored = ctl.run(
-        &["restore-point", "restore", &point_id, "--target", target.to_str().unwrap(), "--wait"],
+        &[
+            "restore-point",
+            "restore",
+            &point_id,
+            "--target",
+            target.to_str().unwrap(),
+            "--wait",
+        ],
         &op_env,
         None,
     );
     assert_eq!(restored.code, 0, "restore --wait: {}", restored.stderr);
-    assert!(restored.stdout_text().contains("restore) succeeded"), "{}", restored.stdout_text());
+    assert!(
+        restored.stdout_text().contains("restore) succeeded"),
+        "{}",
+        restored.stdout_text()
+    );
     let got = regular_files(&target.join(src.strip_prefix("/").unwrap()));
     assert_eq!(got, want, "the restored tree differs");
 
     let verified = ctl
-        .run(&["restore-point", "verify", &point_id, "--wait", "--json"], &op_env, None)
+        .run(
+            &["restore-point", "verify", &point_id, "--wait", "--json"],
+            &op_env,
+            None,
+        )
         .ok()
         .json();
     assert_eq!(verified["run"]["kind"], "verify", "{verified}");
     assert_eq!(verified["run"]["status"], "succeeded", "{verified}");
 
     // `run get --wait` on a run queued without waiting.
-    let queued = ctl.run(&["job", "run", &job_id, "--json"], &op_env, None).ok().json();
+    let queued = ctl
+        .run(&["job", "run", &job_id, "--json"], &op_env, None)
+        .ok()
+        .json();
     let second = field(&queued["run"], "id");
     assert_ne!(second, run_id);
     let end = ctl
@@ -325,16 +415,27 @@ fn the_whole_life_cycle_through_the_cli() {
         .ok()
         .json();
     assert_eq!(end["run"]["status"], "succeeded", "{end}");
-    let shown = ctl.run(&["run", "get", &second], &op_env, None).ok().stdout_text();
-    assert!(shown.lines().any(|l| l.starts_with("status") && l.ends_with("succeeded")), "{shown}");
+    let shown = ctl
+        .run(&["run", "get", &second], &op_env, None)
+        .ok()
+        .stdout_text();
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("status") && l.ends_with("succeeded")),
+        "{shown}"
+    );
 
     // Revoked: the agent shows so, and a verify on it is refused with its own code.
     let revoked = ctl
-        .run(&args(&with(&op, &["agent", "revoke", &agent_id])), &[], None)
+        .run(&with(&op, &["agent", "revoke", &agent_id]), &[], None)
         .ok()
         .stdout_text();
     assert!(revoked.contains("revoked"), "{revoked}");
-    let agents = ctl.run(&["agent", "list", "--json"], &op_env, None).ok().json();
+    let agents = ctl
+        .run(&["agent", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
     assert_eq!(agents["agents"][0]["status"], "revoked", "{agents}");
     ctl.run(&["restore-point", "verify", &point_id], &op_env, None)
         .fails(REFUSED, "agent_revoked");
@@ -352,12 +453,14 @@ fn the_whole_life_cycle_through_the_cli() {
         "agent.revoke",
     ] {
         assert!(
-            audit.lines().any(|l| l.split_whitespace().any(|w| w == action)),
+            audit
+                .lines()
+                .any(|l| l.split_whitespace().any(|w| w == action)),
             "no {action} in the audit log:\n{audit}"
         );
     }
     let all = ctl
-        .run(&args(&with(&admin, &["audit", "--admin", "--json"])), &[], None)
+        .run(&with(&admin, &["audit", "--admin", "--json"]), &[], None)
         .ok()
         .json();
     let actions: Vec<&str> = all["entries"]
@@ -375,7 +478,10 @@ fn the_whole_life_cycle_through_the_cli() {
     let refused = ctl
         .run(
             &["agent", "list"],
-            &[("COFFER_SERVER_URL", url.as_str()), ("COFFER_SERVER_TOKEN", bogus)],
+            &[
+                ("COFFER_SERVER_URL", url.as_str()),
+                ("COFFER_SERVER_TOKEN", bogus),
+            ],
             None,
         )
         .fails(WRONG_KEY, "unauthorized");
@@ -383,29 +489,36 @@ fn the_whole_life_cycle_through_the_cli() {
     let json_error = ctl
         .run(
             &["agent", "list", "--json"],
-            &[("COFFER_SERVER_URL", url.as_str()), ("COFFER_SERVER_TOKEN", bogus)],
+            &[
+                ("COFFER_SERVER_URL", url.as_str()),
+                ("COFFER_SERVER_TOKEN", bogus),
+            ],
             None,
         )
         .fails(WRONG_KEY, "unauthorized")
         .json();
     assert_eq!(json_error["error"]["code"], WRONG_KEY, "{json_error}");
     // The admin token is not an operator's, and the operator's not the admin's.
-    ctl.run(&args(&with(&admin, &["agent", "list"])), &[], None)
+    ctl.run(&with(&admin, &["agent", "list"]), &[], None)
         .fails(WRONG_KEY, "HTTP 40");
     ctl.run(&["tenant", "list"], &op_env, None)
         .fails(WRONG_KEY, "HTTP 40");
 
     // A server away: another code.
     let away = format!("http://127.0.0.1:{}", free_port());
-    ctl.run(&["--url", &away, "agent", "list"], &[("COFFER_SERVER_TOKEN", bogus)], None)
-        .fails(IO, "cannot reach the server");
+    ctl.run(
+        &["--url", &away, "agent", "list"],
+        &[("COFFER_SERVER_TOKEN", bogus)],
+        None,
+    )
+    .fails(IO, "cannot reach the server");
 
     // A token file others can read is refused, before anything is sent.
     fs::set_permissions(s.path("op.token"), fs::Permissions::from_mode(0o644)).unwrap();
-    ctl.run(&args(&with(&op, &["agent", "list"])), &[], None)
+    ctl.run(&with(&op, &["agent", "list"]), &[], None)
         .fails(USAGE, "chmod 600");
     fs::set_permissions(s.path("admin.toml"), fs::Permissions::from_mode(0o640)).unwrap();
-    ctl.run(&args(&with(&admin, &["tenant", "list"])), &[], None)
+    ctl.run(&with(&admin, &["tenant", "list"]), &[], None)
         .fails(USAGE, "open to others");
     // No token anywhere: a clear usage error.
     ctl.run(&["--url", &url, "agent", "list"], &[], None)
@@ -413,7 +526,8 @@ fn the_whole_life_cycle_through_the_cli() {
 
     // The tokens appear only where a new token is the answer.
     for (command, output) in ctl.outputs.borrow().iter() {
-        let shows_new_token = command.contains("operator create") || command.contains("token create");
+        let shows_new_token =
+            command.contains("operator create") || command.contains("token create");
         for token in [server.admin.as_str(), op_token.as_str()] {
             assert!(
                 shows_new_token || !output.contains(token),

@@ -35,7 +35,11 @@ pub(crate) fn tenant(c: &ServerClient, verb: &TenantVerb, json: bool) -> Result<
                 col!("NAME", "name"),
                 col!("BACKEND", |t| {
                     let b = text(&t["backend_id"]);
-                    if b.is_empty() { "embedded".to_owned() } else { b }
+                    if b.is_empty() {
+                        "embedded".to_owned()
+                    } else {
+                        b
+                    }
                 }),
                 col!("CREATED", |t| time(&t["created_at"])),
             ];
@@ -43,7 +47,10 @@ pub(crate) fn tenant(c: &ServerClient, verb: &TenantVerb, json: bool) -> Result<
         }
         TenantVerb::Delete { id: t, purge } => {
             let purge = purge.then(|| "true".to_owned());
-            let v = c.delete(&format!("/v1/admin/tenants/{}", id(t)?), &[("purge", purge)])?;
+            let v = c.delete(
+                &format!("/v1/admin/tenants/{}", id(t)?),
+                &[("purge", purge)],
+            )?;
             show(json, &v, &format!("tenant {t} deleted"))
         }
     }
@@ -177,7 +184,10 @@ pub(crate) fn audit(c: &ServerClient, a: &AuditArgs, json: bool) -> Result<()> {
             Some(t) => Some(id(t)?.to_owned()),
             None => None,
         };
-        c.get("/v1/admin/audit", &[("limit", limit), ("tenant_id", tenant)])?
+        c.get(
+            "/v1/admin/audit",
+            &[("limit", limit), ("tenant_id", tenant)],
+        )?
     } else {
         c.get("/v1/audit", &[("limit", limit)])?
     };
@@ -197,7 +207,11 @@ pub(crate) fn audit(c: &ServerClient, a: &AuditArgs, json: bool) -> Result<()> {
 /// `coffer server usage`: the server's totals, whatever fields it sends, as `key: value`
 /// lines, and a table of any list in it.
 pub(crate) fn usage(c: &ServerClient, admin: bool, json: bool) -> Result<()> {
-    let path = if admin { "/v1/admin/usage" } else { "/v1/usage" };
+    let path = if admin {
+        "/v1/admin/usage"
+    } else {
+        "/v1/usage"
+    };
     let v = c.get(path, &[])?;
     show(json, &v, &describe(&v)?)
 }

@@ -145,10 +145,13 @@ impl ServerClient {
             });
         }
         let (code, message) = error_body(&bytes);
-        let text = format!(
+        let mut text = format!(
             "{what}: the server refused (HTTP {} {code}): {message}",
             status.as_u16()
         );
+        if message == "route not found" {
+            text.push_str(" (this server may be older than this command)");
+        }
         Err(match status.as_u16() {
             401 | 403 => CliError::WrongKey(text),
             404 => CliError::NotFound(text),
@@ -186,7 +189,10 @@ mod tests {
     fn error_bodies_are_read_and_stand_ins_used() {
         let (code, message) =
             error_body(br#"{"error": {"code": "unauthorized", "message": "bad token"}}"#);
-        assert_eq!((code.as_str(), message.as_str()), ("unauthorized", "bad token"));
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("unauthorized", "bad token")
+        );
         let (code, _) = error_body(b"<html>");
         assert_eq!(code, "no_error_code");
     }

@@ -187,7 +187,8 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
 
 /// Refuses a file that anyone but its owner may read or write.
 fn check_private(path: &Path) -> Result<()> {
-    let meta = fs::metadata(path).map_err(|e| CliError::io(format!("reading {}", path.display()), e))?;
+    let meta =
+        fs::metadata(path).map_err(|e| CliError::io(format!("reading {}", path.display()), e))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(CliError::Usage(format!(
@@ -222,7 +223,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         let file = read_config(&path).unwrap();
         assert_eq!(file.url.as_deref(), Some("http://127.0.0.1:1"));
-        assert_eq!(file.token.as_deref().map(String::as_str), Some("cfo_secret"));
+        assert_eq!(
+            file.token.as_deref().map(String::as_str),
+            Some("cfo_secret")
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let e = read_config(&path).err().unwrap();
         assert!(e.to_string().contains("chmod 600"), "{e}");

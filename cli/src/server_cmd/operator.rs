@@ -64,7 +64,11 @@ fn agent_cols() -> [Col; 9] {
         col!("LAST SEEN", |a| time(&a["last_seen_at"])),
         col!("UPLOAD LIMIT", |a| {
             let b = bytes(&a["upload_limit"]);
-            if b.is_empty() { b } else { format!("{b}/s") }
+            if b.is_empty() {
+                b
+            } else {
+                format!("{b}/s")
+            }
         }),
         col!("RUNS AT ONCE", "max_concurrent_runs"),
         col!("LABELS", "labels"),
@@ -107,9 +111,9 @@ pub(crate) fn agent(c: &ServerClient, verb: &AgentVerb, json: bool) -> Result<()
             if !labels.is_empty() {
                 let mut map = Map::new();
                 for l in labels {
-                    let (k, v) = l.split_once('=').ok_or_else(|| {
-                        CliError::Usage(format!("--label {l:?}: give KEY=VALUE"))
-                    })?;
+                    let (k, v) = l
+                        .split_once('=')
+                        .ok_or_else(|| CliError::Usage(format!("--label {l:?}: give KEY=VALUE")))?;
                     map.insert(k.to_owned(), json!(v));
                 }
                 body.insert("labels".into(), Value::Object(map));
@@ -351,10 +355,7 @@ pub(crate) fn job(c: &ServerClient, verb: &JobVerb, json: bool) -> Result<()> {
                 }
                 .to_owned()
             });
-            let v = c.delete(
-                &format!("/v1/jobs/{}", id(j)?),
-                &[("restore_points", keep)],
-            )?;
+            let v = c.delete(&format!("/v1/jobs/{}", id(j)?), &[("restore_points", keep)])?;
             show(json, &v, &format!("job {j} deleted"))
         }
         JobVerb::Run { id: j, wait } => {

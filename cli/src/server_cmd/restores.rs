@@ -67,7 +67,10 @@ pub(crate) fn restore_point(c: &ServerClient, verb: &RestorePointVerb, json: boo
             if let Some(a) = agent_id {
                 body["agent_id"] = json!(id(a)?);
             }
-            let v = c.post(&format!("/v1/restore-points/{}/restore", id(p)?), Some(&body))?;
+            let v = c.post(
+                &format!("/v1/restore-points/{}/restore", id(p)?),
+                Some(&body),
+            )?;
             let queued = format!(
                 "restore of {p} into {target} queued as run {} on agent {}",
                 text(&v["run"]["id"]),

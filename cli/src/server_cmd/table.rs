@@ -157,6 +157,9 @@ mod tests {
             "ID  NAME       SIZE\n1   a?b        2.0 KiB\n10  long name"
         );
         assert_eq!(render(&[], &cols), "(none)");
-        assert_eq!(time(&json!("2024-05-01T03:00:00.5Z")), "2024-05-01 03:00:00Z");
+        assert_eq!(
+            time(&json!("2024-05-01T03:00:00.5Z")),
+            "2024-05-01 03:00:00Z"
+        );
     }
 }
