@@ -82,6 +82,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Manage a Coffer server as its admin or a tenant's operator: tenants, tokens,
+    /// agents, jobs, runs, restore points, restores, audit ($COFFER_SERVER_URL and
+    /// $COFFER_SERVER_TOKEN, or `coffer server login`).
+    Server(crate::server_cmd::args::ServerCmd),
     /// Check test-vector files, for integrators.
     Vectors {
         /// What to do with vectors.

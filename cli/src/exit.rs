@@ -29,6 +29,11 @@ pub(crate) const EXISTS: u8 = 7;
 pub(crate) const WRITE_ONLY: u8 = 8;
 /// The repository is locked by another process (a prune, or a backup for a prune).
 pub(crate) const LOCKED: u8 = 9;
+/// The server refused the request for another reason (a conflict with the object's
+/// state, a token already used): `coffer server`.
+pub(crate) const REFUSED: u8 = 10;
+/// A run the command followed (`--wait`) ended failed: `coffer server`.
+pub(crate) const RUN_FAILED: u8 = 11;
 
 /// The exit-code table, as shown by `coffer --help`.
 pub(crate) const TABLE: &str = "Exit codes:
@@ -42,6 +47,8 @@ pub(crate) const TABLE: &str = "Exit codes:
   7  already exists: Coffer never overwrites
   8  the key is write-only: it can add backups but not read, restore or prune them
   9  the repository is locked by another process; try again when it is done
+  10  the server refused the request (conflict with the object's state)
+  11  a followed run (--wait) failed
   130  interrupted (Ctrl-C, SIGTERM): temporaries removed, nothing partial kept";
 
 /// What went wrong, by what the user can do about it.
@@ -71,6 +78,13 @@ pub(crate) enum CliError {
     /// Another process holds the repository's lock.
     #[error("{0}")]
     Locked(String),
+    /// The server refused the request (other than for the token, a missing object or
+    /// a bad argument).
+    #[error("{0}")]
+    Refused(String),
+    /// A run followed to its end failed.
+    #[error("{0}")]
+    RunFailed(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -88,6 +102,8 @@ impl CliError {
             CliError::Exists(_) => EXISTS,
             CliError::WriteOnly(_) => WRITE_ONLY,
             CliError::Locked(_) => LOCKED,
+            CliError::Refused(_) => REFUSED,
+            CliError::RunFailed(_) => RUN_FAILED,
             CliError::Other(_) => OTHER,
         }
     }
@@ -104,6 +120,8 @@ impl CliError {
             CliError::Exists(m) => CliError::Exists(wrap(m)),
             CliError::WriteOnly(m) => CliError::WriteOnly(wrap(m)),
             CliError::Locked(m) => CliError::Locked(wrap(m)),
+            CliError::Refused(m) => CliError::Refused(wrap(m)),
+            CliError::RunFailed(m) => CliError::RunFailed(wrap(m)),
             CliError::Other(m) => CliError::Other(wrap(m)),
         }
     }

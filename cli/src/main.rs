@@ -19,6 +19,7 @@ mod repo_cmd;
 mod repository;
 mod seal;
 mod secrets;
+mod server_cmd;
 mod vectors;
 
 use std::process::ExitCode;
@@ -79,6 +80,7 @@ fn run(cli: &Cli) -> Result<()> {
             ArchiveCommand::Prune(args) => repo_cmd::prune(args, json),
         },
         Command::Agent { command } => agent::run(command, json),
+        Command::Server(cmd) => server_cmd::run(cmd, json),
         Command::Vectors {
             command: VectorsCommand::Verify { dir },
         } => vectors::verify(dir, json),

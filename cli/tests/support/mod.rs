@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 pub mod s3s;
+pub mod server;
 /// The adapters' tree of what backups meet and its description (mtimes of folders
 /// and links too), shared rather than copied.
 #[path = "../../../adapters/tests/tree_support/mod.rs"]

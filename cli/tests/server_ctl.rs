@@ -1,0 +1,538 @@
+//! `coffer server …` end to end against the real lite server, with the CLI alone: the
+//! admin logs in and makes a tenant and an operator token; the operator makes an
+//! enrolment token, an agent enrols and runs, a job is made and run with `--wait`, its
+//! run and restore point are listed (tables and `--json`), restored with `--wait` and
+//! compared, verified; the agent is revoked and the audit log names every step. Also:
+//! a refused token, a server away, a token file others can read, and that no output
+//! but the ones meant to show a new token ever holds a token.
+
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::Value;
+use support::server::{free_port, server_binary, start_server, Killed};
+use support::{Run, Scratch};
+
+/// Exit codes of `coffer` (cli/src/exit.rs).
+const USAGE: i32 = 2;
+const WRONG_KEY: i32 = 3;
+const IO: i32 = 5;
+const NOT_FOUND: i32 = 6;
+const REFUSED: i32 = 10;
+
+/// Runs `coffer server ARGS` with `env`, no token or URL from the test's own
+/// environment, and the config folder inside the scratch folder; keeps every output so
+/// the test can check at the end that no token leaked.
+struct Ctl<'a> {
+    s: &'a Scratch,
+    outputs: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+impl Ctl<'_> {
+    fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
+        let mut full = vec!["server"];
+        full.extend_from_slice(args);
+        let mut env: Vec<(&str, &str)> = env.to_vec();
+        let config = self.s.path("config");
+        env.push(("XDG_CONFIG_HOME", config.to_str().unwrap()));
+        let run = {
+            let mut c = self.s.cmd(&full);
+            c.env_remove("COFFER_SERVER_URL")
+                .env_remove("COFFER_SERVER_TOKEN");
+            for (k, v) in &env {
+                c.env(k, v);
+            }
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            if stdin.is_some() {
+                c.stdin(Stdio::piped());
+            }
+            let mut child = c.spawn().unwrap();
+            if let Some(input) = stdin {
+                child.stdin.take().unwrap().write_all(input).unwrap();
+            }
+            let out = child.wait_with_output().unwrap();
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: out.stdout,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        };
+        self.outputs.borrow_mut().push((
+            format!("coffer {}", full.join(" ")),
+            format!("{}{}", run.stdout_text(), run.stderr),
+        ));
+        run
+    }
+}
+
+fn regular_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `base` then `more`.
+fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    base.iter().chain(more).copied().collect()
+}
+
+fn field(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {v}"))
+        .to_owned()
+}
+
+#[test]
+fn the_whole_life_cycle_through_the_cli() {
+    let s = Scratch::new();
+    let ctl = Ctl {
+        s: &s,
+        outputs: Default::default(),
+    };
+    let port = free_port();
+    let server = start_server(&server_binary(), &s.path("server-data"), port);
+    let url = server.url.clone();
+
+    // The admin logs in: the token comes on stdin, goes to a 0600 file, and is checked.
+    let login = ctl
+        .run(
+            &["--url", &url, "--config", "admin.toml", "login", "--json"],
+            &[],
+            Some(format!("{}\n", server.admin).as_bytes()),
+        )
+        .ok();
+    assert_eq!(login.json()["kind"], "admin", "{}", login.stdout_text());
+    let mode = fs::metadata(s.path("admin.toml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let admin = ["--config", "admin.toml"];
+
+    let tenant = ctl
+        .run(
+            &with(&admin, &["tenant", "create", "acme", "--json"]),
+            &[],
+            None,
+        )
+        .ok()
+        .json();
+    let tenant_id = field(&tenant["tenant"], "id");
+    let tenants = ctl
+        .run(&with(&admin, &["tenant", "list"]), &[], None)
+        .ok()
+        .stdout_text();
+    let row = tenants
+        .lines()
+        .find(|l| l.contains("acme"))
+        .unwrap_or_else(|| panic!("no acme in:\n{tenants}"));
+    assert!(row.starts_with(&tenant_id), "{tenants}");
+    assert!(tenants.starts_with("ID"), "{tenants}");
+
+    // The operator token: shown once, by this command alone.
+    let created = ctl
+        .run(
+            &with(
+                &admin,
+                &["operator", "create", &tenant_id, "--label", "ops", "--json"],
+            ),
+            &[],
+            None,
+        )
+        .ok()
+        .json();
+    let op_token = field(&created, "token");
+    let op_token_id = field(&created, "id");
+    let listed = ctl
+        .run(&with(&admin, &["operator", "list", &tenant_id]), &[], None)
+        .ok()
+        .stdout_text();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&op_token_id) && l.contains("ops")),
+        "{listed}"
+    );
+    fs::write(s.path("op.token"), &op_token).unwrap();
+    fs::set_permissions(s.path("op.token"), fs::Permissions::from_mode(0o600)).unwrap();
+    let op = ["--url", &url, "--token-file", "op.token"];
+    let op_env = [
+        ("COFFER_SERVER_URL", url.as_str()),
+        ("COFFER_SERVER_TOKEN", op_token.as_str()),
+    ];
+
+    // An enrolment token, and an agent enrolled with it and running.
+    let enrol = ctl
+        .run(
+            &[
+                "token", "create", "--ttl", "600", "--label", "host1", "--json",
+            ],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    let enrol_id = field(&enrol, "id");
+    s.write("enrol.token", field(&enrol, "token").as_bytes());
+    let enrolled = s
+        .run(&[
+            "agent",
+            "enroll",
+            "--server",
+            &url,
+            "--token-file",
+            "enrol.token",
+            "--state-dir",
+            "agent",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let agent_id = field(&enrolled, "agent_id");
+    let tokens = ctl
+        .run(&["token", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
+    let used = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == enrol_id.as_str())
+        .unwrap_or_else(|| panic!("{tokens}"));
+    assert!(
+        used["used_at"].is_string(),
+        "the token is not marked used: {used}"
+    );
+    let log = fs::File::create(s.path("agent.log")).unwrap();
+    let _agent = Killed(
+        s.cmd(&["agent", "run", "--state-dir", "agent"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let agents = ctl
+        .run(&with(&op, &["agent", "list"]), &[], None)
+        .ok()
+        .stdout_text();
+    assert!(agents.lines().any(|l| l.starts_with(&agent_id)), "{agents}");
+    let dests = ctl
+        .run(&["destination", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
+    assert_eq!(
+        dests["destinations"][0]["agent_id"],
+        agent_id.as_str(),
+        "{dests}"
+    );
+
+    // A job over a small tree, run with --wait.
+    let src = s.path("src");
+    for (path, body) in [
+        ("a.txt", &b"alpha\n"[..]),
+        ("empty", b""),
+        ("sub/b.bin", &support::noise(200_000, 7)),
+        ("sub/deeper/c.txt", b"gamma\n"),
+        ("sub/deeper/d.txt", b"delta\n"),
+    ] {
+        let p = src.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    }
+    let want = regular_files(&src);
+    let job = ctl
+        .run(
+            &[
+                "job",
+                "create",
+                "--agent",
+                &agent_id,
+                "--name",
+                "nightly",
+                "--source",
+                src.to_str().unwrap(),
+                "--keep-last",
+                "3",
+                "--json",
+            ],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    let job_id = field(&job["job"], "id");
+    assert_eq!(job["job"]["retention"]["keep_last"], 3, "{job}");
+    let jobs = ctl.run(&["job", "list"], &op_env, None).ok().stdout_text();
+    assert!(
+        jobs.lines()
+            .any(|l| l.starts_with(&job_id) && l.contains("nightly")),
+        "{jobs}"
+    );
+    let ran = ctl.run(&["job", "run", &job_id, "--wait"], &op_env, None);
+    assert_eq!(
+        ran.code,
+        0,
+        "job run --wait failed: {}\nagent log:\n{}",
+        ran.stderr,
+        fs::read_to_string(s.path("agent.log")).unwrap_or_default()
+    );
+    assert!(
+        ran.stdout_text().contains("backup) succeeded"),
+        "{}",
+        ran.stdout_text()
+    );
+
+    // The run and its restore point, as tables and as JSON.
+    let runs = ctl
+        .run(&["run", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
+    let backup = &runs["runs"][0];
+    assert_eq!(backup["kind"], "backup", "{runs}");
+    assert_eq!(backup["status"], "succeeded", "{runs}");
+    assert_eq!(backup["job_id"], job_id.as_str(), "{runs}");
+    assert_eq!(backup["files"], want.len() as u64, "{runs}");
+    let run_id = field(backup, "id");
+    let table = ctl.run(&["run", "list"], &op_env, None).ok().stdout_text();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{run_id} ")))
+        .unwrap_or_else(|| panic!("no run {run_id} in:\n{table}"));
+    assert!(
+        row.contains("backup") && row.contains("succeeded"),
+        "{table}"
+    );
+
+    let points = ctl
+        .run(&["restore-point", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
+    let list = points["restore_points"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{points}");
+    let point = &list[0];
+    assert_eq!(point["files"], want.len() as u64, "{points}");
+    assert_eq!(point["job_id"], job_id.as_str(), "{points}");
+    assert_eq!(point["run_id"], run_id.as_str(), "{points}");
+    let point_id = field(point, "id");
+    let table = ctl
+        .run(&["restore-point", "list"], &op_env, None)
+        .ok()
+        .stdout_text();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{point_id} ")))
+        .unwrap_or_else(|| panic!("no restore point {point_id} in:\n{table}"));
+    assert!(
+        row.split_whitespace().any(|c| c == want.len().to_string()),
+        "no file count {} in {row:?}",
+        want.len()
+    );
+    let files = ctl
+        .run(
+            &[
+                "restore-point",
+                "files",
+                &point_id,
+                "--path",
+                src.to_str().unwrap(),
+                "--json",
+            ],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    let names: Vec<&str> = files["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.txt", "empty", "sub"], "{files}");
+
+    // Restored with --wait into a new folder: the same tree.
+    let target = s.path("restored");
+    let restored = ctl.run(
+        &[
+            "restore-point",
+            "restore",
+            &point_id,
+            "--target",
+            target.to_str().unwrap(),
+            "--wait",
+        ],
+        &op_env,
+        None,
+    );
+    assert_eq!(restored.code, 0, "restore --wait: {}", restored.stderr);
+    assert!(
+        restored.stdout_text().contains("restore) succeeded"),
+        "{}",
+        restored.stdout_text()
+    );
+    let got = regular_files(&target.join(src.strip_prefix("/").unwrap()));
+    assert_eq!(got, want, "the restored tree differs");
+
+    let verified = ctl
+        .run(
+            &["restore-point", "verify", &point_id, "--wait", "--json"],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    assert_eq!(verified["run"]["kind"], "verify", "{verified}");
+    assert_eq!(verified["run"]["status"], "succeeded", "{verified}");
+
+    // `run get --wait` on a run queued without waiting.
+    let queued = ctl
+        .run(&["job", "run", &job_id, "--json"], &op_env, None)
+        .ok()
+        .json();
+    let second = field(&queued["run"], "id");
+    assert_ne!(second, run_id);
+    let end = ctl
+        .run(&["run", "get", &second, "--wait", "--json"], &op_env, None)
+        .ok()
+        .json();
+    assert_eq!(end["run"]["status"], "succeeded", "{end}");
+    let shown = ctl
+        .run(&["run", "get", &second], &op_env, None)
+        .ok()
+        .stdout_text();
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("status") && l.ends_with("succeeded")),
+        "{shown}"
+    );
+
+    // Revoked: the agent shows so, and a verify on it is refused with its own code.
+    let revoked = ctl
+        .run(&with(&op, &["agent", "revoke", &agent_id]), &[], None)
+        .ok()
+        .stdout_text();
+    assert!(revoked.contains("revoked"), "{revoked}");
+    let agents = ctl
+        .run(&["agent", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
+    assert_eq!(agents["agents"][0]["status"], "revoked", "{agents}");
+    ctl.run(&["restore-point", "verify", &point_id], &op_env, None)
+        .fails(REFUSED, "agent_revoked");
+    ctl.run(&["run", "get", "999999"], &op_env, None)
+        .fails(NOT_FOUND, "not_found");
+
+    // The audit log names each step, the tenant's and the whole server's.
+    let audit = ctl.run(&["audit"], &op_env, None).ok().stdout_text();
+    for action in [
+        "enrolment_token.create",
+        "job.create",
+        "job.run_now",
+        "restore.request",
+        "verify.request",
+        "agent.revoke",
+    ] {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.split_whitespace().any(|w| w == action)),
+            "no {action} in the audit log:\n{audit}"
+        );
+    }
+    let all = ctl
+        .run(&with(&admin, &["audit", "--admin", "--json"]), &[], None)
+        .ok()
+        .json();
+    let actions: Vec<&str> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in ["tenant.create", "operator_token.create", "agent.revoke"] {
+        assert!(actions.contains(&action), "no {action} in {actions:?}");
+    }
+
+    // A refused token: its own exit code, the server's code named, the token not.
+    let bogus = "cfo_not-a-real-token-0123456789";
+    let refused = ctl
+        .run(
+            &["agent", "list"],
+            &[
+                ("COFFER_SERVER_URL", url.as_str()),
+                ("COFFER_SERVER_TOKEN", bogus),
+            ],
+            None,
+        )
+        .fails(WRONG_KEY, "unauthorized");
+    assert!(!refused.stderr.contains(bogus), "{}", refused.stderr);
+    let json_error = ctl
+        .run(
+            &["agent", "list", "--json"],
+            &[
+                ("COFFER_SERVER_URL", url.as_str()),
+                ("COFFER_SERVER_TOKEN", bogus),
+            ],
+            None,
+        )
+        .fails(WRONG_KEY, "unauthorized")
+        .json();
+    assert_eq!(json_error["error"]["code"], WRONG_KEY, "{json_error}");
+    // The admin token is not an operator's, and the operator's not the admin's.
+    ctl.run(&with(&admin, &["agent", "list"]), &[], None)
+        .fails(WRONG_KEY, "HTTP 40");
+    ctl.run(&["tenant", "list"], &op_env, None)
+        .fails(WRONG_KEY, "HTTP 40");
+
+    // A server away: another code.
+    let away = format!("http://127.0.0.1:{}", free_port());
+    ctl.run(
+        &["--url", &away, "agent", "list"],
+        &[("COFFER_SERVER_TOKEN", bogus)],
+        None,
+    )
+    .fails(IO, "cannot reach the server");
+
+    // A token file others can read is refused, before anything is sent.
+    fs::set_permissions(s.path("op.token"), fs::Permissions::from_mode(0o644)).unwrap();
+    ctl.run(&with(&op, &["agent", "list"]), &[], None)
+        .fails(USAGE, "chmod 600");
+    fs::set_permissions(s.path("admin.toml"), fs::Permissions::from_mode(0o640)).unwrap();
+    ctl.run(&with(&admin, &["tenant", "list"]), &[], None)
+        .fails(USAGE, "open to others");
+    // No token anywhere: a clear usage error.
+    ctl.run(&["--url", &url, "agent", "list"], &[], None)
+        .fails(USAGE, "no token");
+
+    // The tokens appear only where a new token is the answer.
+    for (command, output) in ctl.outputs.borrow().iter() {
+        let shows_new_token =
+            command.contains("operator create") || command.contains("token create");
+        for token in [server.admin.as_str(), op_token.as_str()] {
+            assert!(
+                shows_new_token || !output.contains(token),
+                "a token in the output of {command}:\n{output}"
+            );
+        }
+    }
+}
