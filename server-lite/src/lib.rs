@@ -39,6 +39,7 @@ pub mod server;
 pub mod state;
 pub mod stores;
 pub mod token;
+pub mod usage;
 
 pub use routes::app;
 pub use server::{Server, Started};

@@ -45,12 +45,8 @@ pub(crate) fn tenant(c: &ServerClient, verb: &TenantVerb, json: bool) -> Result<
             ];
             show(json, &v, &render(rows(&v, "tenants"), &cols))
         }
-        TenantVerb::Delete { id: t, purge } => {
-            let purge = purge.then(|| "true".to_owned());
-            let v = c.delete(
-                &format!("/v1/admin/tenants/{}", id(t)?),
-                &[("purge", purge)],
-            )?;
+        TenantVerb::Delete { id: t } => {
+            let v = c.delete(&format!("/v1/admin/tenants/{}", id(t)?), &[])?;
             show(json, &v, &format!("tenant {t} deleted"))
         }
     }
@@ -84,14 +80,11 @@ pub(crate) fn operator(c: &ServerClient, verb: &OperatorVerb, json: bool) -> Res
             show(json, &v, &render(rows(&v, "tokens"), &token_cols()))
         }
         OperatorVerb::Revoke { id: token, tenant } => {
-            let path = match tenant {
-                Some(t) => format!(
-                    "/v1/admin/tenants/{}/operator-tokens/{}/revoke",
-                    id(t)?,
-                    id(token)?
-                ),
-                None => format!("/v1/admin/operator-tokens/{}/revoke", id(token)?),
-            };
+            let path = format!(
+                "/v1/admin/tenants/{}/operator-tokens/{}/revoke",
+                id(tenant)?,
+                id(token)?
+            );
             let v = c.post(&path, None)?;
             show(json, &v, &format!("operator token {token} revoked"))
         }

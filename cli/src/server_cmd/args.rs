@@ -118,13 +118,10 @@ pub(crate) enum TenantVerb {
     },
     /// List the tenants.
     List,
-    /// Delete a tenant.
+    /// Delete an empty tenant (no agents, jobs or restore points left).
     Delete {
         /// The tenant.
         id: String,
-        /// Delete it even if it still has agents, jobs and restore points.
-        #[arg(long)]
-        purge: bool,
     },
 }
 
@@ -148,9 +145,9 @@ pub(crate) enum OperatorVerb {
     Revoke {
         /// The token's ID.
         id: String,
-        /// Its tenant (the route by tenant; without it, the route by token ID alone).
+        /// Its tenant.
         #[arg(long, value_name = "ID")]
-        tenant: Option<String>,
+        tenant: String,
     },
 }
 

@@ -403,6 +403,44 @@ pub fn destination_by_id(conn: &Connection, id: i64) -> DbResult<Option<Destinat
         .optional()?)
 }
 
+/// Why destination `id` is still in use, if it is: its agent is not deleted, restore
+/// points remain in it, or runs use it.
+///
+/// # Errors
+/// SQLite's.
+pub fn destination_in_use(conn: &Connection, id: i64) -> DbResult<Option<String>> {
+    let (agent_live, points, runs): (bool, u64, u64) = conn.query_row(
+        "SELECT (SELECT a.deleted_at IS NULL FROM agents a WHERE a.id = d.agent_id),
+                (SELECT count(*) FROM restore_points r WHERE r.repository_id = d.repository_id),
+                (SELECT count(*) FROM runs u WHERE u.destination_id = d.id
+                   AND u.status IN ('queued', 'running'))
+         FROM destinations d WHERE d.id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(if agent_live {
+        Some("its agent is not deleted (revoke, then delete it first)".to_owned())
+    } else if points > 0 {
+        Some(format!("{points} restore point(s) are still in it"))
+    } else if runs > 0 {
+        Some(format!("{runs} run(s) still use it"))
+    } else {
+        None
+    })
+}
+
+/// Marks destination `id` deleted (its objects are gone from storage).
+///
+/// # Errors
+/// SQLite's.
+pub fn mark_destination_deleted(conn: &Connection, id: i64) -> DbResult<()> {
+    conn.execute(
+        "UPDATE destinations SET deleted_at = ?2 WHERE id = ?1",
+        params![id, now()],
+    )?;
+    Ok(())
+}
+
 /// Destination `id` of `tenant`.
 ///
 /// # Errors
@@ -410,7 +448,10 @@ pub fn destination_by_id(conn: &Connection, id: i64) -> DbResult<Option<Destinat
 pub fn destination(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<Option<DestinationRow>> {
     Ok(conn
         .query_row(
-            &format!("SELECT {DEST_COLUMNS} FROM destinations WHERE id = ?1 AND tenant_id = ?2"),
+            &format!(
+                "SELECT {DEST_COLUMNS} FROM destinations
+                 WHERE id = ?1 AND tenant_id = ?2 AND deleted_at IS NULL"
+            ),
             [id, tenant_id],
             dest_from_row,
         )
@@ -423,7 +464,8 @@ pub fn destination(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<Optio
 /// SQLite's.
 pub fn destinations(conn: &Connection, tenant_id: i64) -> DbResult<Vec<DestinationRow>> {
     let mut st = conn.prepare(&format!(
-        "SELECT {DEST_COLUMNS} FROM destinations WHERE tenant_id = ?1 ORDER BY id"
+        "SELECT {DEST_COLUMNS} FROM destinations WHERE tenant_id = ?1 AND deleted_at IS NULL
+         ORDER BY id"
     ))?;
     let rows = st.query_map([tenant_id], dest_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -29,7 +29,9 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
 // IANA time zone its schedule is read in; how many due times a backup run stands for
 // (more than one when the agent was offline or the server stopped); an agent's name
 // (default its host name) and labels (JSON object); when a revoked agent was deleted
-// (the row stays: its runs and restore points name it, and stay restorable).
+// (the row stays: its runs and restore points name it, and stay restorable); when a
+// destination no longer in use was deleted (its objects removed from storage) and when
+// an empty tenant was deleted (rows stay for the audit log and the runs' history).
 const V4: &str = "
 ALTER TABLE jobs ADD COLUMN excludes TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE jobs ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
@@ -39,6 +41,8 @@ ALTER TABLE runs ADD COLUMN missed_schedules INTEGER NOT NULL DEFAULT 0
 ALTER TABLE agents ADD COLUMN name TEXT;
 ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE agents ADD COLUMN deleted_at INTEGER;
+ALTER TABLE destinations ADD COLUMN deleted_at INTEGER;
+ALTER TABLE tenants ADD COLUMN deleted_at INTEGER;
 CREATE INDEX runs_by_job ON runs (job_id, id);
 CREATE INDEX restore_points_by_job ON restore_points (job_id, id);
 ";

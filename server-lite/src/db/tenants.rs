@@ -56,8 +56,9 @@ pub fn create_tenant(
 /// # Errors
 /// SQLite's.
 pub fn tenants(conn: &Connection) -> DbResult<Vec<Tenant>> {
-    let mut st =
-        conn.prepare("SELECT id, name, backend_id, created_at FROM tenants ORDER BY id")?;
+    let mut st = conn.prepare(
+        "SELECT id, name, backend_id, created_at FROM tenants WHERE deleted_at IS NULL ORDER BY id",
+    )?;
     let rows = st.query_map([], tenant_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -69,9 +70,44 @@ pub fn tenants(conn: &Connection) -> DbResult<Vec<Tenant>> {
 pub fn tenant(conn: &Connection, id: i64) -> DbResult<Option<Tenant>> {
     Ok(conn
         .query_row(
-            "SELECT id, name, backend_id, created_at FROM tenants WHERE id = ?1",
+            "SELECT id, name, backend_id, created_at FROM tenants WHERE id = ?1 AND deleted_at IS NULL",
             [id],
             tenant_from_row,
         )
         .optional()?)
+}
+
+/// What keeps a tenant from being deleted: its live agents, jobs and restore points.
+///
+/// # Errors
+/// SQLite's.
+pub fn contents(conn: &Connection, id: i64) -> DbResult<(u64, u64, u64)> {
+    Ok(conn.query_row(
+        "SELECT (SELECT count(*) FROM agents WHERE tenant_id = ?1 AND deleted_at IS NULL),
+                (SELECT count(*) FROM jobs WHERE tenant_id = ?1),
+                (SELECT count(*) FROM restore_points WHERE tenant_id = ?1)",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
+}
+
+/// Deletes empty tenant `id`: it leaves the lists, its tokens stop working and its
+/// name is free again (the row stays for the audit log). False if there is none.
+///
+/// # Errors
+/// SQLite's.
+pub fn delete_empty(conn: &Connection, id: i64) -> DbResult<bool> {
+    let at = super::now();
+    let changed = conn.execute(
+        "UPDATE tenants SET deleted_at = ?2, name = name || ' (deleted ' || ?2 || ')'
+         WHERE id = ?1 AND deleted_at IS NULL",
+        params![id, at],
+    )?;
+    if changed == 1 {
+        conn.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE tenant_id = ?1 AND revoked_at IS NULL",
+            params![id, at],
+        )?;
+    }
+    Ok(changed == 1)
 }

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,6 +24,7 @@ use crate::token::{NewToken, TokenKind};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/tenants", post(create_tenant).get(list_tenants))
+        .route("/v1/admin/tenants/{id}", delete(delete_tenant))
         .route(
             "/v1/admin/tenants/{id}/operator-tokens",
             post(create_operator_token).get(list_operator_tokens),
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
             post(create_backend).get(list_backends),
         )
         .route("/v1/admin/audit", get(all_audit))
+        .route("/v1/admin/usage", get(all_usage))
 }
 
 fn ok(admin: &Admin, tenant_id: Option<i64>, action: &'static str, target: String) -> AuditEntry {
@@ -105,6 +107,47 @@ async fn create_tenant(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "tenant": tenant }))))
+}
+
+/// Deletes a tenant with no agents, jobs or restore points left (409 naming what is
+/// left otherwise: delete those first; there is no purge that does it in one go).
+async fn delete_tenant(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id, "tenant")?;
+    if params.0.contains_key("purge") {
+        return Err(ApiError::field(
+            "purge",
+            "not supported: delete the tenant's restore points, jobs and agents first",
+        ));
+    }
+    let e = ok(&admin, Some(id), "tenant.delete", format!("tenant:{id}"));
+    state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                if tenants::tenant(tx, id)?.is_none() {
+                    return Err(ApiError::NotFound { what: "tenant" });
+                }
+                let (agents, jobs, points) = tenants::contents(tx, id)?;
+                if agents + jobs + points > 0 {
+                    return Err(ApiError::Conflict {
+                        code: "tenant_not_empty",
+                        message: format!(
+                            "the tenant still has {agents} agent(s), {jobs} job(s) and {points} \
+                             restore point(s): delete them first (agents after revoking them)"
+                        ),
+                    });
+                }
+                tenants::delete_empty(tx, id)?;
+                Ok(audit::record(tx, &e)?)
+            })
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_tenants(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
@@ -402,4 +445,13 @@ async fn all_audit(
         .call(move |cat| Ok(audit::list(cat.connection(), tenant, limit)?))
         .await?;
     Ok(Json(json!({ "entries": list })))
+}
+
+/// Every tenant's storage use (per agent and totals).
+async fn all_usage(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
+    let tenants = crate::usage::all(&state).await?;
+    let stored_bytes: u64 = tenants.iter().map(|t| t.stored_bytes).sum();
+    Ok(Json(
+        json!({ "stored_bytes": stored_bytes, "tenants": tenants }),
+    ))
 }

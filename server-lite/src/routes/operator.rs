@@ -51,12 +51,16 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents/{id}/concurrency", post(set_agent_concurrency))
         .route("/v1/agents/{id}/logs", get(agent_logs))
         .route("/v1/destinations", get(list_destinations))
-        .route("/v1/destinations/{id}", get(get_destination))
+        .route(
+            "/v1/destinations/{id}",
+            get(get_destination).delete(delete_destination),
+        )
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/retry", post(retry_run))
         .route("/v1/runs/{id}/cancel", post(cancel_run))
         .route("/v1/audit", get(tenant_audit))
+        .route("/v1/usage", get(tenant_usage))
 }
 
 /// The `limit` parameter of list routes (default 100).
@@ -507,6 +511,86 @@ async fn list_destinations(State(state): State<AppState>, op: Operator) -> ApiRe
     ))
 }
 
+/// Deletes a destination no longer in use (its agent deleted, no restore points left
+/// in it, no run using it): every object under it is removed from storage. Audited with
+/// what went.
+async fn delete_destination(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id, "destination")?;
+    let tenant = op.tenant_id;
+    let found = state
+        .db
+        .read(move |conn| {
+            let Some(dest) = agents::destination(conn, tenant, id)? else {
+                return Ok(None);
+            };
+            let busy = agents::destination_in_use(conn, id)?;
+            let backend = match dest.backend_id {
+                Some(b) => crate::db::backends::backend(conn, b)?,
+                None => None,
+            };
+            Ok(Some((dest, busy, backend)))
+        })
+        .await?;
+    let Some((dest, busy, backend)) = found else {
+        return Err(not_found(
+            &state,
+            &op.actor,
+            Some(tenant),
+            "destinations",
+            "destination",
+            id,
+        )
+        .await);
+    };
+    if let Some(why) = busy {
+        return Err(ApiError::Conflict {
+            code: "destination_in_use",
+            message: format!("the destination is in use: {why}"),
+        });
+    }
+    let st = state.clone();
+    let prefix = dest.prefix.clone();
+    let (objects, bytes) = tokio::task::spawn_blocking(move || -> ApiResult<(u64, u64)> {
+        let store = st.stores.storage(backend.as_ref(), &st.kek)?;
+        let listed = store
+            .list(&format!("{prefix}/"))
+            .map_err(ApiError::internal)?;
+        let mut bytes = 0;
+        for object in &listed {
+            store.delete(&object.key).map_err(ApiError::internal)?;
+            bytes += object.size;
+        }
+        Ok((listed.len() as u64, bytes))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let e = entry(
+        &op,
+        "destination.delete",
+        format!("destination:{id}"),
+        format!(
+            "{objects} objects, {bytes} bytes removed from {}/{}",
+            dest.bucket, dest.prefix
+        ),
+    );
+    state
+        .db
+        .call(move |cat| {
+            Ok(dbm::immediate(cat.connection_mut(), |tx| {
+                agents::mark_destination_deleted(tx, id)?;
+                audit::record(tx, &e)
+            })?)
+        })
+        .await?;
+    Ok(Json(
+        json!({ "deleted": true, "objects_removed": objects, "bytes_freed": bytes }),
+    ))
+}
+
 async fn get_destination(
     State(state): State<AppState>,
     op: Operator,
@@ -759,4 +843,11 @@ async fn tenant_audit(
         .call(move |cat| Ok(audit::list(cat.connection(), Some(tenant), limit)?))
         .await?;
     Ok(Json(json!({ "entries": list })))
+}
+
+/// Storage use of the operator's tenant: per agent (listed from storage), per job, and
+/// the totals.
+async fn tenant_usage(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+    let usage = crate::usage::tenant(&state, op.tenant_id).await?;
+    Ok(Json(json!({ "usage": usage })))
 }
