@@ -426,6 +426,115 @@ fn the_whole_life_cycle_through_the_cli() {
         "{shown}"
     );
 
+    // The job is edited in place: same ID, its restore point still its own; the next
+    // backup leaves out what the new exclude pattern names.
+    let updated = ctl
+        .run(
+            &["job", "update", &job_id, "--exclude", "*.bin", "--json"],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    assert_eq!(updated["job"]["id"], job_id.as_str(), "{updated}");
+    assert_eq!(updated["job"]["excludes"][0], "*.bin", "{updated}");
+    let kept = ctl
+        .run(
+            &["restore-point", "list", "--job", &job_id, "--json"],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    assert!(
+        kept["restore_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == point_id.as_str()),
+        "{kept}"
+    );
+    ctl.run(&["job", "run", &job_id, "--wait"], &op_env, None)
+        .ok();
+    let newest = ctl
+        .run(
+            &["restore-point", "list", "--job", &job_id, "--json"],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    let newest_id = field(&newest["restore_points"][0], "id");
+    let sub = src.join("sub");
+    let listed = ctl
+        .run(
+            &[
+                "restore-point",
+                "files",
+                &newest_id,
+                "--path",
+                sub.to_str().unwrap(),
+                "--json",
+            ],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    let names: Vec<&str> = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["deeper"], "b.bin is excluded now: {listed}");
+
+    // A second machine, named at enrolment; enrolment prints its exact start command.
+    let enrol2 = ctl
+        .run(&["token", "create", "--json"], &op_env, None)
+        .ok()
+        .json();
+    s.write("enrol2.token", field(&enrol2, "token").as_bytes());
+    let second_agent = s
+        .run(&[
+            "agent",
+            "enroll",
+            "--server",
+            &url,
+            "--token-file",
+            "enrol2.token",
+            "--state-dir",
+            "agent2",
+            "--name",
+            "spare",
+        ])
+        .ok();
+    let said = second_agent.stdout_text() + &second_agent.stderr;
+    let start = format!(
+        "coffer agent run --state-dir {}",
+        s.path("agent2").display()
+    );
+    assert!(said.contains(&start), "{said}");
+    let agents2 = ctl
+        .run(&["agent", "list", "--json"], &op_env, None)
+        .ok()
+        .json();
+    let spare = agents2["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "spare")
+        .unwrap_or_else(|| panic!("no agent named spare: {agents2}"));
+    let spare_id = field(spare, "id");
+    let log2 = fs::File::create(s.path("agent2.log")).unwrap();
+    let _agent2 = Killed(
+        s.cmd(&["agent", "run", "--state-dir", "agent2"])
+            .stdout(Stdio::null())
+            .stderr(log2)
+            .spawn()
+            .unwrap(),
+    );
+
     // Revoked: the agent shows so, and a verify on it is refused with its own code.
     let revoked = ctl
         .run(&with(&op, &["agent", "revoke", &agent_id]), &[], None)
@@ -442,6 +551,34 @@ fn the_whole_life_cycle_through_the_cli() {
     ctl.run(&["run", "get", "999999"], &op_env, None)
         .fails(NOT_FOUND, "not_found");
 
+    // The machine is gone for good: deleted, and its restore point restored on the
+    // spare machine, the same tree.
+    ctl.run(&["agent", "delete", &agent_id], &op_env, None).ok();
+    let target2 = s.path("restored-elsewhere");
+    let elsewhere = ctl.run(
+        &[
+            "restore-point",
+            "restore",
+            &point_id,
+            "--agent",
+            &spare_id,
+            "--target",
+            target2.to_str().unwrap(),
+            "--wait",
+        ],
+        &op_env,
+        None,
+    );
+    assert_eq!(
+        elsewhere.code,
+        0,
+        "restore on another agent: {}\nagent log:\n{}",
+        elsewhere.stderr,
+        fs::read_to_string(s.path("agent2.log")).unwrap_or_default()
+    );
+    let got = regular_files(&target2.join(src.strip_prefix("/").unwrap()));
+    assert_eq!(got, want, "the tree restored elsewhere differs");
+
     // The audit log names each step, the tenant's and the whole server's.
     let audit = ctl.run(&["audit"], &op_env, None).ok().stdout_text();
     for action in [
@@ -451,6 +588,12 @@ fn the_whole_life_cycle_through_the_cli() {
         "restore.request",
         "verify.request",
         "agent.revoke",
+        "job.update",
+        "agent.delete",
+        "backup.start",
+        "backup.success",
+        "restore.success",
+        "verify.success",
     ] {
         assert!(
             audit

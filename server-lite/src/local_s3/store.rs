@@ -248,7 +248,9 @@ pub(crate) fn check_bucket(caller: &Caller, bucket: &str) -> S3Result<()> {
 }
 
 /// Refuses a request whose key (or listing prefix) is under no destination, or under
-/// the destination of a revoked agent (audited as denied).
+/// the destination of a revoked agent (audited as denied) unless it reads while a live
+/// agent runs a restore or verify of that destination (the URLs of such a run are
+/// signed for reads only).
 pub(crate) async fn check_destination(
     caller: &Caller,
     bucket: &str,
@@ -269,19 +271,34 @@ pub(crate) async fn check_destination(
             Ok(cat
                 .connection()
                 .query_row(
-                    "SELECT d.tenant_id, a.revoked_at FROM destinations d
+                    // A revoked agent's destination is still read by a restore or
+                    // verify of its restore points that a live agent is running.
+                    "SELECT d.tenant_id, a.revoked_at,
+                            EXISTS (SELECT 1 FROM runs r JOIN agents b ON b.id = r.agent_id
+                                    WHERE r.destination_id = d.id AND r.status = 'running'
+                                      AND r.kind IN ('restore', 'verify')
+                                      AND b.revoked_at IS NULL)
+                     FROM destinations d
                      JOIN agents a ON a.id = d.agent_id
-                     WHERE d.bucket = ?1 AND d.prefix = ?2",
+                     WHERE d.bucket = ?1 AND d.prefix = ?2 AND d.deleted_at IS NULL",
                     (b, p),
-                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?)),
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, Option<i64>>(1)?,
+                            row.get::<_, bool>(2)?,
+                        ))
+                    },
                 )
                 .optional()?)
         })
         .await
         .map_err(|e| internal_error(format!("{e:?}")))?;
+    let reads = matches!(*method, Method::GET | Method::HEAD);
     let refusal = match found {
-        Some((_, None)) => return Ok(()),
-        Some((tenant, Some(_))) => (Some(tenant), "the destination's agent is revoked"),
+        Some((_, None, _)) => return Ok(()),
+        Some((_, Some(_), true)) if reads => return Ok(()),
+        Some((tenant, Some(_), _)) => (Some(tenant), "the destination's agent is revoked"),
         None => (None, "the key is under no destination"),
     };
     let denied = || S3Error::with_message(S3ErrorCode::AccessDenied, refusal.1);
