@@ -403,6 +403,61 @@ fn the_whole_life_cycle_through_the_cli() {
     assert_eq!(verified["run"]["kind"], "verify", "{verified}");
     assert_eq!(verified["run"]["status"], "succeeded", "{verified}");
 
+    // Without the server: a recovery key from it, then the CLI alone restores the
+    // repository where it lies (here the embedded store's folder), the same tree.
+    let dest_id = field(&dests["destinations"][0], "id");
+    let recovery = ctl
+        .run(
+            &[
+                "destination",
+                "recovery-key",
+                &dest_id,
+                "--out",
+                s.path("recovery.key").to_str().unwrap(),
+                "--json",
+            ],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    assert!(
+        recovery.get("key").is_none(),
+        "the key is not printed: {recovery}"
+    );
+    let location = field(&recovery, "location");
+    let mode = fs::metadata(s.path("recovery.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the key file is private");
+    let snapshots = s
+        .run(&[
+            "snapshots",
+            "-r",
+            &location,
+            "--key-file",
+            "recovery.key",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(snapshots.as_array().map(Vec::len), Some(1), "{snapshots}");
+    let offline = s.path("restored-offline");
+    s.run(&[
+        "restore",
+        "latest",
+        "-r",
+        &location,
+        "--key-file",
+        "recovery.key",
+        "-t",
+        offline.to_str().unwrap(),
+    ])
+    .ok();
+    let got = regular_files(&offline.join(src.strip_prefix("/").unwrap()));
+    assert_eq!(got, want, "the tree restored without the server differs");
+
     // `run get --wait` on a run queued without waiting.
     let queued = ctl
         .run(&["job", "run", &job_id, "--json"], &op_env, None)
@@ -590,6 +645,7 @@ fn the_whole_life_cycle_through_the_cli() {
         "agent.revoke",
         "job.update",
         "agent.delete",
+        "destination.recovery_key",
         "backup.start",
         "backup.success",
         "restore.success",

@@ -273,10 +273,20 @@ pub(crate) enum DestinationVerb {
         /// The destination.
         id: String,
     },
-    /// Delete a destination.
+    /// Delete a destination no longer in use (its agent deleted, no restore points).
     Delete {
         /// The destination.
         id: String,
+    },
+    /// Write a recovery key for the destination's repository (a new full-access key
+    /// file in it) to FILE (mode 0600, never overwritten): with it, `coffer restore -r
+    /// LOCATION --key-file FILE` restores without the server.
+    RecoveryKey {
+        /// The destination.
+        id: String,
+        /// The key file to write.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
 }
 

@@ -219,7 +219,53 @@ pub(crate) fn destination(c: &ServerClient, verb: &DestinationVerb, json: bool) 
             let v = c.delete(&format!("/v1/destinations/{}", id(d)?), &[])?;
             show(json, &v, &format!("destination {d} deleted"))
         }
+        DestinationVerb::RecoveryKey { id: d, out } => recovery_key(c, d, out, json),
     }
+}
+
+/// Asks for a recovery key and writes it as a key file; the key itself is never
+/// printed (the JSON output leaves it out too).
+fn recovery_key(c: &ServerClient, d: &str, out: &std::path::Path, json: bool) -> Result<()> {
+    use base64::Engine as _;
+    if std::fs::symlink_metadata(out).is_ok() {
+        return Err(CliError::Exists(format!(
+            "{} already exists; not overwriting it",
+            out.display()
+        )));
+    }
+    let mut v = c.post(&format!("/v1/destinations/{}/recovery-key", id(d)?), None)?;
+    let encoded = zeroize::Zeroizing::new(
+        v["key"]
+            .as_str()
+            .ok_or_else(|| CliError::Other("the server sent no key".into()))?
+            .to_owned(),
+    );
+    if let Some(o) = v.as_object_mut() {
+        o.remove("key");
+    }
+    let bytes = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_bytes())
+            .map_err(|_| CliError::Other("the server's key is not base64".into()))?,
+    );
+    let raw: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| CliError::Other("the server's key is not 32 bytes".into()))?;
+    let key = coffer_core::SecretKey::from_bytes(raw);
+    crate::keys::write_private_file(out, crate::keys::key_file_text(&key).as_bytes())?;
+    let location = text(&v["location"]);
+    show(
+        json,
+        &v,
+        &format!(
+            "recovery key written to {} (key file {} in the repository).\n\
+             Restore without the server: coffer snapshots -r {location} --key-file {}",
+            out.display(),
+            text(&v["key_file_id"]),
+            out.display()
+        ),
+    )
 }
 
 fn job_cols() -> [Col; 7] {

@@ -52,6 +52,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents/{id}/logs", get(agent_logs))
         .route("/v1/destinations", get(list_destinations))
         .route(
+            "/v1/destinations/{id}/recovery-key",
+            post(destination_recovery_key),
+        )
+        .route(
             "/v1/destinations/{id}",
             get(get_destination).delete(delete_destination),
         )
@@ -588,6 +592,71 @@ async fn delete_destination(
         .await?;
     Ok(Json(
         json!({ "deleted": true, "objects_removed": objects, "bytes_freed": bytes }),
+    ))
+}
+
+/// A recovery key for a destination's repository: a new full-access key file is added
+/// to the repository, and its key-encryption key is answered this once (base64), with
+/// where the repository is. With it, `coffer restore -r LOCATION --key-file FILE`
+/// restores without the server (`coffer server destination recovery-key` writes the
+/// file). Audited; the key file's ID is answered so it can be removed later
+/// (`coffer key remove`).
+async fn destination_recovery_key(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = parse_id(&id, "destination")?;
+    let tenant = op.tenant_id;
+    let found = state
+        .db
+        .read(move |conn| Ok(agents::destination(conn, tenant, id)?))
+        .await?;
+    let Some(dest) = found else {
+        return Err(not_found(
+            &state,
+            &op.actor,
+            Some(tenant),
+            "destinations",
+            "destination",
+            id,
+        )
+        .await);
+    };
+    let of = crate::run_access::RepoOf::Destination(id);
+    let (kek, file) = crate::run_access::with_repository_of(&state, of, |repo, server_key| {
+        crate::repos::add_key(repo, coffer_adapters::repo::keys::Access::Full, server_key)
+    })
+    .await?;
+    let folder = format!("{}/{}", dest.prefix, crate::repos::REPO_FOLDER);
+    let location = match dest.backend_id {
+        None => format!("{}", state.stores.local.root().join(&folder).display()),
+        Some(_) => format!("s3://{}/{folder}", dest.bucket),
+    };
+    let e = entry(
+        &op,
+        "destination.recovery_key",
+        format!("destination:{id}"),
+        format!("full key file {file} added to {location}"),
+    );
+    state
+        .db
+        .call(move |cat| Ok(audit::record(cat.connection(), &e)?))
+        .await?;
+    use base64::Engine as _;
+    let key = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD.encode(kek.expose_secret()),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "key": key.as_str(),
+            "key_file_id": file,
+            "location": location,
+            "bucket": dest.bucket,
+            "folder": folder,
+            "embedded_store": dest.backend_id.is_none(),
+        })),
     ))
 }
 
