@@ -544,6 +544,31 @@ fn the_whole_life_cycle_through_the_cli() {
         .collect();
     assert_eq!(names, ["deeper"], "b.bin is excluded now: {listed}");
 
+    // Retention, asked for now: a run of its own; the job keeps its last 3, all there
+    // are so far.
+    let applied = ctl
+        .run(
+            &["job", "retention", &job_id, "--now", "--json"],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    assert_eq!(applied["retention_run"]["trigger"], "operator", "{applied}");
+    assert_eq!(applied["retention_run"]["status"], "succeeded", "{applied}");
+    assert_eq!(applied["retention_run"]["kept"], 3, "{applied}");
+    let table = ctl
+        .run(&["job", "retention", &job_id], &op_env, None)
+        .ok()
+        .stdout_text();
+    let row = field(&applied["retention_run"], "id");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&row) && l.contains("operator")),
+        "{table}"
+    );
+
     // A second machine, named at enrolment; enrolment prints its exact start command.
     let enrol2 = ctl
         .run(&["token", "create", "--json"], &op_env, None)

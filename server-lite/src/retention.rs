@@ -15,7 +15,8 @@ use coffer_adapters::Error as EngineError;
 
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
 use crate::db::jobs::{self, Retention};
-use crate::db::{self as dbm, runs};
+use crate::db::retention_runs::{self, NewRetentionRun, Trigger};
+use crate::db::{self as dbm, now, runs};
 use crate::error::{ApiError, ApiResult};
 use crate::run_access;
 use crate::state::AppState;
@@ -29,8 +30,12 @@ pub struct RetentionReport {
     pub forgotten: Vec<String>,
     /// Restore points removed with them.
     pub restore_points_removed: usize,
-    /// What prune did; `None` if it was put off (a backup holds the repository).
+    /// What prune did; `None` if it was put off or there was nothing to collect.
     pub prune: Option<PruneReport>,
+    /// Whether prune was put off (a backup holds the repository).
+    pub prune_put_off: bool,
+    /// The retention run recorded, for [`apply`].
+    pub run_id: Option<i64>,
 }
 
 fn policy(r: &Retention) -> Policy {
@@ -43,12 +48,20 @@ fn policy(r: &Retention) -> Policy {
     }
 }
 
-/// Applies job `job_id`'s retention (of `tenant_id`) and prunes. A job whose policy
-/// keeps nothing in particular (all zero) keeps everything: nothing is forgotten.
+/// Applies job `job_id`'s retention (of `tenant_id`) and prunes, and records it as a
+/// retention run (failed ones too) started by `trigger`. A job whose policy keeps
+/// nothing in particular (all zero) keeps everything: nothing is forgotten, and no run
+/// is recorded.
 ///
 /// # Errors
 /// 404 for a missing job; 500 for storage and database errors.
-pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<RetentionReport> {
+pub async fn apply(
+    state: &AppState,
+    tenant_id: i64,
+    job_id: i64,
+    trigger: Trigger,
+) -> ApiResult<RetentionReport> {
+    let started = now();
     let job = state
         .db
         .read(move |conn| Ok(jobs::job(conn, tenant_id, job_id)?))
@@ -58,8 +71,58 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
     if policy.is_empty() {
         return Ok(RetentionReport::default());
     }
+    let agent_id = job.agent_id;
+    let outcome = apply_policy(state, tenant_id, job_id, agent_id, policy).await;
+    let (report, error) = match &outcome {
+        Ok(r) => (r.clone(), None),
+        Err(ApiError::Internal(detail)) => (RetentionReport::default(), Some(detail.clone())),
+        Err(e) => (RetentionReport::default(), Some(e.to_string())),
+    };
+    let id = state
+        .db
+        .call(move |cat| {
+            let prune = match (&report.prune, report.prune_put_off) {
+                (Some(_), _) => "done",
+                (None, true) => "put_off",
+                (None, false) => "none",
+            };
+            let p = report.prune.clone().unwrap_or_default();
+            Ok(retention_runs::insert(
+                cat.connection(),
+                &NewRetentionRun {
+                    tenant_id,
+                    job_id,
+                    agent_id,
+                    trigger,
+                    started_at: started,
+                    finished_at: now(),
+                    kept: report.kept as u64,
+                    forgotten: &report.forgotten,
+                    restore_points_removed: report.restore_points_removed as u64,
+                    prune,
+                    bytes_freed: p.bytes_freed,
+                    packs_deleted: p.packs_deleted,
+                    packs_repacked: p.packs_repacked,
+                    error: error.as_deref(),
+                },
+            )?)
+        })
+        .await?;
+    outcome.map(|r| RetentionReport {
+        run_id: Some(id),
+        ..r
+    })
+}
+
+async fn apply_policy(
+    state: &AppState,
+    tenant_id: i64,
+    job_id: i64,
+    agent_id: i64,
+    policy: Policy,
+) -> ApiResult<RetentionReport> {
     let tag = runs::job_tag(coffer_protocol::JobId::try_from(job_id).map_err(ApiError::internal)?);
-    let chosen = run_access::with_repository(state, job.agent_id, move |repo, _| {
+    let chosen = run_access::with_repository(state, agent_id, move |repo, _| {
         let mine: Vec<_> = repo
             .snapshots()
             .map_err(ApiError::internal)?
@@ -80,7 +143,7 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
     let removed = forget_snapshots(
         state,
         tenant_id,
-        job.agent_id,
+        agent_id,
         forget,
         "retention.apply",
         "system",
@@ -89,6 +152,33 @@ pub async fn apply(state: &AppState, tenant_id: i64, job_id: i64) -> ApiResult<R
     .await?;
     Ok(RetentionReport { kept, ..removed })
 }
+
+/// Applies the retention of every job with a policy whose retention has not run for a
+/// day (so a job whose agent stopped backing up is still trimmed); called by the
+/// scheduler, a few jobs a tick.
+///
+/// # Errors
+/// Database errors finding the jobs (a job's own failure is recorded as its run).
+pub async fn scheduled(state: &AppState, at: i64) -> ApiResult<usize> {
+    let due = state
+        .db
+        .read(move |conn| Ok(retention_runs::due(conn, at - SCHEDULE_EVERY_SECS)?))
+        .await?;
+    let mut done = 0;
+    for (tenant, job) in due.into_iter().take(SCHEDULED_PER_TICK) {
+        if let Err(e) = apply(state, tenant, job, Trigger::Schedule).await {
+            tracing::warn!("scheduled retention of job {job}: {e:?}");
+        }
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// How often a job's retention runs when no backup runs it.
+pub const SCHEDULE_EVERY_SECS: i64 = 24 * 3600;
+
+/// Scheduled retention runs started per scheduler tick, at most.
+const SCHEDULED_PER_TICK: usize = 4;
 
 /// Forgets `snapshots` (hex IDs) of agent `agent_id`'s repository (deleting their
 /// snapshot objects), removes their restore points, prunes under the exclusive lock
@@ -134,7 +224,10 @@ pub async fn forget_snapshots(
         }
         report.prune = match prune::prune(repo, &host) {
             Ok(p) => Some(p),
-            Err(EngineError::Locked { .. }) => None,
+            Err(EngineError::Locked { .. }) => {
+                report.prune_put_off = true;
+                None
+            }
             Err(e) => return Err(ApiError::internal(e)),
         };
         Ok(report)
@@ -192,6 +285,7 @@ impl RetentionReport {
     /// The API's view: what was forgotten and what prune freed.
     pub fn view(&self) -> serde_json::Value {
         serde_json::json!({
+            "retention_run_id": self.run_id.map(|id| id.to_string()),
             "kept": self.kept,
             "forgotten_snapshots": self.forgotten,
             "restore_points_removed": self.restore_points_removed,

@@ -179,6 +179,9 @@ pub async fn run(state: AppState) {
         if let Err(e) = crate::run_access::sweep(&state).await {
             tracing::error!("releasing what ended runs held in storage failed: {e:?}");
         }
+        if let Err(e) = crate::retention::scheduled(&state, now()).await {
+            tracing::error!("scheduled retention failed: {e:?}");
+        }
         state.limits.trim();
     }
 }

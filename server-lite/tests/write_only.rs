@@ -11,6 +11,7 @@ use coffer_adapters::repo::keyfile::{self, Unlock};
 use coffer_adapters::repo::keys::Access;
 use coffer_adapters::repo::{locks, restore, Repository};
 use coffer_adapters::Error;
+use coffer_server::db::retention_runs::Trigger;
 use harness::{Enrolled, Harness};
 use serde_json::{json, Value};
 
@@ -481,9 +482,10 @@ async fn retention_runs_on_the_server_after_each_backup_and_prune_waits_for_runn
     assert_eq!(status, StatusCode::CREATED);
     let work = poll(&h, &agent).await;
     let tenant: i64 = agent.tenant_id.parse().unwrap();
-    let report = coffer_server::retention::apply(&h.state, tenant, job.parse().unwrap())
-        .await
-        .unwrap();
+    let report =
+        coffer_server::retention::apply(&h.state, tenant, job.parse().unwrap(), Trigger::Operator)
+            .await
+            .unwrap();
     assert_eq!(report.prune, None, "{report:?}");
     assert_eq!(report.kept, 2);
     // Deleting a restore point meanwhile forgets its snapshot; its prune is put off.
@@ -527,14 +529,78 @@ async fn retention_runs_on_the_server_after_each_backup_and_prune_waits_for_runn
     .await;
     h.state.background.idle().await;
     // The put-off prune happens at the next retention, though it forgets nothing.
-    let report = coffer_server::retention::apply(&h.state, tenant, job.parse().unwrap())
-        .await
-        .unwrap();
+    let report =
+        coffer_server::retention::apply(&h.state, tenant, job.parse().unwrap(), Trigger::Operator)
+            .await
+            .unwrap();
     assert!(report.forgotten.is_empty(), "{report:?}");
     let prune = report.prune.expect("the put-off prune runs");
     assert!(prune.bytes_freed > 0, "{prune:?}");
     let audit = h.audit(None).await;
     assert!(audit.iter().any(|e| e["action"] == "restore_point.delete"));
+
+    // Each application is a retention run of its own, with what it forgot and freed.
+    let (status, body) = h
+        .call(
+            Method::GET,
+            &format!("/v1/jobs/{job}/retention"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let retention_runs = body["retention_runs"].as_array().unwrap();
+    let latest = &retention_runs[0];
+    assert_eq!(latest["trigger"], "operator", "{latest}");
+    assert_eq!(latest["status"], "succeeded");
+    assert_eq!(latest["prune"], "done");
+    assert_eq!(latest["bytes_freed"], prune.bytes_freed);
+    assert_eq!(retention_runs[1]["prune"], "none", "{body}");
+    let after_backups: Vec<&Value> = retention_runs
+        .iter()
+        .filter(|r| r["trigger"] == "backup")
+        .collect();
+    assert_eq!(after_backups.len(), 4, "{body}");
+    assert!(after_backups
+        .iter()
+        .any(|r| r["forgotten"].as_array().unwrap().len() == 1
+            && r["bytes_freed"].as_i64() > Some(0)));
+    // The daily schedule runs it again once a day has passed, not before.
+    let now = coffer_server::db::now();
+    assert_eq!(
+        coffer_server::retention::scheduled(&h.state, now)
+            .await
+            .unwrap(),
+        0
+    );
+    let later = now + coffer_server::retention::SCHEDULE_EVERY_SECS + 60;
+    assert_eq!(
+        coffer_server::retention::scheduled(&h.state, later)
+            .await
+            .unwrap(),
+        1
+    );
+    let (_, body) = h
+        .call(
+            Method::GET,
+            &format!("/v1/jobs/{job}/retention?limit=1"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(body["retention_runs"][0]["trigger"], "schedule", "{body}");
+    // Asked for by an operator, through the API.
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{job}/retention"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["retention_run"]["trigger"], "operator");
+    assert_eq!(body["retention_run"]["kept"], 1, "{body}");
 }
 
 #[tokio::test]

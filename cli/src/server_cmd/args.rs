@@ -365,6 +365,15 @@ pub(crate) enum JobVerb {
         #[arg(long)]
         wait: bool,
     },
+    /// List the job's retention runs (what each forgot and freed); with --now, apply
+    /// its retention now and prune.
+    Retention {
+        /// The job.
+        id: String,
+        /// Apply it now.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 /// `job update`'s changes.

@@ -409,6 +409,33 @@ pub(crate) fn job(c: &ServerClient, verb: &JobVerb, json: bool) -> Result<()> {
             let queued = format!("run {} queued", text(&v["run"]["id"]));
             maybe_wait(c, &v, *wait, json, &queued)
         }
+        JobVerb::Retention { id: j, now } => {
+            let path = format!("/v1/jobs/{}/retention", id(j)?);
+            let cols = [
+                col!("ID", "id"),
+                col!("TRIGGER", "trigger"),
+                col!("STATUS", "status"),
+                col!("STARTED", |r| time(&r["started_at"])),
+                col!("KEPT", "kept"),
+                col!("FORGOT", |r| r["forgotten"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+                    .to_string()),
+                col!("PRUNE", "prune"),
+                col!("FREED", |r| bytes(&r["bytes_freed"])),
+            ];
+            if *now {
+                let v = c.post(&path, None)?;
+                show(
+                    json,
+                    &v,
+                    &render(std::slice::from_ref(&v["retention_run"]), &cols),
+                )
+            } else {
+                let v = c.get(&path, &[])?;
+                show(json, &v, &render(rows(&v, "retention_runs"), &cols))
+            }
+        }
     }
 }
 

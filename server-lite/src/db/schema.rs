@@ -32,6 +32,8 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
 // (the row stays: its runs and restore points name it, and stay restorable); when a
 // destination no longer in use was deleted (its objects removed from storage) and when
 // an empty tenant was deleted (rows stay for the audit log and the runs' history).
+// Each application of a job's retention (after a backup, on the daily schedule, or
+// asked for), with what it forgot and what prune freed.
 const V4: &str = "
 ALTER TABLE jobs ADD COLUMN excludes TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE jobs ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
@@ -43,6 +45,25 @@ ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE agents ADD COLUMN deleted_at INTEGER;
 ALTER TABLE destinations ADD COLUMN deleted_at INTEGER;
 ALTER TABLE tenants ADD COLUMN deleted_at INTEGER;
+CREATE TABLE retention_runs (
+    id                      INTEGER PRIMARY KEY,
+    tenant_id               INTEGER NOT NULL REFERENCES tenants (id),
+    job_id                  INTEGER REFERENCES jobs (id) ON DELETE SET NULL,
+    agent_id                INTEGER NOT NULL REFERENCES agents (id),
+    trigger                 TEXT    NOT NULL CHECK (trigger IN ('backup', 'schedule', 'operator')),
+    status                  TEXT    NOT NULL CHECK (status IN ('succeeded', 'failed')),
+    started_at              INTEGER NOT NULL,
+    finished_at             INTEGER NOT NULL,
+    kept                    INTEGER NOT NULL DEFAULT 0 CHECK (kept >= 0),
+    forgotten               TEXT    NOT NULL DEFAULT '[]',
+    restore_points_removed  INTEGER NOT NULL DEFAULT 0 CHECK (restore_points_removed >= 0),
+    prune                   TEXT    NOT NULL CHECK (prune IN ('done', 'put_off', 'none')),
+    bytes_freed             INTEGER NOT NULL DEFAULT 0,
+    packs_deleted           INTEGER NOT NULL DEFAULT 0 CHECK (packs_deleted >= 0),
+    packs_repacked          INTEGER NOT NULL DEFAULT 0 CHECK (packs_repacked >= 0),
+    error                   TEXT
+) STRICT;
+CREATE INDEX retention_runs_by_job ON retention_runs (job_id, id);
 CREATE INDEX runs_by_job ON runs (job_id, id);
 CREATE INDEX restore_points_by_job ON restore_points (job_id, id);
 ";

@@ -415,7 +415,14 @@ async fn complete(
             tracing::warn!("releasing what ended runs held: {e:?}");
         }
         if let Some((tenant, job)) = retention {
-            if let Err(e) = crate::retention::apply(&st, tenant, job).await {
+            if let Err(e) = crate::retention::apply(
+                &st,
+                tenant,
+                job,
+                crate::db::retention_runs::Trigger::Backup,
+            )
+            .await
+            {
                 tracing::warn!("retention of job {job}: {e:?}");
             }
         }

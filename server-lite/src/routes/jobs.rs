@@ -14,7 +14,7 @@ use super::operator::{entry, find_agent};
 use crate::auth::Operator;
 use crate::db::audit::{self, AuditEntry};
 use crate::db::jobs::{self, JobSpec, Retention};
-use crate::db::{self as dbm, agents, now, runs};
+use crate::db::{self as dbm, agents, now, retention_runs, runs};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, Params};
 use crate::routes::not_found;
@@ -30,6 +30,10 @@ pub fn routes() -> Router<AppState> {
             get(get_job).patch(edit_job).delete(delete_job),
         )
         .route("/v1/jobs/{id}/run", post(run_job))
+        .route(
+            "/v1/jobs/{id}/retention",
+            get(list_retention_runs).post(run_retention),
+        )
 }
 
 /// The most sources, and exclude patterns, a job has.
@@ -449,4 +453,54 @@ async fn run_job(
         .ok_or_else(|| ApiError::internal("run vanished"))?;
     state.dispatch.wake(run.agent_id);
     Ok((StatusCode::CREATED, Json(json!({ "run": run.view }))))
+}
+
+/// The job's retention runs, newest first: what each forgot and what prune freed.
+async fn list_retention_runs(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let limit = super::operator::limit(&params)?;
+    let job = find_job(&state, &op, &id).await?;
+    let (tenant, job_id) = (op.tenant_id, job.id);
+    let list = state
+        .db
+        .read(move |conn| Ok(retention_runs::list(conn, tenant, Some(job_id), limit)?))
+        .await?;
+    Ok(Json(json!({ "retention_runs": list })))
+}
+
+/// Applies the job's retention now (and prunes); answers the retention run.
+async fn run_retention(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let job = find_job(&state, &op, &id).await?;
+    let (tenant, job_id) = (op.tenant_id, job.id);
+    if job.retention == Retention::default() {
+        return Err(ApiError::Conflict {
+            code: "no_retention",
+            message: "the job keeps every restore point: set its retention first".to_owned(),
+        });
+    }
+    let e = entry(
+        &op,
+        "retention.request",
+        format!("job:{job_id}"),
+        String::new(),
+    );
+    super::operator::record(&state, e).await;
+    let report =
+        crate::retention::apply(&state, tenant, job_id, retention_runs::Trigger::Operator).await?;
+    let run_id = report
+        .run_id
+        .ok_or_else(|| ApiError::internal("retention recorded no run"))?;
+    let run = state
+        .db
+        .read(move |conn| Ok(retention_runs::get(conn, tenant, run_id)?))
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "retention_run": run }))))
 }
