@@ -601,7 +601,7 @@ impl Runner<'_> {
                 let store = self.store_for(run_id, job.destination.as_ref())?;
                 let repo = open_repo(store, &job.prefix, key)?;
                 // The restore point must be there, and everything stored must read back.
-                repo.read_snapshot(&snapshot_id(&job.snapshot)?)?;
+                let snapshot = repo.read_snapshot(&snapshot_id(&job.snapshot)?)?;
                 let report = check::check(&repo, ReadData::All)?;
                 if !report.ok() {
                     return Err(CliError::Corrupt(format!(
@@ -609,7 +609,12 @@ impl Runner<'_> {
                         report.errors.join("; ")
                     )));
                 }
-                Ok(succeeded(0, report.data_blobs, None))
+                // Its counters are the restore point's files and bytes, all checked.
+                Ok(succeeded(
+                    snapshot.summary.bytes,
+                    snapshot.summary.files,
+                    None,
+                ))
             }
         }
     }
@@ -672,8 +677,10 @@ impl Runner<'_> {
         }
         let s = &report.summary;
         let created = repo.read_snapshot(&report.snapshot).ok();
+        // A run's counters mean the same for every kind: regular files and their
+        // content bytes (what storage gained is the restore point's stored_bytes).
         Ok(succeeded(
-            s.new_stored_bytes,
+            s.bytes,
             s.files,
             Some(NewRestorePoint {
                 name: job.name.clone(),

@@ -311,6 +311,9 @@ fn the_whole_life_cycle_through_the_cli() {
     assert_eq!(backup["status"], "succeeded", "{runs}");
     assert_eq!(backup["job_id"], job_id.as_str(), "{runs}");
     assert_eq!(backup["files"], want.len() as u64, "{runs}");
+    // Counters mean the same for every kind of run: regular files, content bytes.
+    let content: u64 = want.iter().map(|(_, body)| body.len() as u64).sum();
+    assert_eq!(backup["bytes"], content, "{runs}");
     let run_id = field(backup, "id");
     let table = ctl.run(&["run", "list"], &op_env, None).ok().stdout_text();
     let row = table
@@ -402,6 +405,8 @@ fn the_whole_life_cycle_through_the_cli() {
         .json();
     assert_eq!(verified["run"]["kind"], "verify", "{verified}");
     assert_eq!(verified["run"]["status"], "succeeded", "{verified}");
+    assert_eq!(verified["run"]["files"], want.len() as u64, "{verified}");
+    assert_eq!(verified["run"]["bytes"], content, "{verified}");
 
     // Without the server: a recovery key from it, then the CLI alone restores the
     // repository where it lies (here the embedded store's folder), the same tree.
