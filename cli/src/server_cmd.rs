@@ -120,14 +120,14 @@ fn login(cmd: &ServerCmd, json: bool) -> Result<()> {
         url: url.clone(),
         token: token.clone(),
     })?;
-    // An admin token opens the admin routes; an operator token the tenant's.
-    let kind = match client.get("/v1/admin/tenants", &[]) {
-        Ok(_) => "admin",
-        Err(CliError::WrongKey(_)) => {
-            client.get("/v1/agents", &[])?;
-            "operator"
-        }
-        Err(e) => return Err(e),
+    // Its prefix says its kind (cfa_ admin, cfo_ operator): probe that kind's route
+    // only, so a good token never leaves a refusal in the audit log.
+    let kind = if token.starts_with("cfa_") {
+        client.get("/v1/admin/tenants", &[])?;
+        "admin"
+    } else {
+        client.get("/v1/agents", &[("limit", Some("1".to_owned()))])?;
+        "operator"
     };
     let path = config::config_path(cmd.connection.config.as_deref())?.ok_or_else(|| {
         CliError::Usage("no config folder ($XDG_CONFIG_HOME, $HOME): give --config".into())

@@ -630,7 +630,14 @@ async fn destination_recovery_key(
     .await?;
     let folder = format!("{}/{}", dest.prefix, crate::repos::REPO_FOLDER);
     let location = match dest.backend_id {
-        None => format!("{}", state.stores.local.root().join(&folder).display()),
+        // Absolute: the CLI that reads it may run elsewhere than the server did.
+        None => {
+            let path = state.stores.local.root().join(&folder);
+            std::path::absolute(&path)
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        }
         Some(_) => format!("s3://{}/{folder}", dest.bucket),
     };
     let e = entry(
