@@ -765,3 +765,163 @@ fn the_whole_life_cycle_through_the_cli() {
         }
     }
 }
+
+/// A 100 MB backup, slowed by an upload limit so that it lasts several seconds: while
+/// it runs, the server gets a progress report at least every 2 s (read back here from
+/// the run's view, whose `updated_at` has whole seconds), with files and bytes done,
+/// the totals, a rate and the current path; at the end the counters equal the totals.
+#[test]
+fn progress_arrives_every_two_seconds_during_a_100_mb_backup() {
+    let s = Scratch::new();
+    let ctl = Ctl {
+        s: &s,
+        outputs: Default::default(),
+    };
+    let server = start_server(&server_binary(), &s.path("server-data"), free_port());
+    let url = server.url.clone();
+    let admin_env = [
+        ("COFFER_SERVER_URL", url.as_str()),
+        ("COFFER_SERVER_TOKEN", server.admin.as_str()),
+    ];
+    let tenant = ctl
+        .run(&["tenant", "create", "acme", "--json"], &admin_env, None)
+        .ok()
+        .json();
+    let tenant_id = field(&tenant["tenant"], "id");
+    let op = ctl
+        .run(
+            &["operator", "create", &tenant_id, "--json"],
+            &admin_env,
+            None,
+        )
+        .ok()
+        .json();
+    let op_token = field(&op, "token");
+    let op_env = [
+        ("COFFER_SERVER_URL", url.as_str()),
+        ("COFFER_SERVER_TOKEN", op_token.as_str()),
+    ];
+    let enrol = ctl
+        .run(&["token", "create", "--json"], &op_env, None)
+        .ok()
+        .json();
+    s.write("enrol.token", field(&enrol, "token").as_bytes());
+    let enrolled = s
+        .run(&[
+            "agent",
+            "enroll",
+            "--server",
+            &url,
+            "--token-file",
+            "enrol.token",
+            "--state-dir",
+            "agent",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let agent_id = field(&enrolled, "agent_id");
+    let _agent = Killed(
+        s.cmd(&["agent", "run", "--state-dir", "agent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // 100 MB in 20 files of random bytes (nothing compresses or deduplicates).
+    let src = s.path("big");
+    fs::create_dir_all(&src).unwrap();
+    let (count, each) = (20u64, 5_000_000usize);
+    for i in 0..count {
+        fs::write(src.join(format!("f{i:02}")), support::noise(each, 100 + i)).unwrap();
+    }
+    let total = count * each as u64;
+    let job = ctl
+        .run(
+            &[
+                "job",
+                "create",
+                "--agent",
+                &agent_id,
+                "--name",
+                "big",
+                "--source",
+                src.to_str().unwrap(),
+                "--upload-limit",
+                "5MiB/s",
+                "--json",
+            ],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    let job_id = field(&job["job"], "id");
+    let queued = ctl
+        .run(&["job", "run", &job_id, "--json"], &op_env, None)
+        .ok()
+        .json();
+    let run_id = field(&queued["run"], "id");
+
+    // Read the run back until it ends, keeping each distinct progress report.
+    let mut reports: Vec<Value> = Vec::new();
+    let end = loop {
+        let v = ctl
+            .run(&["run", "get", &run_id, "--json"], &op_env, None)
+            .ok()
+            .json();
+        let run = v["run"].clone();
+        let p = &run["progress"];
+        if run["status"] == "running"
+            && p.is_object()
+            && reports.last().map(|l| &l["updated_at"]) != Some(&p["updated_at"])
+        {
+            reports.push(p.clone());
+        }
+        if run["status"] == "succeeded" || run["status"] == "failed" {
+            break run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(end["status"], "succeeded", "{end}");
+    assert_eq!(end["files"], count, "{end}");
+    assert_eq!(end["bytes"], total, "{end}");
+    assert!(
+        reports.len() >= 3,
+        "a few reports in a backup of several seconds: {reports:#?} {end}"
+    );
+    let times: Vec<i64> = reports
+        .iter()
+        .map(|p| {
+            p["updated_at"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_second()
+        })
+        .collect();
+    for pair in times.windows(2) {
+        // Every 2 s; the view's whole seconds (and polling) can make it look like 3.
+        assert!(pair[1] - pair[0] <= 3, "a gap between reports: {times:?}");
+    }
+    // Totals from the start's scan, a file being worked on; a rate and an ETA while
+    // files are read (a backup then waiting on its uploads reports rate 0).
+    for p in &reports {
+        assert_eq!(p["files_total"], count, "{p}");
+        assert_eq!(p["bytes_total"], total, "{p}");
+        assert!(
+            p["current_path"]
+                .as_str()
+                .is_some_and(|c| c.contains("big")),
+            "{p}"
+        );
+    }
+    assert!(
+        reports
+            .iter()
+            .any(|p| p["rate"].as_u64().unwrap_or(0) > 0 && p["eta_secs"].is_u64()),
+        "{reports:#?}"
+    );
+}
