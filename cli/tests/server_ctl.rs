@@ -925,3 +925,48 @@ fn progress_arrives_every_two_seconds_during_a_100_mb_backup() {
         "{reports:#?}"
     );
 }
+
+/// Every route of `openapi.json` that an admin or operator uses has a `coffer server`
+/// command: its path appears in the command line's client code. (Agent routes, the
+/// embedded store and the server's own documents are the agent's and tools'.)
+#[test]
+fn every_operator_and_admin_route_has_a_command() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec: Value = serde_json::from_str(
+        &fs::read_to_string(root.join("../server-lite/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let mut source = fs::read_to_string(root.join("src/server_cmd.rs")).unwrap();
+    for entry in fs::read_dir(root.join("src/server_cmd")).unwrap() {
+        source.push_str(&fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let mut checked = 0;
+    for (path, _) in spec["paths"].as_object().unwrap() {
+        if path.starts_with("/v1/agent/")
+            || path.starts_with("/s3/")
+            || ["/v1/enroll", "/openapi.json", "/healthz"].contains(&path.as_str())
+        {
+            continue;
+        }
+        // `/v1/jobs/{id}/run` is written `format!("/v1/jobs/{}/run", …)`.
+        let mut pattern = String::new();
+        let mut in_brace = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    in_brace = true;
+                    pattern.push_str("{}");
+                }
+                '}' => in_brace = false,
+                c if !in_brace => pattern.push(c),
+                _ => {}
+            }
+        }
+        assert!(
+            source.contains(&format!("\"{pattern}\"")) || source.contains(&format!("\"{pattern}/")),
+            "no coffer server command calls {path}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} routes checked");
+}
