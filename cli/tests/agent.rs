@@ -11,135 +11,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::server::{free_port, server_binary, start_server, Killed, Server};
 use support::{noise, s3s, tree, Scratch};
-
-struct Server {
-    child: Child,
-    url: String,
-    admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The server binary: `$COFFER_SERVER_BIN`, else built with the cargo running this
-/// test, next to `coffer` (same target folder and profile), so it is never missing
-/// nor stale.
-fn server_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("COFFER_SERVER_BIN") {
-        return PathBuf::from(bin);
-    }
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let profile_dir = Path::new(support::BIN).parent().unwrap();
-            let target_dir = profile_dir.parent().unwrap();
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args([
-                    "build",
-                    "-p",
-                    "coffer-server",
-                    "--bin",
-                    "coffer-server",
-                    "--locked",
-                ])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") => {}
-                Some("release") => {
-                    build.arg("--release");
-                }
-                Some(other) => {
-                    build.args(["--profile", other]);
-                }
-                None => panic!("no profile folder for {}", support::BIN),
-            }
-            let status = build
-                .status()
-                .expect("running cargo to build coffer-server");
-            assert!(status.success(), "building coffer-server failed: {status}");
-            let bin = profile_dir.join("coffer-server");
-            assert!(bin.is_file(), "cargo built no {}", bin.display());
-            bin
-        })
-        .clone()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the server over `data` and waits until it listens; on a first start (no
-/// data folder yet) also for the one-time admin token it prints, which may arrive on
-/// either stream in either order.
-fn start_server(bin: &Path, data: &Path, port: u16) -> Server {
-    let first_start = !data.exists();
-    let mut child = Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let watch = |stream: Box<dyn std::io::Read + Send>,
-                 tx: std::sync::mpsc::Sender<Option<String>>| {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(t) = line.split_whitespace().find(|w| w.starts_with("cfa_")) {
-                    let _ = tx.send(Some(t.to_owned()));
-                }
-                if line.contains("listening on") {
-                    let _ = tx.send(None);
-                }
-            }
-        });
-    };
-    watch(Box::new(child.stdout.take().unwrap()), tx.clone());
-    watch(Box::new(child.stderr.take().unwrap()), tx);
-    let mut admin = String::new();
-    let mut listening = false;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !listening || (first_start && admin.is_empty()) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(Some(token)) => admin = token,
-            Ok(None) => listening = true,
-            Err(_) => panic!(
-                "coffer-server did not start (listening: {listening}, admin token: {})",
-                !admin.is_empty()
-            ),
-        }
-    }
-    Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        admin,
-    }
-}
 
 fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> Value {
     let client = reqwest::blocking::Client::new();
@@ -275,16 +153,6 @@ fn pending(s: &Scratch) -> Vec<String> {
             .collect()
     } else {
         Vec::new()
-    }
-}
-
-/// A child process killed when the test ends, passing or not.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

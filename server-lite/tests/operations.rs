@@ -14,31 +14,10 @@ use serde_json::{json, Value};
 
 use harness::{Enrolled, Harness};
 
-async fn claim(h: &Harness, agent: &Enrolled) -> Value {
-    let (status, body) = h
-        .call(
-            Method::GET,
-            "/v1/agent/poll?wait_secs=0",
-            Some(&agent.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["work"].clone()
-}
-
-async fn run_now(h: &Harness, op: &str, job: &str) -> String {
-    let (status, body) = h
-        .call(Method::POST, &format!("/v1/jobs/{job}/run"), Some(op), None)
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["run"]["id"].as_str().unwrap().to_owned()
-}
-
 /// Claims the agent's next run and reports it succeeded with a restore point named
 /// `name`; returns the run's ID.
 async fn backup_done(h: &Harness, agent: &Enrolled, name: &str, snapshot: &str) -> String {
-    let work = claim(h, agent).await;
+    let work = h.claim(agent).await;
     let run = work["run_id"].as_str().expect("a run to claim").to_owned();
     let (status, body) = h
         .call(
@@ -73,7 +52,7 @@ async fn an_edited_job_keeps_its_id_restore_points_and_due_time_and_its_zone_mov
     let (_, op) = h.tenant("acme").await;
     let agent = h.enrol(&op, "nas").await;
     let job = h.job(&op, &agent.agent_id, "nightly").await;
-    run_now(&h, &op, &job).await;
+    h.run_now(&op, &job).await;
     let run = backup_done(&h, &agent, "first", &"ab".repeat(16)).await;
 
     let (_, before) = h
@@ -128,8 +107,8 @@ async fn an_edited_job_keeps_its_id_restore_points_and_due_time_and_its_zone_mov
     assert_eq!(shown["run"]["restore_point_id"], points[0]["id"]);
 
     // The next backup carries the new sources and excludes.
-    run_now(&h, &op, &job).await;
-    let work = claim(&h, &agent).await;
+    h.run_now(&op, &job).await;
+    let work = h.claim(&agent).await;
     assert_eq!(work["spec"]["sources"], json!(["/srv/data", "/etc"]));
     assert_eq!(work["spec"]["excludes"], json!(["*.tmp", "cache/"]));
     assert_eq!(work["spec"]["upload_limit"], 5 * 1024 * 1024);
@@ -247,8 +226,8 @@ async fn an_agent_offline_across_three_due_times_gets_one_run_that_says_so() {
         )
         .await;
     assert_eq!(run["run"]["missed_schedules"], 4, "{run}");
-    assert!(claim(&h, &agent).await["run_id"].is_string());
-    assert!(claim(&h, &agent).await.is_null(), "no second run");
+    assert!(h.claim(&agent).await["run_id"].is_string());
+    assert!(h.claim(&agent).await.is_null(), "no second run");
 }
 
 #[tokio::test]
@@ -261,10 +240,10 @@ async fn lists_filter_by_job_agent_status_and_time_and_page() {
     let job2 = h.job(&op, &other.agent_id, "docs").await;
     let mut mine = Vec::new();
     for i in 0..3 {
-        run_now(&h, &op, &job).await;
+        h.run_now(&op, &job).await;
         mine.push(backup_done(&h, &agent, &format!("b{i}"), &format!("{i:032x}")).await);
     }
-    let theirs = run_now(&h, &op, &job2).await;
+    let theirs = h.run_now(&op, &job2).await;
 
     let get = |path: String| {
         let h = &h;
@@ -324,7 +303,7 @@ async fn agents_are_named_labelled_and_deleted_after_revocation_and_their_points
     let agent = h.enrol(&op, "vm").await;
     let other = h.enrol(&op, "vm").await;
     let job = h.job(&op, &agent.agent_id, "nightly").await;
-    run_now(&h, &op, &job).await;
+    h.run_now(&op, &job).await;
     backup_done(&h, &agent, "made-by-the-old-one", &"ef".repeat(16)).await;
     let (_, points) = h
         .call(Method::GET, "/v1/restore-points", Some(&op), None)
@@ -400,7 +379,7 @@ async fn agents_are_named_labelled_and_deleted_after_revocation_and_their_points
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["run"]["agent_id"], other.agent_id.as_str());
-    let work = claim(&h, &other).await;
+    let work = h.claim(&other).await;
     let run = work["run_id"].as_str().unwrap().to_owned();
     assert_eq!(work["kind"], "restore");
     assert_eq!(work["spec"]["destination"]["prefix"], agent.prefix.as_str());

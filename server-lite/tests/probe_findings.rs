@@ -10,28 +10,6 @@ use harness::{checksum, Enrolled, Harness};
 use serde_json::{json, Value};
 
 /// Claims the agent's next work (a backup must be queued) and returns it.
-async fn claim(h: &Harness, agent: &Enrolled) -> Value {
-    let (status, body) = h
-        .call(
-            Method::GET,
-            "/v1/agent/poll?wait_secs=0",
-            Some(&agent.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["work"].clone()
-}
-
-/// Queues a run of `job` now and returns its ID.
-async fn run_now(h: &Harness, op: &str, job: &str) -> String {
-    let (status, body) = h
-        .call(Method::POST, &format!("/v1/jobs/{job}/run"), Some(op), None)
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["run"]["id"].as_str().unwrap().to_owned()
-}
-
 fn completion(work: &Value, name: &str) -> Value {
     json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
         "name": name, "prefix": work["spec"]["prefix"], "snapshot": "0123456789abcdef0123456789abcdef",
@@ -166,8 +144,8 @@ async fn finding_05_a_callers_mistakes_are_4xx() {
     let job = h.job(&op, &agent.agent_id, "nightly").await;
 
     // u64::MAX in a byte count.
-    let run = run_now(&h, &op, &job).await;
-    let work = claim(&h, &agent).await;
+    let run = h.run_now(&op, &job).await;
+    let work = h.claim(&agent).await;
     assert_eq!(work["run_id"], run.as_str());
     let (status, body) = h
         .call(
@@ -196,8 +174,8 @@ async fn finding_05_a_callers_mistakes_are_4xx() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // A restore point name that is already taken (same job, so same prefix).
-    let run = run_now(&h, &op, &job).await;
-    let work = claim(&h, &agent).await;
+    let run = h.run_now(&op, &job).await;
+    let work = h.claim(&agent).await;
     let (status, body) = h
         .call(
             Method::POST,
@@ -324,7 +302,7 @@ async fn finding_07_schedules_have_a_minimum_and_runs_can_be_cancelled() {
 
     // Cancel: a queued run ends, is not handed out, and cannot be cancelled twice.
     let job = h.job(&op, &agent.agent_id, "nightly").await;
-    let run = run_now(&h, &op, &job).await;
+    let run = h.run_now(&op, &job).await;
     let cancel = format!("/v1/runs/{run}/cancel");
     let (status, body) = h.call(Method::POST, &cancel, Some(&op), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -333,13 +311,13 @@ async fn finding_07_schedules_have_a_minimum_and_runs_can_be_cancelled() {
         .as_str()
         .unwrap()
         .starts_with("cancelled by operator:"));
-    assert!(claim(&h, &agent).await.is_null());
+    assert!(h.claim(&agent).await.is_null());
     let (status, _) = h.call(Method::POST, &cancel, Some(&op), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
     // A running run can be cancelled too: the agent's next report is refused.
-    let run = run_now(&h, &op, &job).await;
-    assert_eq!(claim(&h, &agent).await["run_id"], run.as_str());
+    let run = h.run_now(&op, &job).await;
+    assert_eq!(h.claim(&agent).await["run_id"], run.as_str());
     let (status, _) = h
         .call(
             Method::POST,
@@ -360,13 +338,13 @@ async fn finding_07_schedules_have_a_minimum_and_runs_can_be_cancelled() {
     assert_eq!(status, StatusCode::CONFLICT);
 
     // Deleting a job drops its queued runs.
-    let run = run_now(&h, &op, &job).await;
+    let run = h.run_now(&op, &job).await;
     let (status, body) = h
         .call(Method::DELETE, &format!("/v1/jobs/{job}"), Some(&op), None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["restore_points"], "kept");
-    assert!(claim(&h, &agent).await.is_null());
+    assert!(h.claim(&agent).await.is_null());
     let (_, body) = h
         .call(Method::GET, &format!("/v1/runs/{run}"), Some(&op), None)
         .await;
@@ -653,8 +631,8 @@ async fn finding_11_deceptive_names_and_traversing_targets_are_refused() {
 
     // A restore target with `..` is refused before any agent sees it.
     let job = h.job(&op, &agent.agent_id, "nightly").await;
-    let run = run_now(&h, &op, &job).await;
-    let work = claim(&h, &agent).await;
+    let run = h.run_now(&op, &job).await;
+    let work = h.claim(&agent).await;
     let (status, _) = h
         .call(
             Method::POST,

@@ -515,6 +515,32 @@ async fn list_destinations(State(state): State<AppState>, op: Operator) -> ApiRe
     ))
 }
 
+/// Destination `id` of the operator's tenant, or the 404 [`not_found`] gives.
+async fn find_destination(
+    state: &AppState,
+    op: &Operator,
+    id: &str,
+) -> ApiResult<agents::DestinationRow> {
+    let id = parse_id(id, "destination")?;
+    let tenant = op.tenant_id;
+    let found = state
+        .db
+        .read(move |conn| Ok(agents::destination(conn, tenant, id)?))
+        .await?;
+    match found {
+        Some(dest) => Ok(dest),
+        None => Err(not_found(
+            state,
+            &op.actor,
+            Some(tenant),
+            "destinations",
+            "destination",
+            id,
+        )
+        .await),
+    }
+}
+
 /// Deletes a destination no longer in use (its agent deleted, no restore points left
 /// in it, no run using it): every object under it is removed from storage. Audited with
 /// what went.
@@ -523,33 +549,19 @@ async fn delete_destination(
     op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let id = parse_id(&id, "destination")?;
-    let tenant = op.tenant_id;
-    let found = state
+    let dest = find_destination(&state, &op, &id).await?;
+    let (id, backend_id) = (dest.id, dest.backend_id);
+    let (busy, backend) = state
         .db
         .read(move |conn| {
-            let Some(dest) = agents::destination(conn, tenant, id)? else {
-                return Ok(None);
-            };
             let busy = agents::destination_in_use(conn, id)?;
-            let backend = match dest.backend_id {
+            let backend = match backend_id {
                 Some(b) => crate::db::backends::backend(conn, b)?,
                 None => None,
             };
-            Ok(Some((dest, busy, backend)))
+            Ok((busy, backend))
         })
         .await?;
-    let Some((dest, busy, backend)) = found else {
-        return Err(not_found(
-            &state,
-            &op.actor,
-            Some(tenant),
-            "destinations",
-            "destination",
-            id,
-        )
-        .await);
-    };
     if let Some(why) = busy {
         return Err(ApiError::Conflict {
             code: "destination_in_use",
@@ -606,23 +618,8 @@ async fn destination_recovery_key(
     op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let id = parse_id(&id, "destination")?;
-    let tenant = op.tenant_id;
-    let found = state
-        .db
-        .read(move |conn| Ok(agents::destination(conn, tenant, id)?))
-        .await?;
-    let Some(dest) = found else {
-        return Err(not_found(
-            &state,
-            &op.actor,
-            Some(tenant),
-            "destinations",
-            "destination",
-            id,
-        )
-        .await);
-    };
+    let dest = find_destination(&state, &op, &id).await?;
+    let id = dest.id;
     let of = crate::run_access::RepoOf::Destination(id);
     let (kek, file) = crate::run_access::with_repository_of(&state, of, |repo, server_key| {
         crate::repos::add_key(repo, coffer_adapters::repo::keys::Access::Full, server_key)
@@ -672,31 +669,16 @@ async fn get_destination(
     op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let id = parse_id(&id, "destination")?;
-    let tenant = op.tenant_id;
-    let found = state
+    let dest = find_destination(&state, &op, &id).await?;
+    let repo_id = RepositoryId(dest.repository_id);
+    let (repo, envelope) = state
         .db
         .call(move |cat| {
-            let Some(dest) = agents::destination(cat.connection(), tenant, id)? else {
-                return Ok(None);
-            };
-            let repo_id = RepositoryId(dest.repository_id);
             let repo = cat.repository(repo_id)?;
             let envelope = cat.latest_envelope(repo_id, Purpose::RepositoryKey)?;
-            Ok(Some((dest, repo, envelope)))
+            Ok((repo, envelope))
         })
         .await?;
-    let Some((dest, repo, envelope)) = found else {
-        return Err(not_found(
-            &state,
-            &op.actor,
-            Some(tenant),
-            "destinations",
-            "destination",
-            id,
-        )
-        .await);
-    };
     // The repository's key never leaves through an operator route: only its ID and
     // how it is wrapped.
     let repository = repo.map(|r| {
@@ -821,15 +803,18 @@ async fn retry_run(
                         runs::enqueue_backup(tx, &job, &dest, &actor)?
                     }
                     kind => {
+                        // Its restore point may have been deleted since (by an
+                        // operator or retention): nothing is left to retry.
+                        let gone = || ApiError::Conflict {
+                            code: "restore_point_deleted",
+                            message: "the run's restore point has been deleted".to_owned(),
+                        };
                         let rp_id: i64 = old
                             .view
                             .restore_point_id
                             .map(coffer_protocol::RestorePointId::get)
-                            .ok_or_else(|| {
-                                ApiError::internal("restore run without restore point")
-                            })?;
-                        let rp = runs::restore_point(tx, tenant, rp_id)?
-                            .ok_or_else(|| ApiError::internal("restore point vanished"))?;
+                            .ok_or_else(gone)?;
+                        let rp = runs::restore_point(tx, tenant, rp_id)?.ok_or_else(gone)?;
                         let paths: Vec<String> = old
                             .paths
                             .as_deref()

@@ -215,6 +215,34 @@ impl Harness {
         body["job"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// The agent's next work item, claimed without waiting (`Null` if none).
+    pub async fn claim(&self, agent: &Enrolled) -> Value {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                "/v1/agent/poll?wait_secs=0",
+                Some(&agent.api_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["work"].clone()
+    }
+
+    /// Queues a run of `job` now; returns its ID.
+    pub async fn run_now(&self, operator: &str, job: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/jobs/{job}/run"),
+                Some(operator),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["run"]["id"].as_str().unwrap().to_owned()
+    }
+
     /// Presigns `op` on `key` for an agent; returns the answer.
     pub async fn presign(&self, agent: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, "/v1/agent/presign", Some(agent), Some(body))
