@@ -45,6 +45,9 @@ pub struct Config {
     /// entry: set it only behind a reverse proxy that sets that header, or clients
     /// could pick their own address.
     pub trust_forwarded_for: bool,
+    /// The SHA-256 of the token a scraper presents for `/metrics`; `None`: the route
+    /// is off.
+    pub metrics_token_hash: Option<[u8; 32]>,
 }
 
 /// The default of [`Config::max_connections`]: room for a few thousand agents.
@@ -68,6 +71,7 @@ impl Config {
             agent_logs_per_minute: 12,
             scheduler_tick: Duration::from_secs(5),
             trust_forwarded_for: false,
+            metrics_token_hash: None,
         }
     }
 

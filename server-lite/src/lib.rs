@@ -30,6 +30,7 @@ pub mod extract;
 pub mod kek;
 pub mod keys;
 pub mod local_s3;
+pub mod metrics;
 pub mod repos;
 pub mod retention;
 pub mod routes;

@@ -42,6 +42,10 @@ enum Command {
         /// wait in the listen backlog. Lowered to what the open-files limit allows.
         #[arg(long, default_value_t = coffer_server::config::DEFAULT_MAX_CONNECTIONS)]
         max_connections: usize,
+        /// Serve /metrics to a scraper presenting the token in this file (mode 0600;
+        /// default: $COFFER_SERVER_METRICS_TOKEN holds the token itself; neither: off).
+        #[arg(long, value_name = "FILE")]
+        metrics_token_file: Option<PathBuf>,
     },
     /// Replace the admin token (a lost or leaked one): every admin token stops working
     /// and a new one is printed once. Works with the server stopped or running.
@@ -147,12 +151,14 @@ fn run(cli: Cli) -> Result<(), String> {
             kek_file,
             trust_forwarded_for,
             max_connections,
+            metrics_token_file,
         } => {
             let public = public_url.unwrap_or_else(|| format!("http://{listen}"));
             let public = url::Url::parse(&public).map_err(|e| format!("--public-url: {e}"))?;
             let mut config = Config::new(data_dir, public);
             config.trust_forwarded_for = trust_forwarded_for;
             config.max_connections = max_connections;
+            config.metrics_token_hash = metrics_token(metrics_token_file.as_deref())?;
             let started = Server::open(config, kek_source(kek_file)).map_err(|e| e.to_string())?;
             if let Some(path) = &started.kek_created {
                 eprintln!(
@@ -204,3 +210,36 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// The metrics token's hash, from `--metrics-token-file` (refused if others may read
+/// it) or `$COFFER_SERVER_METRICS_TOKEN`; `None` if neither is given.
+fn metrics_token(file: Option<&std::path::Path>) -> Result<Option<[u8; 32]>, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let token = match file {
+        Some(path) => {
+            let meta = std::fs::metadata(path)
+                .map_err(|e| format!("--metrics-token-file {}: {e}", path.display()))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(format!(
+                    "--metrics-token-file {}: others may read it: chmod 600 it",
+                    path.display()
+                ));
+            }
+            zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("--metrics-token-file {}: {e}", path.display()))?,
+            )
+        }
+        None => match std::env::var(METRICS_TOKEN_ENV) {
+            Ok(t) => zeroize::Zeroizing::new(t),
+            Err(_) => return Ok(None),
+        },
+    };
+    if token.trim().len() < 16 {
+        return Err("the metrics token is shorter than 16 characters".to_owned());
+    }
+    Ok(Some(coffer_server::metrics::token_hash(&token)))
+}
+
+/// The environment variable that may hold the metrics token.
+const METRICS_TOKEN_ENV: &str = "COFFER_SERVER_METRICS_TOKEN";

@@ -52,8 +52,13 @@ pub fn app(state: AppState) -> Router {
         .merge(s3)
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(crate::metrics::serve))
         .fallback(|| async { ApiError::NotFound { what: "route" } })
         .layer(middleware::from_fn(json_method_not_allowed))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::observe,
+        ))
         // A body that stops arriving ends the request (408 or S3's RequestTimeout)
         // instead of holding a task and a connection for ever.
         .layer(RequestBodyTimeoutLayer::new(state.config.body_read_timeout))

@@ -111,13 +111,18 @@ pub(crate) async fn with_repository_of<T: Send + 'static>(
 ) -> ApiResult<T> {
     let (dest, backend, key) = repository_of(state, of).await?;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || {
+    let outcome = tokio::task::spawn_blocking(move || {
         let store = st.stores.storage(backend.as_ref(), &st.kek)?;
         let repo = repos::open_full(store, &dest.prefix, &key)?;
         f(&repo, &key)
     })
     .await
-    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    // Storage and engine failures are 500s here; conflicts (a lock held) are not.
+    if let Err(ApiError::Internal(_)) = &outcome {
+        state.metrics.storage_error();
+    }
+    outcome
 }
 
 /// Prepares a run its agent just claimed: a backup's shared lock, or a restore's or

@@ -42,6 +42,8 @@ pub struct Shared {
     /// retention or delete prunes even if it forgets nothing. Kept in memory: after a
     /// restart the next forget prunes.
     pub prune_pending: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+    /// What `/metrics` counts as the process goes.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Tasks spawned so a response does not wait for them, counted so that shutdown (and
@@ -104,6 +106,7 @@ impl AppState {
                 presence: Presence::default(),
                 background: Background::default(),
                 prune_pending: std::sync::Mutex::default(),
+                metrics: crate::metrics::Metrics::default(),
             }),
         }
     }

@@ -129,7 +129,10 @@ pub async fn tenant(state: &AppState, tenant_id: i64) -> ApiResult<TenantUsage> 
         let listed = list_prefix(state, backend_id, prefix).await;
         let (stored_bytes, objects, error) = match listed {
             Ok((bytes, count)) => (bytes, count, None),
-            Err(e) => (0, 0, Some(e)),
+            Err(e) => {
+                state.metrics.storage_error();
+                (0, 0, Some(e))
+            }
         };
         usage.stored_bytes += stored_bytes;
         usage.objects += objects;
