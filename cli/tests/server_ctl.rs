@@ -753,6 +753,27 @@ fn the_whole_life_cycle_through_the_cli() {
     ctl.run(&["--url", &url, "agent", "list"], &[], None)
         .fails(USAGE, "no token");
 
+    // The tenant goes, with everything it has, once its name confirms it.
+    let admin_env = [
+        ("COFFER_SERVER_URL", url.as_str()),
+        ("COFFER_SERVER_TOKEN", server.admin.as_str()),
+    ];
+    ctl.run(&["tenant", "delete", &tenant_id, "--purge"], &admin_env, None)
+        .fails(USAGE, "--confirm");
+    ctl.run(
+        &["tenant", "delete", &tenant_id, "--purge", "--confirm", "acme"],
+        &admin_env,
+        None,
+    )
+    .ok();
+    let left = ctl
+        .run(&["tenant", "list", "--json"], &admin_env, None)
+        .ok()
+        .json();
+    assert_eq!(left["tenants"].as_array().map(Vec::len), Some(0), "{left}");
+    ctl.run(&["agent", "list"], &op_env, None)
+        .fails(WRONG_KEY, "unauthorized");
+
     // The tokens appear only where a new token is the answer.
     for (command, output) in ctl.outputs.borrow().iter() {
         let shows_new_token =

@@ -553,3 +553,98 @@ async fn a_known_route_with_another_method_is_a_json_405_with_allow() {
         "{headers:?}"
     );
 }
+
+#[tokio::test]
+async fn a_purge_removes_a_tenant_with_everything_it_has_once_confirmed() {
+    let h = Harness::new();
+    let (tenant, op) = h.tenant("acme").await;
+    let (other_tenant, other_op) = h.tenant("other").await;
+    let agent = h.enrol(&op, "nas").await;
+    let other = h.enrol(&other_op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    h.run_now(&op, &job).await;
+    backup_done(&h, &agent, "one", &"ab".repeat(16)).await;
+    h.run_now(&op, &job).await; // queued: the purge fails it
+    assert!(!h
+        .store()
+        .list(&format!("{}/", agent.prefix))
+        .unwrap()
+        .is_empty());
+
+    let path = format!("/v1/admin/tenants/{tenant}?purge=true");
+    let (status, body) = h.call(Method::DELETE, &path, Some(&h.admin), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("confirm"));
+    let (status, _) = h
+        .call(
+            Method::DELETE,
+            &format!("{path}&confirm=other"),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the wrong name");
+    let (status, body) = h
+        .call(
+            Method::DELETE,
+            &format!("{path}&confirm=acme"),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // Its storage is empty, its tokens and its agent's key stop working, it is gone
+    // from the lists; the other tenant is untouched.
+    assert!(h
+        .store()
+        .list(&format!("{}/", agent.prefix))
+        .unwrap()
+        .is_empty());
+    let (status, _) = h.call(Method::GET, "/v1/agents", Some(&op), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = h
+        .call(
+            Method::GET,
+            "/v1/agent/poll?wait_secs=0",
+            Some(&agent.api_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, tenants) = h
+        .call(Method::GET, "/v1/admin/tenants", Some(&h.admin), None)
+        .await;
+    let ids: Vec<&str> = tenants["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [other_tenant.as_str()]);
+    assert!(!h
+        .store()
+        .list(&format!("{}/", other.prefix))
+        .unwrap()
+        .is_empty());
+    let (status, _) = h
+        .call(Method::GET, "/v1/agents", Some(&other_op), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, audit) = h
+        .call(Method::GET, "/v1/admin/audit", Some(&h.admin), None)
+        .await;
+    let purge = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "tenant.purge")
+        .expect("the purge is audited");
+    assert!(
+        purge["detail"].as_str().unwrap().contains("objects"),
+        "{purge}"
+    );
+}

@@ -45,8 +45,16 @@ pub(crate) fn tenant(c: &ServerClient, verb: &TenantVerb, json: bool) -> Result<
             ];
             show(json, &v, &render(rows(&v, "tenants"), &cols))
         }
-        TenantVerb::Delete { id: t } => {
-            let v = c.delete(&format!("/v1/admin/tenants/{}", id(t)?), &[])?;
+        TenantVerb::Delete {
+            id: t,
+            purge,
+            confirm,
+        } => {
+            let query = [
+                ("purge", purge.then(|| "true".to_owned())),
+                ("confirm", confirm.clone().filter(|_| *purge)),
+            ];
+            let v = c.delete(&format!("/v1/admin/tenants/{}", id(t)?), &query)?;
             show(json, &v, &format!("tenant {t} deleted"))
         }
     }

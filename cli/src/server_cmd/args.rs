@@ -118,10 +118,17 @@ pub(crate) enum TenantVerb {
     },
     /// List the tenants.
     List,
-    /// Delete an empty tenant (no agents, jobs or restore points left).
+    /// Delete an empty tenant (no agents, jobs or restore points left), or with
+    /// --purge one with everything it has (its backups are removed from storage).
     Delete {
         /// The tenant.
         id: String,
+        /// Revoke its agents and remove every backup, job and restore point with it.
+        #[arg(long, requires = "confirm")]
+        purge: bool,
+        /// The tenant's name, to confirm a purge.
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
     },
 }
 

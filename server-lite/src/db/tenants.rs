@@ -111,3 +111,29 @@ pub fn delete_empty(conn: &Connection, id: i64) -> DbResult<bool> {
     }
     Ok(changed == 1)
 }
+
+/// Removes what a purged tenant `id` had from the lists (its storage already emptied):
+/// restore points go, jobs go (runs keep their history without them), destinations
+/// and agents are marked deleted, agent log lines go.
+///
+/// # Errors
+/// SQLite's.
+pub fn purge_rows(conn: &Connection, id: i64) -> DbResult<()> {
+    let at = super::now();
+    conn.execute(
+        "UPDATE runs SET restore_point_id = NULL WHERE tenant_id = ?1",
+        [id],
+    )?;
+    conn.execute("DELETE FROM restore_points WHERE tenant_id = ?1", [id])?;
+    conn.execute("DELETE FROM jobs WHERE tenant_id = ?1", [id])?;
+    conn.execute(
+        "UPDATE destinations SET deleted_at = ?2 WHERE tenant_id = ?1 AND deleted_at IS NULL",
+        params![id, at],
+    )?;
+    conn.execute(
+        "UPDATE agents SET deleted_at = ?2 WHERE tenant_id = ?1 AND deleted_at IS NULL",
+        params![id, at],
+    )?;
+    conn.execute("DELETE FROM agent_logs WHERE tenant_id = ?1", [id])?;
+    Ok(())
+}

@@ -13,7 +13,7 @@ use crate::auth::Admin;
 use crate::db::audit::{self, AuditEntry, AuditOutcome};
 use crate::db::backends::{self, BackendRow};
 use crate::db::{self as dbm, now, rfc3339};
-use crate::db::{tenants, tokens};
+use crate::db::{agents, tenants, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, Params};
 use crate::keys;
@@ -118,11 +118,10 @@ async fn delete_tenant(
     params: Params,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "tenant")?;
-    if params.0.contains_key("purge") {
-        return Err(ApiError::field(
-            "purge",
-            "not supported: delete the tenant's restore points, jobs and agents first",
-        ));
+    match params.0.get("purge").map(String::as_str) {
+        None | Some("false") => {}
+        Some("true") => return purge_tenant(&state, &admin, id, params.0.get("confirm")).await,
+        Some(_) => return Err(ApiError::field("purge", "true or false")),
     }
     let e = ok(&admin, Some(id), "tenant.delete", format!("tenant:{id}"));
     state
@@ -142,6 +141,99 @@ async fn delete_tenant(
                         ),
                     });
                 }
+                tenants::delete_empty(tx, id)?;
+                Ok(audit::record(tx, &e)?)
+            })
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a tenant with everything it has: its agents are revoked (their queued and
+/// running runs fail), every object of its destinations is removed from storage, its
+/// restore points, jobs, destinations and agents leave the database's lists, and the
+/// tenant is deleted as an empty one. Irreversible, so `confirm` must be the tenant's
+/// name. Audited as `tenant.purge` with what went.
+async fn purge_tenant(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+    confirm: Option<&String>,
+) -> ApiResult<StatusCode> {
+    let tenant = state
+        .db
+        .read(move |conn| Ok(tenants::tenant(conn, id)?))
+        .await?
+        .ok_or(ApiError::NotFound { what: "tenant" })?;
+    if confirm != Some(&tenant.name) {
+        return Err(ApiError::field(
+            "confirm",
+            "a purge removes every backup of the tenant: give confirm=<its name>",
+        ));
+    }
+    // Revoke its agents first: nothing of theirs writes while storage is emptied.
+    let dests = state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                let live: Vec<i64> = {
+                    let mut st = tx.prepare(
+                        "SELECT id FROM agents WHERE tenant_id = ?1 AND revoked_at IS NULL",
+                    )?;
+                    let rows = st.query_map([id], |r| r.get(0))?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                for agent in live {
+                    agents::revoke_agent(tx, id, agent)?;
+                }
+                Ok::<_, ApiError>(agents::destinations(tx, id)?)
+            })
+        })
+        .await?;
+    let mut objects = 0u64;
+    let mut bytes = 0u64;
+    for dest in &dests {
+        let backend = match dest.backend_id {
+            Some(b) => {
+                state
+                    .db
+                    .read(move |conn| Ok(backends::backend(conn, b)?))
+                    .await?
+            }
+            None => None,
+        };
+        let (st, prefix) = (state.clone(), dest.prefix.clone());
+        let (n, size) = tokio::task::spawn_blocking(move || -> ApiResult<(u64, u64)> {
+            let store = st.stores.storage(backend.as_ref(), &st.kek)?;
+            let listed = store
+                .list(&format!("{prefix}/"))
+                .map_err(ApiError::internal)?;
+            let mut size = 0;
+            for object in &listed {
+                store.delete(&object.key).map_err(ApiError::internal)?;
+                size += object.size;
+            }
+            Ok((listed.len() as u64, size))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        objects += n;
+        bytes += size;
+    }
+    let detail = format!(
+        "tenant {:?}: {} destination(s), {objects} objects, {bytes} bytes removed from storage",
+        tenant.name,
+        dests.len()
+    );
+    let e = AuditEntry {
+        detail,
+        ..ok(admin, Some(id), "tenant.purge", format!("tenant:{id}"))
+    };
+    state
+        .db
+        .call(move |cat| {
+            dbm::immediate(cat.connection_mut(), |tx| {
+                tenants::purge_rows(tx, id)?;
                 tenants::delete_empty(tx, id)?;
                 Ok(audit::record(tx, &e)?)
             })
