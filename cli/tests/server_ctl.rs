@@ -758,10 +758,21 @@ fn the_whole_life_cycle_through_the_cli() {
         ("COFFER_SERVER_URL", url.as_str()),
         ("COFFER_SERVER_TOKEN", server.admin.as_str()),
     ];
-    ctl.run(&["tenant", "delete", &tenant_id, "--purge"], &admin_env, None)
-        .fails(USAGE, "--confirm");
     ctl.run(
-        &["tenant", "delete", &tenant_id, "--purge", "--confirm", "acme"],
+        &["tenant", "delete", &tenant_id, "--purge"],
+        &admin_env,
+        None,
+    )
+    .fails(USAGE, "--confirm");
+    ctl.run(
+        &[
+            "tenant",
+            "delete",
+            &tenant_id,
+            "--purge",
+            "--confirm",
+            "acme",
+        ],
         &admin_env,
         None,
     )
