@@ -314,3 +314,51 @@ pub fn origin_of(url: &Url) -> Result<Url, String> {
     origin.set_path("/");
     Ok(origin)
 }
+
+/// What [`under_prefix`] does to each object it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixOp {
+    /// Only counts it.
+    Measure,
+    /// Counts and deletes it.
+    Empty,
+}
+
+/// The bytes and count of the objects under `prefix/` in the bucket of a destination
+/// on `backend_id` (`None`: the embedded store), each deleted as well with
+/// [`PrefixOp::Empty`]. Storage work runs on the blocking pool.
+///
+/// # Errors
+/// Database errors finding the backend; 500 for storage errors.
+pub async fn under_prefix(
+    state: &crate::state::AppState,
+    backend_id: Option<i64>,
+    prefix: String,
+    op: PrefixOp,
+) -> crate::error::ApiResult<(u64, u64)> {
+    use crate::error::ApiError;
+    let backend = match backend_id {
+        Some(id) => {
+            state
+                .db
+                .read(move |conn| Ok(crate::db::backends::backend(conn, id)?))
+                .await?
+        }
+        None => None,
+    };
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = st.stores.storage(backend.as_ref(), &st.kek)?;
+        let objects = store
+            .list(&format!("{prefix}/"))
+            .map_err(|e| ApiError::internal(format!("listing storage: {e}")))?;
+        if op == PrefixOp::Empty {
+            for object in &objects {
+                store.delete(&object.key).map_err(ApiError::internal)?;
+            }
+        }
+        Ok((objects.iter().map(|o| o.size).sum(), objects.len() as u64))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}

@@ -6,9 +6,10 @@
 
 use serde::Serialize;
 
-use crate::db::{backends, now, rfc3339};
+use crate::db::{now, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::stores::{under_prefix, PrefixOp};
 
 /// One agent's repository in storage.
 #[derive(Debug, Clone, Serialize)]
@@ -126,12 +127,16 @@ pub async fn tenant(state: &AppState, tenant_id: i64) -> ApiResult<TenantUsage> 
         measured_at: rfc3339(now()),
     };
     for (dest_id, agent_id, name, prefix, backend_id, points) in dests {
-        let listed = list_prefix(state, backend_id, prefix).await;
+        let listed = under_prefix(state, backend_id, prefix, PrefixOp::Measure).await;
         let (stored_bytes, objects, error) = match listed {
             Ok((bytes, count)) => (bytes, count, None),
             Err(e) => {
                 state.metrics.storage_error();
-                (0, 0, Some(e))
+                let why = match e {
+                    ApiError::Internal(detail) => detail,
+                    other => other.to_string(),
+                };
+                (0, 0, Some(why))
             }
         };
         usage.stored_bytes += stored_bytes;
@@ -148,35 +153,6 @@ pub async fn tenant(state: &AppState, tenant_id: i64) -> ApiResult<TenantUsage> 
         });
     }
     Ok(usage)
-}
-
-/// The bytes and count of the objects under `prefix/` in a destination's bucket.
-async fn list_prefix(
-    state: &AppState,
-    backend_id: Option<i64>,
-    prefix: String,
-) -> Result<(u64, u64), String> {
-    let backend = match backend_id {
-        Some(id) => state
-            .db
-            .read(move |conn| Ok(backends::backend(conn, id)?))
-            .await
-            .map_err(|e| format!("{e:?}"))?,
-        None => None,
-    };
-    let st = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = st
-            .stores
-            .storage(backend.as_ref(), &st.kek)
-            .map_err(|e| e.to_string())?;
-        let objects = store
-            .list(&format!("{prefix}/"))
-            .map_err(|e| format!("listing storage: {e}"))?;
-        Ok((objects.iter().map(|o| o.size).sum(), objects.len() as u64))
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }
 
 /// Every tenant's totals, for the admin.

@@ -33,22 +33,9 @@ pub struct Job {
     pub tenant_id: String,
     /// The agent that runs it.
     pub agent_id: String,
-    /// Name, unique per agent.
-    pub name: String,
-    /// Absolute paths to back up.
-    pub sources: Vec<String>,
-    /// Exclude patterns (restic's rules, as `coffer backup --exclude`).
-    pub excludes: Vec<String>,
-    /// Cron expression, read in `time_zone`, or `null` for run-now only.
-    pub schedule: Option<String>,
-    /// The IANA time zone of the schedule.
-    pub time_zone: String,
-    /// What to keep.
-    pub retention: Retention,
-    /// zstd level.
-    pub level: u8,
-    /// The most bytes a second its backups upload; `null`: no limit of its own.
-    pub upload_limit: Option<u64>,
+    /// What it does.
+    #[serde(flatten)]
+    pub spec: JobSpec,
     /// When the scheduler next makes a run.
     pub next_run_at: Option<String>,
     /// The next five times the schedule is due (from `next_run_at`).
@@ -114,14 +101,7 @@ impl JobRow {
             id: self.id.to_string(),
             tenant_id: self.tenant_id.to_string(),
             agent_id: self.agent_id.to_string(),
-            name: self.name.clone(),
-            sources: serde_json::from_str(&self.sources_json).unwrap_or_default(),
-            excludes: serde_json::from_str(&self.excludes_json).unwrap_or_default(),
-            schedule: self.schedule.clone(),
-            time_zone: self.time_zone.clone(),
-            retention: self.retention,
-            level: self.level,
-            upload_limit: self.upload_limit,
+            spec: self.spec(),
             next_run_at: self.next_run_at.map(rfc3339),
             next_runs: self.next_runs().into_iter().map(rfc3339).collect(),
             created_at: rfc3339(self.created_at),
@@ -156,24 +136,25 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-/// What a job does, validated: what creating one sets and editing one changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a job does, validated: what creating one sets and editing one changes (and
+/// what the API's view shows of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobSpec {
     /// Name, unique per agent.
     pub name: String,
-    /// Absolute paths.
+    /// Absolute paths to back up.
     pub sources: Vec<String>,
-    /// Exclude patterns.
+    /// Exclude patterns (restic's rules, as `coffer backup --exclude`).
     pub excludes: Vec<String>,
-    /// Cron expression.
+    /// Cron expression, read in `time_zone`, or `null` for run-now only.
     pub schedule: Option<String>,
-    /// IANA time zone.
+    /// The IANA time zone of the schedule.
     pub time_zone: String,
     /// What to keep.
     pub retention: Retention,
     /// zstd level.
     pub level: u8,
-    /// Bytes a second.
+    /// The most bytes a second its backups upload; `null`: no limit of its own.
     pub upload_limit: Option<u64>,
 }
 

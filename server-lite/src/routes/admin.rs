@@ -193,30 +193,13 @@ async fn purge_tenant(
     let mut objects = 0u64;
     let mut bytes = 0u64;
     for dest in &dests {
-        let backend = match dest.backend_id {
-            Some(b) => {
-                state
-                    .db
-                    .read(move |conn| Ok(backends::backend(conn, b)?))
-                    .await?
-            }
-            None => None,
-        };
-        let (st, prefix) = (state.clone(), dest.prefix.clone());
-        let (n, size) = tokio::task::spawn_blocking(move || -> ApiResult<(u64, u64)> {
-            let store = st.stores.storage(backend.as_ref(), &st.kek)?;
-            let listed = store
-                .list(&format!("{prefix}/"))
-                .map_err(ApiError::internal)?;
-            let mut size = 0;
-            for object in &listed {
-                store.delete(&object.key).map_err(ApiError::internal)?;
-                size += object.size;
-            }
-            Ok((listed.len() as u64, size))
-        })
-        .await
-        .map_err(ApiError::internal)??;
+        let (size, n) = crate::stores::under_prefix(
+            state,
+            dest.backend_id,
+            dest.prefix.clone(),
+            crate::stores::PrefixOp::Empty,
+        )
+        .await?;
         objects += n;
         bytes += size;
     }

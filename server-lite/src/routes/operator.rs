@@ -550,17 +550,10 @@ async fn delete_destination(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let dest = find_destination(&state, &op, &id).await?;
-    let (id, backend_id) = (dest.id, dest.backend_id);
-    let (busy, backend) = state
+    let id = dest.id;
+    let busy = state
         .db
-        .read(move |conn| {
-            let busy = agents::destination_in_use(conn, id)?;
-            let backend = match backend_id {
-                Some(b) => crate::db::backends::backend(conn, b)?,
-                None => None,
-            };
-            Ok((busy, backend))
-        })
+        .read(move |conn| Ok(agents::destination_in_use(conn, id)?))
         .await?;
     if let Some(why) = busy {
         return Err(ApiError::Conflict {
@@ -568,22 +561,13 @@ async fn delete_destination(
             message: format!("the destination is in use: {why}"),
         });
     }
-    let st = state.clone();
-    let prefix = dest.prefix.clone();
-    let (objects, bytes) = tokio::task::spawn_blocking(move || -> ApiResult<(u64, u64)> {
-        let store = st.stores.storage(backend.as_ref(), &st.kek)?;
-        let listed = store
-            .list(&format!("{prefix}/"))
-            .map_err(ApiError::internal)?;
-        let mut bytes = 0;
-        for object in &listed {
-            store.delete(&object.key).map_err(ApiError::internal)?;
-            bytes += object.size;
-        }
-        Ok((listed.len() as u64, bytes))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let (bytes, objects) = crate::stores::under_prefix(
+        &state,
+        dest.backend_id,
+        dest.prefix.clone(),
+        crate::stores::PrefixOp::Empty,
+    )
+    .await?;
     let e = entry(
         &op,
         "destination.delete",
