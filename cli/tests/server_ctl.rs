@@ -960,7 +960,8 @@ fn progress_arrives_every_two_seconds_during_a_100_mb_backup() {
 
 /// Every route of `openapi.json` that an admin or operator uses has a `coffer server`
 /// command: its path appears in the command line's client code. (Agent routes, the
-/// embedded store and the server's own documents are the agent's and tools'.)
+/// embedded store, the server's own documents and the scraper's `/metrics` are the
+/// agent's and tools'.)
 #[test]
 fn every_operator_and_admin_route_has_a_command() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -976,7 +977,7 @@ fn every_operator_and_admin_route_has_a_command() {
     for (path, _) in spec["paths"].as_object().unwrap() {
         if path.starts_with("/v1/agent/")
             || path.starts_with("/s3/")
-            || ["/v1/enroll", "/openapi.json", "/healthz"].contains(&path.as_str())
+            || ["/v1/enroll", "/openapi.json", "/healthz", "/metrics"].contains(&path.as_str())
         {
             continue;
         }
