@@ -23,7 +23,86 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
         description: "day-to-day operation: job excludes and time zones, missed schedules, agent names and labels",
         sql: V4,
     },
+    Migration {
+        description: "dashboard sessions; notification channels, alerts and their deliveries",
+        sql: V5,
+    },
 ];
+
+// A dashboard session: the token it was exchanged for (so revoking the token ends the
+// session; the tenant and kind are the token's), the hash of the cookie's value (the
+// value itself is never stored) and the session's CSRF token.
+// A notification channel (email or webhook) of a tenant, or of the server itself when
+// tenant_id is NULL (the admin's); its settings as JSON and its secret (SMTP password,
+// webhook signing secret) sealed under the KEK. A tenant's alert settings. An alert is
+// one condition (a job's runs failing, a job missing its schedule, an agent offline, a
+// storage test failing, ...) open until it clears: repeats count on it instead of each
+// sending a message. A delivery is one message of one alert to one channel, retried
+// with backoff until sent or given up, with its last error.
+const V5: &str = "
+CREATE TABLE web_sessions (
+    id_hash       BLOB    PRIMARY KEY CHECK (length(id_hash) = 32),
+    token_id      INTEGER NOT NULL REFERENCES tokens (id),
+    csrf          BLOB    NOT NULL CHECK (length(csrf) = 32),
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
+CREATE TABLE notification_channels (
+    id          INTEGER PRIMARY KEY,
+    tenant_id   INTEGER REFERENCES tenants (id),
+    name        TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
+    kind        TEXT    NOT NULL CHECK (kind IN ('email', 'webhook')),
+    config      TEXT    NOT NULL,
+    secret      BLOB,
+    events      TEXT    NOT NULL DEFAULT '[]',
+    enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX notification_channels_name
+    ON notification_channels (coalesce(tenant_id, 0), name);
+CREATE TABLE alert_settings (
+    tenant_id           INTEGER PRIMARY KEY REFERENCES tenants (id),
+    missed_grace_secs   INTEGER NOT NULL CHECK (missed_grace_secs > 0),
+    offline_after_secs  INTEGER NOT NULL CHECK (offline_after_secs > 0),
+    repeat_secs         INTEGER NOT NULL CHECK (repeat_secs > 0)
+) STRICT;
+CREATE TABLE alerts (
+    id                    INTEGER PRIMARY KEY,
+    tenant_id             INTEGER REFERENCES tenants (id),
+    kind                  TEXT    NOT NULL,
+    subject               TEXT    NOT NULL CHECK (length(subject) <= 256),
+    summary               TEXT    NOT NULL CHECK (length(summary) <= 1024),
+    detail                TEXT    NOT NULL DEFAULT '' CHECK (length(detail) <= 8192),
+    opened_at             INTEGER NOT NULL,
+    last_seen_at          INTEGER NOT NULL,
+    occurrences           INTEGER NOT NULL DEFAULT 1 CHECK (occurrences >= 1),
+    notified_occurrences  INTEGER NOT NULL DEFAULT 0 CHECK (notified_occurrences >= 0),
+    last_notified_at      INTEGER,
+    resolved_at           INTEGER
+) STRICT;
+CREATE UNIQUE INDEX alerts_open ON alerts (coalesce(tenant_id, 0), kind, subject)
+    WHERE resolved_at IS NULL;
+CREATE INDEX alerts_by_tenant ON alerts (tenant_id, id);
+CREATE TABLE deliveries (
+    id               INTEGER PRIMARY KEY,
+    tenant_id        INTEGER REFERENCES tenants (id),
+    alert_id         INTEGER NOT NULL REFERENCES alerts (id),
+    channel_id       INTEGER NOT NULL REFERENCES notification_channels (id) ON DELETE CASCADE,
+    message_id       TEXT    NOT NULL UNIQUE,
+    status           TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at  INTEGER,
+    last_error       TEXT,
+    payload          TEXT    NOT NULL,
+    created_at       INTEGER NOT NULL,
+    finished_at      INTEGER,
+    CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL))
+) STRICT;
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_by_tenant ON deliveries (tenant_id, id);
+";
 
 // A job's exclude patterns (JSON list, copied into each run as its sources are) and the
 // IANA time zone its schedule is read in; how many due times a backup run stands for
