@@ -7,12 +7,13 @@
 //! - `client`: the HTTP calls and how refusals become exit codes;
 //! - `table`: aligned columns;
 //! - `wait`: following a run;
-//! - `admin`, `operator`, `restores`: the commands, by the routes they use.
+//! - `admin`, `operator`, `restores`, `notify`: the commands, by the routes they use.
 
 mod admin;
 pub(crate) mod args;
 mod client;
 mod config;
+mod notify;
 mod operator;
 mod restores;
 mod table;
@@ -53,6 +54,7 @@ pub(crate) fn run(cmd: &ServerCmd, json: bool) -> Result<()> {
         Noun::Run { verb } => operator::run(c, verb, json),
         Noun::RestorePoint { verb } => restores::restore_point(c, verb, json),
         Noun::Restore(b) => restores::bulk(c, b, json),
+        Noun::Notify { verb } => notify::notify(c, verb, json),
     }
 }
 

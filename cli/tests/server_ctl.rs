@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::Value;
-use support::server::{free_port, server_binary, start_server, Killed};
+use support::server::{free_port, server_binary, start_server, start_server_with, Killed};
 use support::{Run, Scratch};
 
 /// Exit codes of `coffer` (cli/src/exit.rs).
@@ -1002,4 +1002,233 @@ fn every_operator_and_admin_route_has_a_command() {
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} routes checked");
+}
+
+/// A webhook receiver for the notification commands: Python's http.server on
+/// 127.0.0.1, answering 204 and appending each request's signature header and body as
+/// a JSON line to `log`.
+fn webhook_receiver(port: u16, log: &Path) -> Killed {
+    let script = r#"
+import http.server, json, sys
+log = sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"])).decode()
+        with open(log, "a") as f:
+            f.write(json.dumps({"signature": self.headers.get("webhook-signature"),
+                                "id": self.headers.get("webhook-id"), "body": body}) + "\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    let child = std::process::Command::new("python3")
+        .args(["-c", script, &port.to_string(), log.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    // Until it accepts connections.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Killed(child)
+}
+
+/// `coffer server notify …` and `backend test`: a webhook channel added (its signing
+/// secret printed once), listed, tested (the receiver gets a signed sample), turned
+/// off; the alert settings changed; deliveries and alerts listed; the server's own
+/// channels with --admin; a channel whose receiver is down fails its test with the
+/// refusal exit code; an unknown backend is not found.
+#[test]
+fn notification_channels_through_the_cli() {
+    let s = Scratch::new();
+    let ctl = Ctl {
+        s: &s,
+        outputs: Default::default(),
+    };
+    let port = free_port();
+    let server = start_server_with(
+        &server_binary(),
+        &s.path("server-data"),
+        port,
+        &["--notify-allow-private-webhooks"],
+    );
+    let url = server.url.clone();
+    let admin_env = [
+        ("COFFER_SERVER_URL", url.as_str()),
+        ("COFFER_SERVER_TOKEN", server.admin.as_str()),
+    ];
+    let tenant = ctl
+        .run(&["tenant", "create", "acme", "--json"], &admin_env, None)
+        .ok()
+        .json();
+    let tenant_id = field(&tenant["tenant"], "id");
+    let op = ctl
+        .run(
+            &["operator", "create", &tenant_id, "--json"],
+            &admin_env,
+            None,
+        )
+        .ok()
+        .json();
+    let op_token = field(&op, "token");
+    let op_env = [
+        ("COFFER_SERVER_URL", url.as_str()),
+        ("COFFER_SERVER_TOKEN", op_token.as_str()),
+    ];
+
+    let hook_port = free_port();
+    let log = s.path("hooks.jsonl");
+    let _receiver = webhook_receiver(hook_port, &log);
+    let hook_url = format!("http://127.0.0.1:{hook_port}/hook");
+    let added = ctl
+        .run(
+            &["notify", "add", "ops", "--webhook-url", &hook_url],
+            &op_env,
+            None,
+        )
+        .ok()
+        .stdout_text();
+    let secret = added
+        .lines()
+        .find(|l| l.starts_with("whsec_"))
+        .unwrap_or_else(|| panic!("no secret shown: {added}"))
+        .to_owned();
+    let channels = ctl
+        .run(&["notify", "channels", "--json"], &op_env, None)
+        .ok()
+        .json();
+    let channel = field(&channels["channels"][0], "id");
+    assert!(!channels.to_string().contains(&secret), "shown once only");
+    let table = ctl
+        .run(&["notify", "channels"], &op_env, None)
+        .ok()
+        .stdout_text();
+    let row = table.lines().find(|l| l.starts_with(&channel)).unwrap();
+    assert!(
+        row.contains(&hook_url) && row.contains("all") && row.ends_with("yes"),
+        "{table}"
+    );
+
+    let tested = ctl
+        .run(&["notify", "test", &channel], &op_env, None)
+        .ok()
+        .stdout_text();
+    assert!(tested.contains("sample sent"), "{tested}");
+    let line = fs::read_to_string(&log).unwrap();
+    let got: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert!(
+        got["signature"].as_str().unwrap().starts_with("v1,"),
+        "{got}"
+    );
+    let body: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["type"], "test");
+
+    ctl.run(&["notify", "update", &channel, "--disable"], &op_env, None)
+        .ok();
+    let table = ctl
+        .run(&["notify", "channels"], &op_env, None)
+        .ok()
+        .stdout_text();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&channel) && l.ends_with("no")),
+        "{table}"
+    );
+    let deliveries = ctl
+        .run(&["notify", "deliveries", "--json"], &op_env, None)
+        .ok()
+        .json();
+    assert_eq!(
+        deliveries["deliveries"][0]["status"], "sent",
+        "{deliveries}"
+    );
+    let alerts = ctl
+        .run(&["notify", "alerts", "--json"], &op_env, None)
+        .ok()
+        .json();
+    assert_eq!(alerts["alerts"][0]["kind"], "test", "{alerts}");
+    let settings = ctl
+        .run(
+            &["notify", "settings", "--missed-grace", "900"],
+            &op_env,
+            None,
+        )
+        .ok()
+        .stdout_text();
+    assert!(settings.contains("900 s past due"), "{settings}");
+    let r = ctl.run(&["notify", "settings", "--repeat", "1"], &op_env, None);
+    assert_eq!(r.code, USAGE, "{}", r.stderr);
+    assert!(r.stderr.contains("repeat_secs"), "{}", r.stderr);
+
+    // A receiver that is not there: the test fails, with the refusal exit code.
+    let down = format!("http://127.0.0.1:{}/hook", free_port());
+    let added = ctl
+        .run(
+            &["notify", "add", "down", "--webhook-url", &down, "--json"],
+            &op_env,
+            None,
+        )
+        .ok()
+        .json();
+    let r = ctl.run(
+        &["notify", "test", &field(&added["channel"], "id")],
+        &op_env,
+        None,
+    );
+    assert_eq!(r.code, REFUSED, "{}", r.stderr);
+    assert!(r.stderr.contains("did not go through"), "{}", r.stderr);
+
+    // The server's own channels, with the admin token.
+    let added = ctl
+        .run(
+            &[
+                "notify",
+                "add",
+                "server",
+                "--webhook-url",
+                &hook_url,
+                "--admin",
+                "--json",
+            ],
+            &admin_env,
+            None,
+        )
+        .ok()
+        .json();
+    let id = field(&added["channel"], "id");
+    let listed = ctl
+        .run(
+            &["notify", "channels", "--admin", "--json"],
+            &admin_env,
+            None,
+        )
+        .ok()
+        .json();
+    assert_eq!(listed["channels"].as_array().unwrap().len(), 1);
+    ctl.run(&["notify", "test", &id, "--admin"], &admin_env, None)
+        .ok();
+    ctl.run(&["notify", "deliveries", "--admin"], &admin_env, None)
+        .ok();
+    ctl.run(&["notify", "alerts", "--admin"], &admin_env, None)
+        .ok();
+    ctl.run(&["notify", "delete", &id, "--admin"], &admin_env, None)
+        .ok();
+    // The operator cannot see it.
+    let r = ctl.run(&["notify", "delete", &id], &op_env, None);
+    assert_eq!(r.code, NOT_FOUND, "{}", r.stderr);
+
+    let r = ctl.run(&["backend", "test", "99"], &admin_env, None);
+    assert_eq!(r.code, NOT_FOUND, "{}", r.stderr);
+    for (command, output) in ctl.outputs.borrow().iter() {
+        if !command.contains("notify add") {
+            assert!(!output.contains(&secret), "{command} showed the secret");
+        }
+    }
 }

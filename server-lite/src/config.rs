@@ -48,6 +48,8 @@ pub struct Config {
     /// The SHA-256 of the token a scraper presents for `/metrics`; `None`: the route
     /// is off.
     pub metrics_token_hash: Option<[u8; 32]>,
+    /// How notifications are sent.
+    pub notify: NotifyConfig,
 }
 
 /// The default of [`Config::max_connections`]: room for a few thousand agents.
@@ -72,11 +74,46 @@ impl Config {
             scheduler_tick: Duration::from_secs(5),
             trust_forwarded_for: false,
             metrics_token_hash: None,
+            notify: NotifyConfig::default(),
         }
     }
 
     /// The database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("coffer-server.sqlite")
+    }
+}
+
+/// How notifications are sent and retried.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// Attempts of a delivery before it is given up and recorded as failed.
+    pub max_attempts: u32,
+    /// The wait before the first retry; each further retry waits twice as long, plus
+    /// jitter, up to `max_delay`.
+    pub min_delay: Duration,
+    /// The longest wait between attempts.
+    pub max_delay: Duration,
+    /// How long one attempt may take (connect, TLS, send, answer).
+    pub timeout: Duration,
+    /// Let webhooks go to loopback, private and link-local addresses. Off by default:
+    /// a tenant's operator sets webhook URLs, and the server must not be made to call
+    /// services on its own network for them.
+    pub allow_private_webhooks: bool,
+    /// How often every registered storage backend is tested (a failure opens a
+    /// `storage.failed` alert).
+    pub storage_test_interval: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            max_attempts: 8,
+            min_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(3600),
+            timeout: Duration::from_secs(20),
+            allow_private_webhooks: false,
+            storage_test_interval: Duration::from_secs(3600),
+        }
     }
 }

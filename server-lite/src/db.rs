@@ -13,6 +13,7 @@ pub mod agents;
 pub mod audit;
 pub mod backends;
 pub mod jobs;
+pub mod notify;
 pub mod retention_runs;
 pub mod runs;
 mod schema;

@@ -148,6 +148,8 @@ pub struct Rotation {
     pub envelopes: usize,
     /// Backend secrets resealed.
     pub backend_secrets: usize,
+    /// Notification channels' secrets resealed.
+    pub notification_secrets: usize,
 }
 
 /// Rewraps every envelope under `old` so that `new` opens it, in one transaction, then
@@ -222,9 +224,35 @@ pub fn rotate_kek(cat: &mut Catalogue, old: &SecretKey, new: &SecretKey) -> ApiR
         }
         Ok::<_, ApiError>(count)
     })?;
+    // Notification secrets are bound to their channel: resealed in one transaction. A
+    // secret that already opens under the new KEK (a rotation re-run) is left as is.
+    let notification_secrets = crate::db::immediate(conn, |tx| {
+        let mut st =
+            tx.prepare("SELECT id, secret FROM notification_channels WHERE secret IS NOT NULL")?;
+        let rows: Vec<(i64, Vec<u8>)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        drop(st);
+        let mut count = 0;
+        for (id, sealed) in rows {
+            let context = crate::notify::secret_context(id);
+            let Ok(secret) = open_secret(old, &context, &sealed) else {
+                open_secret(new, &context, &sealed)?;
+                continue;
+            };
+            let resealed = seal_secret(new, &context, &secret)?;
+            tx.execute(
+                "UPDATE notification_channels SET secret = ?2 WHERE id = ?1",
+                coffer_adapters::catalogue::rusqlite::params![id, resealed],
+            )?;
+            count += 1;
+        }
+        Ok::<_, ApiError>(count)
+    })?;
     Ok(Rotation {
         envelopes,
         backend_secrets,
+        notification_secrets,
     })
 }
 
@@ -287,8 +315,8 @@ pub fn rotate_data_dir(
                 target: format!("kek:{new_id}"),
                 outcome: crate::db::audit::AuditOutcome::Ok,
                 detail: format!(
-                    "from {old_id}: {} envelopes, {} backend secrets",
-                    report.envelopes, report.backend_secrets
+                    "from {old_id}: {} envelopes, {} backend secrets, {} notification secrets",
+                    report.envelopes, report.backend_secrets, report.notification_secrets
                 ),
             },
         )?;

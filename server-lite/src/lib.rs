@@ -31,6 +31,7 @@ pub mod kek;
 pub mod keys;
 pub mod local_s3;
 pub mod metrics;
+pub mod notify;
 pub mod repos;
 pub mod retention;
 pub mod routes;

@@ -46,6 +46,10 @@ enum Command {
         /// default: $COFFER_SERVER_METRICS_TOKEN holds the token itself; neither: off).
         #[arg(long, value_name = "FILE")]
         metrics_token_file: Option<PathBuf>,
+        /// Let notification webhooks go to loopback, private and link-local addresses
+        /// (off: a tenant's operator cannot make the server call its own network).
+        #[arg(long)]
+        notify_allow_private_webhooks: bool,
     },
     /// Replace the admin token (a lost or leaked one): every admin token stops working
     /// and a new one is printed once. Works with the server stopped or running.
@@ -134,11 +138,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 .unwrap_or_else(|| KekSource::File(data_dir.join(kek::DEFAULT_KEK_FILE)));
             let report = coffer_server::keys::rotate_data_dir(&data_dir, &source, &new_kek_file)?;
             println!(
-                "rewrapped {} repository key envelopes and resealed {} backend secrets under KEK {}.\n\
+                "rewrapped {} repository key envelopes and resealed {} backend secrets and {} \
+                 notification secrets under KEK {}.\n\
                  Now point the server at {} (or replace the old KEK file with it) and keep \
                  the old KEK until you have checked a restore.",
                 report.0.envelopes,
                 report.0.backend_secrets,
+                report.0.notification_secrets,
                 report.1,
                 new_kek_file.display()
             );
@@ -152,6 +158,7 @@ fn run(cli: Cli) -> Result<(), String> {
             trust_forwarded_for,
             max_connections,
             metrics_token_file,
+            notify_allow_private_webhooks,
         } => {
             let public = public_url.unwrap_or_else(|| format!("http://{listen}"));
             let public = url::Url::parse(&public).map_err(|e| format!("--public-url: {e}"))?;
@@ -159,6 +166,7 @@ fn run(cli: Cli) -> Result<(), String> {
             config.trust_forwarded_for = trust_forwarded_for;
             config.max_connections = max_connections;
             config.metrics_token_hash = metrics_token(metrics_token_file.as_deref())?;
+            config.notify.allow_private_webhooks = notify_allow_private_webhooks;
             let started = Server::open(config, kek_source(kek_file)).map_err(|e| e.to_string())?;
             if let Some(path) = &started.kek_created {
                 eprintln!(

@@ -68,6 +68,13 @@ fn run_histogram() -> Histogram {
 pub struct Metrics {
     requests: Family<RequestLabels, Histogram>,
     storage_errors: AtomicU64,
+    notifications: Family<DeliveryLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: String,
+    outcome: String,
 }
 
 impl Default for Metrics {
@@ -75,6 +82,7 @@ impl Default for Metrics {
         Metrics {
             requests: Family::new_with_constructor(request_histogram),
             storage_errors: AtomicU64::new(0),
+            notifications: Family::default(),
         }
     }
 }
@@ -84,6 +92,27 @@ impl Metrics {
     /// run keys and locks, listings).
     pub fn storage_error(&self) {
         self.storage_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one attempt to deliver a notification, by channel kind and outcome
+    /// (`sent`, `retry`: failed and will be retried, `failed`: given up).
+    pub fn notification(
+        &self,
+        channel: crate::db::notify::ChannelKind,
+        attempt: &crate::db::notify::Attempt,
+    ) {
+        use crate::db::notify::Attempt;
+        let outcome = match attempt {
+            Attempt::Sent => "sent",
+            Attempt::Retry { .. } => "retry",
+            Attempt::GiveUp { .. } => "failed",
+        };
+        self.notifications
+            .get_or_create(&DeliveryLabels {
+                channel: channel.as_str().to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 }
 
@@ -293,6 +322,11 @@ fn register(registry: &mut Registry, state: &AppState, snap: &Snapshot) {
         "storage_errors",
         "Failed storage operations of the server's own",
         storage,
+    );
+    registry.register(
+        "notification_deliveries",
+        "Attempts to deliver notifications, by channel kind and outcome",
+        state.metrics.notifications.clone(),
     );
     registry.register(
         "http_request_duration_seconds",

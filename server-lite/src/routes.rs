@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agent;
 pub mod enrol;
 pub mod jobs;
+pub mod notify;
 pub mod operator;
 pub mod restores;
 
@@ -32,6 +33,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(operator::routes())
         .merge(jobs::routes())
+        .merge(notify::routes())
         .merge(restores::routes())
         .merge(enrol::routes())
         .merge(agent::routes())

@@ -232,6 +232,7 @@ pub async fn tick(state: &AppState, at: i64) -> ApiResult<Tick> {
                 }
                 for (run, tenant) in runs::expire_leases(tx, at)? {
                     tick.timed_out.push(run);
+                    crate::notify::run_failed(tx, run, at)?;
                     audit::record(
                         tx,
                         &AuditEntry {

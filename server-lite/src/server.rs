@@ -268,6 +268,7 @@ pub async fn serve(
     use tower::ServiceExt as _;
 
     let scheduler = tokio::spawn(crate::scheduler::run(state.clone()));
+    let notifier = tokio::spawn(crate::notify::run(state.clone()));
     let app = crate::app(state.clone());
     let permits = Arc::new(Semaphore::new(connection_limit(
         state.config.max_connections,
@@ -315,6 +316,7 @@ pub async fn serve(
     }
     drop(listener);
     scheduler.abort();
+    notifier.abort();
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()

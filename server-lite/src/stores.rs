@@ -223,6 +223,40 @@ impl Stores {
     }
 }
 
+/// Tests registered backend `b` (a probe object written, read back, deleted) and
+/// records the result as its `storage.failed` alert: opened (for the server and each
+/// tenant with a destination on it) on failure, cleared on success.
+///
+/// # Errors
+/// The step that failed (503), or a database error.
+pub async fn test_backend(state: &crate::state::AppState, b: &BackendRow) -> ApiResult<()> {
+    let client = state.stores.backend_client(b, &state.kek)?;
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        probe(
+            &client,
+            crate::local_s3::PROBE_PREFIX.trim_end_matches('/'),
+            &st.stores.live_probes,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    if result.is_err() {
+        state.metrics.storage_error();
+    }
+    let (id, name) = (b.id, b.name.clone());
+    let error = result.as_ref().err().map(ToString::to_string);
+    state
+        .db
+        .call(move |cat| {
+            Ok(crate::db::immediate(cat.connection_mut(), |tx| {
+                crate::notify::storage_tested(tx, id, &name, error.as_deref(), crate::db::now())
+            })?)
+        })
+        .await?;
+    result
+}
+
 /// An S3 client for backend settings with `secret`.
 ///
 /// # Errors

@@ -240,3 +240,128 @@ async fn an_s3_backend_is_probed_sealed_and_used_through_presigned_urls() {
     .await
     .unwrap();
 }
+
+/// The admin's storage test: a backend that passes says so; one whose store cannot
+/// be written opens a `storage.failed` alert for the server and for the tenant with a
+/// destination on it (an audited failure, a 200 with the reason: the test ran); once
+/// it passes again the alerts clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_failing_its_test_opens_a_storage_alert_and_passing_clears_it() {
+    let live = start().await;
+    let client = reqwest::Client::new();
+    let secret = live.state.stores.credentials.secret.to_string();
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    let (status, body) = call(
+        &client,
+        post.clone(),
+        format!("{}/v1/admin/backends", live.base),
+        &live.admin,
+        Some(
+            json!({"name": "store", "endpoint": format!("{}/s3/", live.base), "bucket": "coffer",
+                    "access_key_id": "coffer-local", "secret_access_key": secret}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let backend = body["backend"]["id"].as_str().unwrap().to_owned();
+    let (_, body) = call(
+        &client,
+        post.clone(),
+        format!("{}/v1/admin/tenants", live.base),
+        &live.admin,
+        Some(json!({"name": "on-store", "backend_id": backend})),
+    )
+    .await;
+    let tenant = body["tenant"]["id"].as_str().unwrap().to_owned();
+    let (_, body) = call(
+        &client,
+        post.clone(),
+        format!("{}/v1/admin/tenants/{tenant}/operator-tokens", live.base),
+        &live.admin,
+        Some(json!({})),
+    )
+    .await;
+    let op = body["token"].as_str().unwrap().to_owned();
+    let (_, body) = call(
+        &client,
+        post.clone(),
+        format!("{}/v1/enrolment-tokens", live.base),
+        &op,
+        Some(json!({})),
+    )
+    .await;
+    let response = client
+        .post(format!("{}/v1/enroll", live.base))
+        .json(&json!({"token": body["token"], "hostname": "nas", "version": "0.1.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+
+    let test = format!("{}/v1/admin/backends/{backend}/test", live.base);
+    let (status, body) = call(&client, post.clone(), test.clone(), &live.admin, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"], true, "{body}");
+
+    // The store's folder becomes a file: nothing can be written under it.
+    let objects = live.state.config.data_dir.join("objects");
+    let away = live.state.config.data_dir.join("objects.away");
+    std::fs::rename(&objects, &away).unwrap();
+    std::fs::write(&objects, b"not a folder").unwrap();
+    let (status, body) = call(&client, post.clone(), test.clone(), &live.admin, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"], false, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("probe"), "{body}");
+    let open = |token: String, path: &'static str| {
+        let (client, base) = (client.clone(), live.base.clone());
+        async move {
+            let (_, body) = call(
+                &client,
+                reqwest::Method::GET,
+                format!("{base}{path}?open=true"),
+                &token,
+                None,
+            )
+            .await;
+            body["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["kind"] == "storage.failed")
+                .map(|a| a["subject"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let subject = format!("backend:{backend}");
+    assert_eq!(
+        open(live.admin.clone(), "/v1/admin/alerts").await,
+        vec![subject.clone()]
+    );
+    assert_eq!(open(op.clone(), "/v1/alerts").await, vec![subject]);
+    let (_, audit) = call(
+        &client,
+        get.clone(),
+        format!("{}/v1/admin/audit", live.base),
+        &live.admin,
+        None,
+    )
+    .await;
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "backend.test" && e["outcome"] == "failed"),
+        "{audit}"
+    );
+
+    std::fs::remove_file(&objects).unwrap();
+    std::fs::rename(&away, &objects).unwrap();
+    let (_, body) = call(&client, post.clone(), test, &live.admin, None).await;
+    assert_eq!(body["ok"], true, "{body}");
+    assert!(open(live.admin.clone(), "/v1/admin/alerts")
+        .await
+        .is_empty());
+    assert!(open(op, "/v1/alerts").await.is_empty());
+}

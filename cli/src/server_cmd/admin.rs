@@ -174,6 +174,18 @@ pub(crate) fn backend(c: &ServerClient, verb: &BackendVerb, json: bool) -> Resul
             let v = c.get("/v1/admin/backends", &[])?;
             show(json, &v, &render(rows(&v, "backends"), &cols))
         }
+        BackendVerb::Test { id: backend } => {
+            let v = c.post(&format!("/v1/admin/backends/{}/test", id(backend)?), None)?;
+            if v["ok"] == true {
+                show(json, &v, &format!("backend {backend} passed its test"))
+            } else {
+                show(json, &v, "")?;
+                Err(CliError::Refused(format!(
+                    "backend {backend} failed its test: {}",
+                    text(&v["error"])
+                )))
+            }
+        }
     }
 }
 

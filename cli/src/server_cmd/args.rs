@@ -103,6 +103,126 @@ pub(crate) enum Noun {
     Audit(AuditArgs),
     /// Storage used: the tenant's, or with --admin every tenant's.
     Usage(AdminFlag),
+    /// Notifications: channels (email, webhooks), alert settings, deliveries, alerts;
+    /// the tenant's, or with --admin the server's own.
+    Notify {
+        /// What to do.
+        #[command(subcommand)]
+        verb: NotifyVerb,
+    },
+}
+
+/// Notification verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NotifyVerb {
+    /// Add a channel: email (SMTP, STARTTLS by default; the password is read from
+    /// $COFFER_SMTP_PASSWORD or a prompt) or a webhook (signed as Standard Webhooks
+    /// says; the signing secret is printed once).
+    Add(ChannelAdd),
+    /// List the channels.
+    Channels(AdminFlag),
+    /// Turn a channel on or off, or set the alerts it takes.
+    Update {
+        /// The channel.
+        id: String,
+        /// Turn it on.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Turn it off.
+        #[arg(long)]
+        disable: bool,
+        /// The alert kinds it takes (comma-separated; "all" for every kind).
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+        #[command(flatten)]
+        scope: AdminFlag,
+    },
+    /// Remove a channel.
+    Delete {
+        /// The channel.
+        id: String,
+        #[command(flatten)]
+        scope: AdminFlag,
+    },
+    /// Send a sample through a channel now and say whether it arrived.
+    Test {
+        /// The channel.
+        id: String,
+        #[command(flatten)]
+        scope: AdminFlag,
+    },
+    /// Deliveries, newest first: each message, its attempts and last error.
+    Deliveries {
+        /// Only those pending, sent or failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (server default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[command(flatten)]
+        scope: AdminFlag,
+    },
+    /// Alerts, newest first.
+    Alerts {
+        /// Only those still open.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        scope: AdminFlag,
+    },
+    /// Show the tenant's alert settings, or change those given.
+    Settings {
+        /// A job is missed when its run has not started this long after it was due
+        /// (seconds).
+        #[arg(long, value_name = "SECS")]
+        missed_grace: Option<i64>,
+        /// An agent is offline when not heard from this long (seconds).
+        #[arg(long, value_name = "SECS")]
+        offline_after: Option<i64>,
+        /// An alert that keeps happening is sent again at most this often (seconds).
+        #[arg(long, value_name = "SECS")]
+        repeat: Option<i64>,
+    },
+}
+
+/// `coffer server notify add`.
+#[derive(Debug, Args)]
+pub(crate) struct ChannelAdd {
+    /// Its name.
+    pub(crate) name: String,
+    /// A webhook: the URL to POST to.
+    #[arg(
+        long,
+        conflicts_with = "smtp_host",
+        required_unless_present = "smtp_host"
+    )]
+    pub(crate) webhook_url: Option<String>,
+    /// Email: the SMTP server.
+    #[arg(long, requires_all = ["from", "to"])]
+    pub(crate) smtp_host: Option<String>,
+    /// Email: its port (default 587, 465 with --tls tls, 25 with --tls none).
+    #[arg(long)]
+    pub(crate) smtp_port: Option<u16>,
+    /// Email: starttls (default), tls, or none (a relay on this machine only).
+    #[arg(long, default_value = "starttls")]
+    pub(crate) tls: String,
+    /// Email: the user to log in as (the password from $COFFER_SMTP_PASSWORD or a prompt).
+    #[arg(long)]
+    pub(crate) smtp_user: Option<String>,
+    /// Email: the sender.
+    #[arg(long)]
+    pub(crate) from: Option<String>,
+    /// Email: a recipient (repeat for more).
+    #[arg(long)]
+    pub(crate) to: Vec<String>,
+    /// Email: a CA certificate (PEM file) to trust besides the system's.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
+    /// The alert kinds it takes (comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) events: Vec<String>,
+    #[command(flatten)]
+    pub(crate) scope: AdminFlag,
 }
 
 /// Tenant verbs.
@@ -192,6 +312,12 @@ pub(crate) enum BackendVerb {
     },
     /// List the backends.
     List,
+    /// Test a backend now (write, read back, delete a probe object); a failure opens a
+    /// storage alert.
+    Test {
+        /// The backend.
+        id: String,
+    },
 }
 
 /// Enrolment-token verbs.

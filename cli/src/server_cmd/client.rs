@@ -88,6 +88,14 @@ impl ServerClient {
         self.send(Method::PATCH, path, |r| r, Some(body))
     }
 
+    /// `PUT path` with `body` as JSON.
+    ///
+    /// # Errors
+    /// See [`ServerClient::send`].
+    pub(crate) fn put(&self, path: &str, body: &Value) -> Result<Value> {
+        self.send(Method::PUT, path, |r| r, Some(body))
+    }
+
     /// `DELETE path` with `query` pairs (those given).
     ///
     /// # Errors

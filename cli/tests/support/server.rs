@@ -80,6 +80,11 @@ pub fn free_port() -> u16 {
 /// data folder yet) also for the one-time admin token it prints, which may arrive on
 /// either stream in either order.
 pub fn start_server(bin: &Path, data: &Path, port: u16) -> Server {
+    start_server_with(bin, data, port, &[])
+}
+
+/// [`start_server`] with more `serve` options.
+pub fn start_server_with(bin: &Path, data: &Path, port: u16, extra: &[&str]) -> Server {
     let first_start = !data.exists();
     let mut child = Command::new(bin)
         .args([
@@ -89,6 +94,7 @@ pub fn start_server(bin: &Path, data: &Path, port: u16) -> Server {
             "--data-dir",
         ])
         .arg(data)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -377,6 +377,13 @@ async fn complete(
                         Outcome::Succeeded => (RunEvent::Success, AuditOutcome::Ok),
                         Outcome::Failed => (RunEvent::Failure, AuditOutcome::Failed),
                     };
+                    match (req.status, run.view.kind, run.job_id) {
+                        (Outcome::Failed, _, _) => crate::notify::run_failed(tx, run.id, now())?,
+                        (Outcome::Succeeded, RunKind::Backup, Some(job)) => {
+                            crate::notify::job_succeeded(tx, run.tenant_id, job, now())?;
+                        }
+                        _ => {}
+                    }
                     audit::record(
                         tx,
                         &AuditEntry {
