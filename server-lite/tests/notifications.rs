@@ -675,6 +675,10 @@ async fn webhooks_to_private_addresses_are_refused_unless_allowed_and_bad_channe
         ),
         (json!({"name": "x", "kind": "email"}), "email"),
         (
+            json!({"name": "x", "kind": "email", "email": {"host": "smtp.example.com", "tls": "none", "from": "a@example.com", "to": ["b@example.com"]}}),
+            "email.tls",
+        ),
+        (
             json!({"name": "x", "kind": "email", "email": {"host": "smtp.example.com", "from": "nobody", "to": ["a@example.com"]}}),
             "email.from",
         ),

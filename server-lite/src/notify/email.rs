@@ -61,6 +61,20 @@ impl EmailConfig {
         if self.host.is_empty() || self.host.len() > 253 || self.host.contains(['/', ' ']) {
             return bad("email.host", "a host name".to_owned());
         }
+        let loopback = self.host == "localhost"
+            || self
+                .host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if self.tls == TlsMode::None && !loopback {
+            return bad(
+                "email.tls",
+                "none is only for a relay on this machine (localhost); use starttls or tls"
+                    .to_owned(),
+            );
+        }
         if let Err(e) = self.from.parse::<Mailbox>() {
             return bad("email.from", format!("not an email address: {e}"));
         }
