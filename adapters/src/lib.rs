@@ -18,6 +18,7 @@
 pub mod bridge;
 pub mod catalogue;
 mod error;
+pub mod kit;
 pub mod pipeline;
 pub mod repo;
 #[cfg(feature = "ring")]

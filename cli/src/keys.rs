@@ -21,9 +21,8 @@ use coffer_core::passphrase::{
     self, Argon2Block, Argon2Params, PassphraseEnvelope, PASSPHRASE_ENVELOPE_MAGIC,
 };
 use coffer_core::secret::KEY_LEN;
-use coffer_core::{KeyId, SecretKey, Suite};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use coffer_core::{SecretKey, Suite};
+
 use zeroize::Zeroizing;
 
 use crate::exit::{CliError, Result};
@@ -33,9 +32,6 @@ use crate::secrets::read_secret_file;
 pub(crate) const ENVELOPE_CONTEXT: &[u8] = b"coffer/cli";
 
 const KEY_FILE_TAG: &str = "coffer-key-v1:";
-const KIT_TITLE: &str = "COFFER RECOVERY KIT v1";
-const KIT_CHECKSUM_LABEL: &[u8] = b"coffer recovery kit v1\0";
-const KIT_CHARS: usize = 56;
 
 /// The text of a key file for `key`.
 pub(crate) fn key_file_text(key: &SecretKey) -> Zeroizing<String> {
@@ -111,104 +107,18 @@ pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The recovery kit for `key`, as text to print or store.
+/// The recovery kit for `key`, as text to print or store (FORMAT.md §25).
 pub(crate) fn recovery_kit(key: &SecretKey) -> Zeroizing<String> {
-    let mut data = Zeroizing::new(Vec::with_capacity(KEY_LEN + 3));
-    data.extend_from_slice(key.expose_secret());
-    data.extend_from_slice(&kit_checksum(key.expose_secret()));
-    let encoded = Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&data));
-    let groups: Vec<&str> = (0..KIT_CHARS / 4)
-        .map(|i| &encoded[i * 4..i * 4 + 4])
-        .collect();
-    Zeroizing::new(format!(
-        "{KIT_TITLE}\nKey ID: {}\n{}\n{}\n",
-        key.id(),
-        groups[..7].join(" "),
-        groups[7..].join(" ")
-    ))
+    coffer_adapters::kit::recovery_kit(key)
 }
 
-fn kit_checksum(key: &[u8]) -> [u8; 3] {
-    let digest = Sha256::new()
-        .chain_update(KIT_CHECKSUM_LABEL)
-        .chain_update(key)
-        .finalize();
-    [digest[0], digest[1], digest[2]]
-}
-
-/// Parses a recovery kit typed back in: the title line, an optional `Key ID:` line
-/// (checked if present), then 56 base32 characters in any grouping. Case, spaces and
-/// dashes do not matter; `0`, `1` and `8` are read as `O`, `I` and `B`.
+/// Parses a recovery kit typed back in (FORMAT.md §25).
 ///
 /// # Errors
 /// [`CliError::Corrupt`] naming what is wrong (a character outside the alphabet, the
 /// wrong count, a checksum or key ID that does not match).
 pub(crate) fn parse_recovery_kit(text: &[u8]) -> Result<SecretKey> {
-    let bad = |why: String| CliError::Corrupt(format!("recovery kit: {why}"));
-    let text = std::str::from_utf8(text).map_err(|_| bad("not UTF-8 text".into()))?;
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    if !lines
-        .next()
-        .is_some_and(|l| l.eq_ignore_ascii_case(KIT_TITLE))
-    {
-        return Err(bad(format!("the first line is not {KIT_TITLE:?}")));
-    }
-    let mut expected_id = None;
-    let mut chars = Zeroizing::new(String::new());
-    for line in lines {
-        if let Some(id) = line
-            .get(..7)
-            .filter(|p| p.eq_ignore_ascii_case("key id:"))
-            .map(|_| line[7..].trim())
-        {
-            let mut bytes = [0u8; 16];
-            hex::decode_to_slice(id, &mut bytes)
-                .map_err(|_| bad("the Key ID line is not 32 hex digits".into()))?;
-            expected_id = Some(KeyId(bytes));
-            continue;
-        }
-        for c in line.chars() {
-            match c.to_ascii_uppercase() {
-                ' ' | '-' | '\t' => {}
-                '0' => chars.push('O'),
-                '1' => chars.push('I'),
-                '8' => chars.push('B'),
-                c @ ('A'..='Z' | '2'..='7') => chars.push(c),
-                other => {
-                    return Err(bad(format!(
-                        "{other:?} is not a recovery-kit character (A-Z, 2-7)"
-                    )))
-                }
-            }
-        }
-    }
-    if chars.len() != KIT_CHARS {
-        return Err(bad(format!(
-            "{} key characters, expected {KIT_CHARS}",
-            chars.len()
-        )));
-    }
-    let data = Zeroizing::new(
-        data_encoding::BASE32_NOPAD
-            .decode(chars.as_bytes())
-            .map_err(|_| bad("not valid base32".into()))?,
-    );
-    let (key_bytes, checksum) = data.split_at(KEY_LEN);
-    if !bool::from(kit_checksum(key_bytes).ct_eq(checksum)) {
-        return Err(bad(
-            "the checksum does not match: a character is mistyped".into()
-        ));
-    }
-    let key = SecretKey::try_from_slice(key_bytes)?;
-    if let Some(id) = expected_id {
-        if id != key.id() {
-            return Err(bad(format!(
-                "the key's ID is {}, not the {id} the kit states",
-                key.id()
-            )));
-        }
-    }
-    Ok(key)
+    coffer_adapters::kit::parse_recovery_kit(text).map_err(|e| CliError::Corrupt(e.to_string()))
 }
 
 /// What a secret-bearing file is, from its first bytes.
@@ -239,8 +149,8 @@ pub(crate) fn detect(bytes: &[u8]) -> Detected {
     } else if contains(bytes, KEY_FILE_TAG.as_bytes()) {
         Detected::KeyFile
     } else if bytes
-        .get(..KIT_TITLE.len())
-        .is_some_and(|b| b.eq_ignore_ascii_case(KIT_TITLE.as_bytes()))
+        .get(..coffer_adapters::kit::KIT_TITLE.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(coffer_adapters::kit::KIT_TITLE.as_bytes()))
     {
         Detected::RecoveryKit
     } else {

@@ -52,7 +52,13 @@ pub struct RecipientSecret(<Kem as hpke::Kem>::PrivateKey, RecipientPublic);
 impl RecipientSecret {
     /// `DeriveKeyPair(HKDF-Expand-SHA-512(K, "coffer/v2 x25519", 32))`.
     pub fn from_master(master: &SecretKey) -> Self {
-        let ikm = derive(master, RECIPIENT_LABEL);
+        Self::derived(master, RECIPIENT_LABEL)
+    }
+
+    /// `DeriveKeyPair(HKDF-Expand-SHA-512(key, label, 32))`: a key pair of another
+    /// purpose (the server's self-backups, FORMAT.md §26.1).
+    pub fn derived(key: &SecretKey, label: &[u8]) -> Self {
+        let ikm = derive(key, label);
         let (secret, public) = Kem::derive_keypair(ikm.expose_secret());
         let mut bytes = [0u8; 32];
         public.write_exact(&mut bytes);
