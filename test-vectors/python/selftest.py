@@ -10,7 +10,10 @@ is not a supported implementation.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
 import os
 import sys
 
@@ -18,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import coffer_reader as cr  # noqa: E402
 import coffer_repo as cr_repo  # noqa: E402
+import coffer_selfbackup as cr_sb  # noqa: E402
 from coffer_reader import CofferError  # noqa: E402
 
 FAILS = []
@@ -314,6 +318,7 @@ def main():
     expect_error(lambda: cr.writer_secret(bytes(31)), "InvalidKeyLength", "V2: master key length")
 
     repo_checks()
+    selfbackup_checks()
 
     print(f"selftest: {COUNT - len(FAILS)} passed, {len(FAILS)} failed")
     for f in FAILS:
@@ -507,6 +512,448 @@ def repo_checks():
     check_example_tree()
     check_tree_rules()
     check_pack_and_object()
+
+
+# --------------------------------------------------------------------------
+# Recovery kits and server self-backups (coffer_selfbackup.py; FORMAT.md 25-26)
+# --------------------------------------------------------------------------
+
+
+def expect_kit_error(text, condition, what):
+    expect_condition(lambda: cr_sb.parse_recovery_kit(text), cr_sb.RecoveryKitError,
+                     condition, what)
+
+
+def expect_condition(fn, cls, condition, what):
+    global COUNT
+    COUNT += 1
+    try:
+        fn()
+    except cls as e:
+        if e.condition != condition:
+            FAILS.append(f"{what}: expected {condition}, got {e.condition}: {e}")
+        elif not str(e):
+            FAILS.append(f"{what}: {condition} without a message")
+        return
+    except Exception as e:  # noqa: BLE001
+        FAILS.append(f"{what}: expected {cls.__name__} {condition}, got {type(e).__name__}: {e}")
+        return
+    FAILS.append(f"{what}: expected {condition}, no error")
+
+
+def attempt(fn):
+    """fn()'s result, or the exception it raised (so a check fails instead of the run)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001
+        return e
+
+
+def check_recovery_kits():
+    def parse(text):
+        return attempt(lambda: cr_sb.parse_recovery_kit(text))
+
+    for _ in range(20):
+        k = os.urandom(32)
+        text = cr_sb.recovery_kit(k)
+        check(parse(text.encode()) == k, "25: kit round trip")
+    k = bytes(range(32))
+    text = cr_sb.recovery_kit(k)
+    lines = text.splitlines()
+    check(len(lines) == 4 and lines[0] == "COFFER RECOVERY KIT v1"
+          and lines[1] == "Key ID: 8586aca7724c3a33929a0345934cc605"
+          and all(len(x) == 34 and len(x.split(" ")) == 7 for x in lines[2:]),
+          "25: kit layout (title, key ID, two lines of seven groups of four)")
+    body = (lines[2] + lines[3]).replace(" ", "")
+    check(body == base64.b32encode(k + hashlib.sha256(b"coffer recovery kit v1\x00" + k)
+                                   .digest()[:3]).decode(), "25: kit body is base32(R || c)")
+
+    # what a reader tolerates
+    messy = ("\r\n  \r\n  coffer Recovery KIT V1  \r\n\r\n\tKEY id:  "
+             + cr.key_id(k).hex().upper() + " \r\n"
+             + lines[2].lower().replace(" ", "-") + "\r\n\n   "
+             + "\t".join(lines[3].split(" ")) + "   \r\n\r\n")
+    check(parse(messy.encode()) == k, "25: blank lines, CRLF, case, -, tabs, upper-case key ID")
+    check(parse("\n".join([lines[0], lines[2], lines[3]]).encode()) == k,
+          "25: no Key ID line")
+    check(parse("\n".join([lines[0], lines[2], lines[3], lines[1]]).encode()) == k,
+          "25: the Key ID line after the key")
+    # confusables: a key whose text holds O, I and B, typed as 0, 1 and 8
+    while True:
+        kc = os.urandom(32)
+        tc = cr_sb.recovery_kit(kc)
+        bodyc = "\n".join(tc.splitlines()[2:])
+        if all(c in bodyc for c in "OIB"):
+            break
+    typed = tc.splitlines()[0] + "\n" + bodyc.replace("O", "0").replace("I", "1").replace("B", "8")
+    check(parse(typed.encode()) == kc, "25: 0, 1, 8 read as O, I, B")
+
+    # refusals, in the order of 25
+    expect_kit_error(b"", "NoTitle", "25: empty")
+    expect_kit_error(b"\n \n\t\n", "NoTitle", "25: only blank lines")
+    expect_kit_error("\n".join(lines[1:]).encode(), "BadTitle", "25: no title")
+    expect_kit_error(("COFFER RECOVERY KIT v2\n" + "\n".join(lines[1:])).encode(), "BadTitle",
+                     "25: another title")
+    expect_kit_error(("COFFER RECOVERY \u212aIT v1\n" + "\n".join(lines[1:])).encode(),
+                     "BadTitle", "25: a KELVIN SIGN is not K (ASCII case only)")
+    expect_kit_error(("COFFER  RECOVERY KIT v1\n" + "\n".join(lines[1:])).encode(), "BadTitle",
+                     "25: two spaces in the title")
+    expect_kit_error(b"\xff" + text.encode(), "NotText", "25: not UTF-8")
+    for bad in ("9", "=", "_", "\u00c9", "\u00a0", "/"):
+        t = text.replace(lines[3], lines[3][:5] + bad + lines[3][6:])
+        expect_kit_error(t.encode(), "BadCharacter", f"25: character {bad!r}")
+    expect_kit_error(text.replace(lines[3], lines[3][:-1]).encode(), "BadLength", "25: 55 chars")
+    expect_kit_error(text.replace(lines[3], lines[3] + "A").encode(), "BadLength", "25: 57 chars")
+    expect_kit_error(("\n".join(lines[:3]) + "\n").encode(), "BadLength", "25: one line missing")
+    last = lines[3][-1]
+    swapped = "A" if last != "A" else "B"
+    expect_kit_error(text.replace(lines[3], lines[3][:-1] + swapped).encode(), "BadChecksum",
+                     "25: last character changed (checksum bits)")
+    first = lines[2][0]
+    expect_kit_error(text.replace(lines[2], ("Q" if first != "Q" else "R") + lines[2][1:])
+                     .encode(), "BadChecksum", "25: first character changed (key bits)")
+    wrong_id = cr.key_id(bytes(32)).hex()
+    expect_kit_error(text.replace(lines[1], "Key ID: " + wrong_id).encode(), "KeyIdMismatch",
+                     "25: a Key ID line for another key")
+    expect_kit_error(text.replace(lines[1], lines[1][:-1]).encode(), "BadKeyIdLine",
+                     "25: a key ID of 31 digits")
+    expect_kit_error(text.replace(lines[1], lines[1][:-1] + "g").encode(), "BadKeyIdLine",
+                     "25: a key ID with a non-hex digit")
+    expect_kit_error(text.replace(lines[1], lines[1] + "\n" + lines[1]).encode(), "BadKeyIdLine",
+                     "25: two Key ID lines")
+    # order: character before count, count before checksum, checksum before key ID
+    expect_kit_error(text.replace(lines[3], "9").encode(), "BadCharacter",
+                     "25: a bad character and a short count: the character")
+    expect_kit_error(text.replace(lines[1], "Key ID: " + wrong_id).replace(lines[3], lines[3][:-1])
+                     .encode(), "BadLength", "25: short and another key ID: the count")
+    expect_kit_error(text.replace(lines[1], "Key ID: " + wrong_id)
+                     .replace(lines[3], lines[3][:-1] + swapped).encode(), "BadChecksum",
+                     "25: bad checksum and another key ID: the checksum")
+    expect_error(lambda: cr_sb.recovery_kit(bytes(31)), "InvalidKeyLength", "25: 31-byte key")
+
+
+# A minimal TEST-ONLY self-backup writer (FORMAT.md 26). HPKE seal comes from the
+# cryptography package (base mode, single shot), independent of coffer_repo's open.
+
+SB_PASSPHRASE = b"correct horse battery staple"
+
+
+def sb_metadata(entries, **override):
+    meta = {
+        "format": 1,
+        "server_version": "0.0.0-test",
+        "schema_version": 5,
+        "created_at": "2025-01-02T03:04:05Z",
+        "reason": "manual",
+        "counts": {"tenants": 1, "agents": 2, "jobs": 3, "runs": 4, "restore_points": 5},
+        "database": {"size": len(entries["database.sqlite"]),
+                     "sha256": hashlib.sha256(entries["database.sqlite"]).hexdigest()},
+        "config_sha256": hashlib.sha256(entries["config.json"]).hexdigest(),
+        "kek_id": cr.key_id(entries["kek"]).hex(),
+    }
+    meta.update(override)
+    return json.dumps(meta).encode()
+
+
+def sb_entries(db_len=40000, **meta_override):
+    """The four entries of 26.3, in order, as a list of (name, content)."""
+    e = {"kek": os.urandom(32), "config.json": b'{"listen": "127.0.0.1:8080"}',
+         "database.sqlite": b"SQLite format 3\x00" + os.urandom(db_len - 16)}
+    return [("metadata.json", sb_metadata(e, **meta_override)), ("kek", e["kek"]),
+            ("config.json", e["config.json"]), ("database.sqlite", e["database.sqlite"])]
+
+
+def sb_payload(entries):
+    return b"".join(len(n.encode()).to_bytes(2, "big") + n.encode()
+                    + len(c).to_bytes(8, "big") + c for n, c in entries)
+
+
+def sb_write(R, entries=None, passphrase=None, payload=None, magic=b"COFFER/B", version=1,
+             flags=None, reserved=bytes(6), pk=None, suite=1, envelope=None, backup_key=None):
+    from cryptography.hazmat.primitives import hpke
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    if payload is None:
+        payload = sb_payload(sb_entries() if entries is None else entries)
+    if envelope is None and passphrase is not None:
+        envelope = passphrase_envelope(passphrase, R, 3, 1,
+                                       b"coffer-server/v1 self-backup recovery-key")
+    if flags is None:
+        flags = 1 if envelope is not None else 0
+    if pk is None:
+        pk = cr_sb.recovery_key_pair(R)[1]
+    header = magic + bytes([version, flags]) + reserved + cr.key_id(R) + pk
+    ctx = b"coffer-server/v1 self-backup" + header
+    B = os.urandom(32) if backup_key is None else backup_key
+    suite_h = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+    sealed = suite_h.encrypt(B, X25519PublicKey.from_public_bytes(pk), info=ctx)
+    assert len(sealed) == 80
+    return header + (envelope or b"") + sealed + seal_stream(B, ctx, suite, payload)
+
+
+def expect_sb_error(data, condition, what, kit=None, passphrase=None):
+    if kit is None and passphrase is None:
+        kit = SB_R
+    expect_condition(lambda: cr_sb.open_self_backup(data, kit_key=kit, passphrase=passphrase),
+                     cr_sb.SelfBackupError, condition, what)
+
+
+SB_R = os.urandom(32)
+
+
+def check_self_backups():
+    R, R2 = SB_R, os.urandom(32)
+    entries = sb_entries()
+    plain = sb_write(R, entries)
+    withpw = sb_write(R, entries, passphrase=SB_PASSPHRASE)
+    check(len(withpw) == len(plain) + 168, "26.2: the envelope adds 168 bytes")
+    check(len(plain) == 64 + 80 + 88 + len(sb_payload(entries))
+          + 16 * (len(sb_payload(entries)) // 16384 + 1), "26.2: the size of a self-backup")
+    want = dict(entries)
+    for data, how, kw in ((plain, "kit, no envelope", {"kit_key": R}),
+                          (withpw, "kit, envelope present", {"kit_key": R}),
+                          (withpw, "passphrase", {"passphrase": SB_PASSPHRASE})):
+        try:
+            out = cr_sb.open_self_backup(data, **kw)
+        except Exception as e:  # noqa: BLE001
+            check(False, f"26: opens ({how}): {type(e).__name__}: {e}")
+            continue
+        check(out["entries"] == want and list(out["entries"]) == list(want),
+              f"26: gives back its entries ({how})")
+        check(out["metadata"] == json.loads(want["metadata.json"])
+              and out["recovery_key_id"] == cr.key_id(R)
+              and out["has_passphrase_envelope"] == (data is withpw),
+              f"26: metadata and recovery key ID ({how})")
+    kit_text = cr_sb.recovery_kit(R).encode()
+    out = attempt(lambda: cr_sb.open_self_backup(
+        plain, kit_key=cr_sb.parse_recovery_kit(kit_text)))
+    check(isinstance(out, dict) and out["entries"] == want,
+          f"26: opens with the key read back from its kit ({type(out).__name__})")
+    small = sb_entries(db_len=16)
+    out = attempt(lambda: cr_sb.open_self_backup(sb_write(R, small), kit_key=R))
+    check(isinstance(out, dict) and out["entries"] == dict(small), "26: a one-chunk payload")
+    out = attempt(lambda: cr_sb.open_self_backup(sb_write(R, sb_entries(future_field={"x": 1})),
+                                                 kit_key=R))
+    check(isinstance(out, dict) and out["metadata"]["future_field"] == {"x": 1},
+          "26.4: unknown fields are ignored")
+    out = attempt(lambda: cr_sb.open_self_backup(sb_write(R, sb_entries(
+        created_at="2025-01-02T03:04:05.123456789+00:00")), kit_key=R))
+    check(isinstance(out, dict), "26.4: created_at with a fraction and +00:00")
+
+    # header, in the order of 26.2
+    for cut in (0, 7, 8, 9, 10, 16, 63):
+        expect_sb_error(plain[:cut], "Truncated", f"26.2: cut at {cut}")
+    expect_sb_error(b"COFFER/S" + plain[8:], "BadMagic", "26.2: magic COFFER/S")
+    expect_sb_error(b"COFFER/b", "BadMagic", "26.2: 8 bytes, bad magic")
+    expect_sb_error(patch(plain, 8, 2), "UnsupportedVersion", "26.2: version 2")
+    expect_sb_error(patch(plain, 8, 0), "UnsupportedVersion", "26.2: version 0")
+    for bit in range(1, 8):
+        expect_sb_error(patch(plain, 9, 1 << bit), "ReservedBitsSet", f"26.2: flag bit {bit}")
+    for off in range(10, 16):
+        expect_sb_error(patch(plain, off, 0x80), "ReservedBitsSet", f"26.2: reserved byte {off}")
+    expect_sb_error(patch(patch(plain, 0, 0), 8, 2), "BadMagic", "26.2: magic before version")
+    expect_sb_error(patch(patch(plain, 8, 2), 9, 2), "UnsupportedVersion",
+                    "26.2: version before flags")
+    expect_sb_error(patch(plain, 12, 1), "ReservedBitsSet", "26.2: reserved before the key",
+                    kit=R2)
+    # the recovery key, then pk
+    expect_sb_error(plain, "AnotherRecoveryKey", "26.2: another recovery key", kit=R2)
+    expect_sb_error(flip(plain, 20), "AnotherRecoveryKey", "26.2: header key ID altered")
+    pk2 = cr_sb.recovery_key_pair(R2)[1]
+    expect_sb_error(sb_write(R, pk=pk2), "PublicKeyMismatch", "26.2: a pk that R does not derive")
+    expect_sb_error(flip(plain, 40), "PublicKeyMismatch", "26.2: pk altered")
+    expect_sb_error(flip(sb_write(R, pk=pk2), 20), "AnotherRecoveryKey",
+                    "26.2: the key ID before pk")
+    expect_condition(lambda: cr_sb.open_self_backup(plain, kit_key=R[:31]),
+                     cr_sb.SelfBackupError, "InvalidKeyLength", "26: a 31-byte recovery key")
+    # B (bytes 64..144 without an envelope)
+    for off, part in ((64, "enc"), (64 + 40, "encrypted B"), (64 + 75, "its tag")):
+        expect_sb_error(flip(plain, off), "Damaged", f"26.2: sealed key, {part} flipped")
+    expect_sb_error(flip(withpw, 232 + 40), "Damaged", "26.2: sealed key after the envelope")
+    expect_sb_error(plain[:64 + 79], "Truncated", "26.2: cut inside the sealed key")
+    expect_sb_error(patch(plain, 8 + 1, 1)[:64 + 168 + 10], "Truncated",
+                    "26.2: flag bit 0 set, cut after the envelope, opened with the kit")
+    # the stream
+    s0 = 64 + 80
+    expect_sb_error(plain[:s0], "Truncated", "26.2: no stream")
+    expect_sb_error(plain[:s0 + 87], "Truncated", "26.2: stream cut in its preamble")
+    expect_sb_error(patch(plain, s0, ord("X")), "BadMagic", "26.2: stream magic")
+    expect_sb_error(flip(plain, s0 + 20), "WrongKey", "26.2: stream key ID altered")
+    expect_sb_error(flip(plain, s0 + 40), "CommitmentMismatch", "26.2: stream salt flipped")
+    expect_sb_error(flip(plain, s0 + 88 + 5), "CorruptedChunk", "26.2: chunk 0 flipped")
+    expect_sb_error(flip(plain, len(plain) - 3), "CorruptedChunk", "26.2: final chunk flipped")
+    expect_sb_error(plain + b"\x00", "CorruptedChunk", "26.2: a byte after the stream")
+    expect_sb_error(plain[:s0 + 88 + 16400], "Truncated", "26.2: final chunk missing")
+    expect_sb_error(sb_write(R, entries, suite=2), "SuiteNotAes256Gcm", "26.2: a ChaCha20 stream")
+    # the passphrase envelope
+    expect_sb_error(withpw, "WrongPassphrase", "26.2: wrong passphrase", passphrase=b"wrong")
+    expect_sb_error(withpw, "WrongPassphrase", "26.2: the passphrase with a newline",
+                    passphrase=SB_PASSPHRASE + b"\n")
+    expect_sb_error(plain, "NoPassphraseEnvelope", "26.2: a passphrase for a file without one",
+                    passphrase=SB_PASSPHRASE)
+    expect_sb_error(withpw[:64 + 167], "Truncated", "26.2: cut inside the envelope",
+                    passphrase=SB_PASSPHRASE)
+    expect_sb_error(flip(withpw, 64 + 130), "CorruptedChunk", "26.2: envelope body flipped",
+                    passphrase=SB_PASSPHRASE)
+    expect_sb_error(flip(withpw, 64 + 1), "BadMagic", "26.2: envelope magic",
+                    passphrase=SB_PASSPHRASE)
+    other = passphrase_envelope(SB_PASSPHRASE, R2, 3, 1,
+                                b"coffer-server/v1 self-backup recovery-key")
+    expect_sb_error(sb_write(R, entries, envelope=other), "AnotherRecoveryKey",
+                    "26.2: an envelope of another recovery key", passphrase=SB_PASSPHRASE)
+    for env, cond, why in (
+            (passphrase_envelope(SB_PASSPHRASE, R, 1, 1,
+                                 b"coffer-server/v1 self-backup recovery-key"),
+             "WrongPurpose", "purpose RepositoryKey"),
+            (passphrase_envelope(SB_PASSPHRASE, R, 3, 1, b"coffer-server/v1 self-backup"),
+             "WrongPassphrase", "another caller context"),
+            (passphrase_envelope(SB_PASSPHRASE, R, 3, 2,
+                                 b"coffer-server/v1 self-backup recovery-key"),
+             "MalformedEnvelope", "key version 2")):
+        expect_sb_error(sb_write(R, entries, envelope=env), cond, f"26.1: envelope, {why}",
+                        passphrase=SB_PASSPHRASE)
+
+    # the payload (26.3)
+    pl = sb_payload(entries)
+    for cut, where in ((1, "name length"), (5, "name"), (2 + 13 + 3, "content length"),
+                       (2 + 13 + 8 + 5, "content"), (len(pl) - 1, "the last content")):
+        expect_sb_error(sb_write(R, payload=pl[:cut]), "MalformedPayload",
+                        f"26.3: payload ending inside {where}")
+    expect_sb_error(sb_write(R, payload=pl + b"\x00"), "MalformedPayload",
+                    "26.3: one byte after the last entry")
+    expect_sb_error(sb_write(R, entries + [entries[1]]), "MalformedPayload",
+                    "26.3: kek given twice")
+    expect_sb_error(sb_write(R, [entries[0], entries[0]] + entries[1:]), "MalformedPayload",
+                    "26.3: metadata.json given twice")
+    expect_sb_error(sb_write(R, entries[:3]), "MalformedPayload", "26.3: database missing")
+    expect_sb_error(sb_write(R, entries + [("notes", b"x")]), "MalformedPayload",
+                    "26.3: an unknown entry")
+    expect_sb_error(sb_write(R, [entries[1], entries[0]] + entries[2:]), "MalformedPayload",
+                    "26.3: entries out of order")
+    expect_sb_error(sb_write(R, [entries[0], ("kek\xff", b"")] + entries[1:]),
+                    "MalformedPayload", "26.3: an unknown name")
+    bad_name = b"\x00\x02\xff\xfe" + bytes(8)
+    expect_sb_error(sb_write(R, payload=bad_name + pl), "MalformedPayload",
+                    "26.3: a name that is not UTF-8")
+    short_kek = sb_entries()
+    short_kek[1] = ("kek", short_kek[1][1][:31])
+    expect_sb_error(sb_write(R, short_kek), "MalformedPayload", "26.3: a 31-byte kek")
+    # the metadata record (26.4) against the entries
+    e = sb_entries()
+    db = e[3][1]
+
+    def with_meta(**override):
+        m = json.loads(e[0][1])
+        m.update(override)
+        return sb_write(R, [("metadata.json", json.dumps(m).encode())] + e[1:])
+
+    expect_sb_error(with_meta(database={"size": len(db), "sha256": hashlib.sha256(b"x")
+                                        .hexdigest()}),
+                    "MetadataMismatch", "26.3: a wrong database SHA-256")
+    expect_sb_error(with_meta(database={"size": len(db) + 1,
+                                        "sha256": hashlib.sha256(db).hexdigest()}),
+                    "MetadataMismatch", "26.3: a wrong database length")
+    expect_sb_error(with_meta(config_sha256=hashlib.sha256(b"{}").hexdigest()),
+                    "MetadataMismatch", "26.4: a wrong config SHA-256")
+    expect_sb_error(with_meta(kek_id=cr.key_id(bytes(32)).hex()), "MetadataMismatch",
+                    "26.4: a wrong kek_id")
+    for field, value in (("format", 2), ("format", "1"), ("format", 1.0), ("format", True),
+                         ("schema_version", -1), ("server_version", 1),
+                         ("created_at", "2025-01-02 03:04:05"),
+                         ("created_at", "2025-01-02T03:04:05+01:00"),
+                         ("created_at", "2025-02-30T03:04:05Z"), ("reason", "weekly"),
+                         ("counts", {"tenants": 1}), ("counts", []),
+                         ("database", {"size": len(db)}),
+                         ("config_sha256", "AB" * 32), ("kek_id", "0" * 31)):
+        expect_sb_error(with_meta(**{field: value}), "MalformedMetadata",
+                        f"26.4: {field} = {value!r}")
+    m = json.loads(e[0][1])
+    missing = {k: v for k, v in m.items() if k != "reason"}
+    expect_sb_error(sb_write(R, [("metadata.json", json.dumps(missing).encode())] + e[1:]),
+                    "MalformedMetadata", "26.4: reason missing")
+    dup = e[0][1][:-1] + b', "format": 1}'
+    expect_sb_error(sb_write(R, [("metadata.json", dup)] + e[1:]), "MalformedMetadata",
+                    "26.4: a field given twice")
+    for raw, why in ((b"[1]", "an array"), (b"{", "not JSON"), (b"\xff{}", "not UTF-8"),
+                     (e[0][1][:-1] + b', "x": NaN}', "NaN")):
+        expect_sb_error(sb_write(R, [("metadata.json", raw)] + e[1:]), "MalformedMetadata",
+                        f"26.4: metadata {why}")
+    cfg = b"not json"
+    e2 = [(n, c) for n, c in e]
+    e2[2] = ("config.json", cfg)
+    m2 = json.loads(e[0][1])
+    m2["config_sha256"] = hashlib.sha256(cfg).hexdigest()
+    e2[0] = ("metadata.json", json.dumps(m2).encode())
+    expect_sb_error(sb_write(R, e2), "MalformedPayload", "26.3: config.json that is not JSON")
+    # nothing of a payload is given back unless every chunk verified: a corrupted last
+    # chunk of a multi-chunk payload fails the whole call
+    check(len(sb_payload(entries)) > 16384, "26: the test payload spans chunks")
+
+
+def check_selfbackup_cli():
+    import contextlib
+    import tempfile
+
+    R = SB_R
+    entries = sb_entries()
+    with tempfile.TemporaryDirectory() as d:
+        def path(name):
+            return os.path.join(d, name)
+
+        def write(name, content):
+            with open(path(name), "wb") as f:
+                f.write(content)
+            return path(name)
+
+        def run(*argv):
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    rc = cr_sb.main(list(argv))
+                except SystemExit as e:  # argparse
+                    rc = e.code
+            return rc, out.getvalue(), err.getvalue()
+
+        backup = write("selfbackup-20250102T030405Z-manual-0a1b2c3d.cfsb",
+                       sb_write(R, entries, passphrase=SB_PASSPHRASE))
+        kit = write("kit.txt", cr_sb.recovery_kit(R).encode())
+        pw = write("pw", SB_PASSPHRASE + b"\n")
+        rc, out, err = run(backup, "--kit-file", kit)
+        check(rc == 0 and "reason:          manual" in out
+              and cr.key_id(entries[1][1]).hex() in out, f"CLI: kit, metadata printed ({err})")
+        rc, out, err = run(backup, "--passphrase-file", pw, "--json")
+        check(rc == 0 and json.loads(out) == json.loads(entries[0][1]),
+              f"CLI: passphrase file (newline dropped), --json ({err})")
+        db_out = path("restored.sqlite")
+        rc, out, err = run(backup, "--kit-file", kit, "--extract-db", db_out)
+        with open(db_out, "rb") as f:
+            check(rc == 0 and f.read() == entries[3][1], f"CLI: --extract-db ({err})")
+        check(os.stat(db_out).st_mode & 0o777 == 0o600, "CLI: the database is written 0600")
+        rc, out, err = run(backup, "--kit-file", kit, "--extract-db", db_out)
+        with open(db_out, "rb") as f:
+            check(rc != 0 and "exists" in err and f.read() == entries[3][1],
+                  "CLI: --extract-db refuses to overwrite")
+        bad = write("bad.cfsb", flip(sb_write(R, entries), 64 + 40))
+        fresh = path("fresh.sqlite")
+        rc, out, err = run(bad, "--kit-file", kit, "--extract-db", fresh)
+        check(rc != 0 and "damaged" in err and out == "" and not os.path.exists(fresh),
+              "CLI: a damaged file, an error on stderr, nothing written")
+        other_kit = write("kit2.txt", cr_sb.recovery_kit(os.urandom(32)).encode())
+        rc, out, err = run(backup, "--kit-file", other_kit)
+        check(rc != 0 and "recovery key" in err, "CLI: another recovery key")
+        bad_kit = write("kit3.txt", b"COFFER RECOVERY KIT v1\nAAAA\n")
+        rc, out, err = run(backup, "--kit-file", bad_kit)
+        check(rc != 0 and "recovery kit" in err, "CLI: a malformed kit")
+        rc, out, err = run(backup, "--kit-file", kit, "--passphrase-file", pw)
+        check(rc not in (0, None), "CLI: the kit and a passphrase together are refused")
+        rc, out, err = run(path("missing.cfsb"), "--kit-file", kit)
+        check(rc != 0 and "missing.cfsb" in err, "CLI: a missing file")
+
+
+def selfbackup_checks():
+    check_recovery_kits()
+    check_self_backups()
+    check_selfbackup_cli()
 
 
 if __name__ == "__main__":
