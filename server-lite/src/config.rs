@@ -78,6 +78,28 @@ impl Config {
         }
     }
 
+    /// The settings as a record (no secret: the metrics token only as "set"), kept in
+    /// the data directory and in each self-backup.
+    pub fn record(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server_version": env!("CARGO_PKG_VERSION"),
+            "data_dir": self.data_dir,
+            "public_url": self.public_url.as_str(),
+            "presign_expiry_secs": self.presign_expiry.as_secs(),
+            "lease_secs": self.lease.as_secs(),
+            "max_enrolment_ttl_secs": self.max_enrolment_ttl.as_secs(),
+            "json_body_limit": self.json_body_limit,
+            "enrol_per_minute": self.enrol_per_minute,
+            "auth_failures_per_minute": self.auth_failures_per_minute,
+            "max_connections": self.max_connections,
+            "agent_logs_per_minute": self.agent_logs_per_minute,
+            "scheduler_tick_secs": self.scheduler_tick.as_secs_f64(),
+            "trust_forwarded_for": self.trust_forwarded_for,
+            "metrics": self.metrics_token_hash.is_some(),
+            "notify_allow_private_webhooks": self.notify.allow_private_webhooks,
+        })
+    }
+
     /// The database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("coffer-server.sqlite")

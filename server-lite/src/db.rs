@@ -66,6 +66,12 @@ impl DbError {
     }
 }
 
+/// The server schema version this binary writes (its migrations' count): a database
+/// at a higher one was migrated by a newer coffer-server.
+pub fn schema_version_supported() -> u32 {
+    u32::try_from(SERVER_MIGRATIONS.len()).unwrap_or(u32::MAX)
+}
+
 /// Shorthand for queries.
 pub type DbResult<T> = Result<T, DbError>;
 

@@ -105,6 +105,16 @@ pub fn load_file(path: &Path) -> Result<SecretKey, KekError> {
 /// [`KekError::Exists`]; [`KekError::Io`].
 pub fn generate_file(path: &Path) -> Result<SecretKey, KekError> {
     let key = SecretKey::generate(&mut OsRng);
+    write_file(path, &key)?;
+    Ok(key)
+}
+
+/// Writes `key` as a KEK file in `path` (mode 0600, never overwriting): a KEK restored
+/// from a self-backup on a new machine.
+///
+/// # Errors
+/// [`KekError::Exists`]; [`KekError::Io`].
+pub fn write_file(path: &Path, key: &SecretKey) -> Result<(), KekError> {
     let text = Zeroizing::new(format!("{}\n", hex::encode(key.expose_secret())));
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -120,7 +130,7 @@ pub fn generate_file(path: &Path) -> Result<SecretKey, KekError> {
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| KekError::Io(path.to_owned(), e))?;
-    Ok(key)
+    Ok(())
 }
 
 fn parse(text: &str) -> Option<SecretKey> {

@@ -37,6 +37,7 @@ pub mod retention;
 pub mod routes;
 pub mod run_access;
 pub mod scheduler;
+pub mod selfbackup;
 pub mod server;
 pub mod state;
 pub mod stores;

@@ -8,6 +8,8 @@ use coffer_server::config::Config;
 use coffer_server::kek::{self, KekSource};
 use coffer_server::server::{self, Server};
 
+mod selfbackup_cmd;
+
 /// Coffer's lite control server.
 #[derive(Parser)]
 #[command(version, about)]
@@ -58,6 +60,21 @@ enum Command {
         #[arg(long, default_value = "./coffer-data")]
         data_dir: PathBuf,
     },
+    /// The server's own backups: its database, settings and KEK, sealed to a recovery
+    /// key only the admin holds (FORMAT.md §26).
+    SelfBackup {
+        /// What to do.
+        #[command(subcommand)]
+        action: selfbackup_cmd::SelfBackupAction,
+    },
+    /// Replace the database with a self-backup's, after a preview of what would be lost
+    /// or changed (`--preview` shows only that) and a confirmation. A pre-restore
+    /// self-backup is made first; a running server is stopped and started again.
+    SelfRestore(selfbackup_cmd::SelfRestoreArgs),
+    /// Rebuild from a self-backup when the server will not start (a corrupt database, a
+    /// bad upgrade, a new machine): offline, from the self-backups' folder or bucket and
+    /// the recovery kit alone.
+    EmergencyRestore(selfbackup_cmd::EmergencyArgs),
     /// Create a new random KEK file (mode 0600; never overwrites).
     GenKek {
         /// The file to create.
@@ -80,7 +97,7 @@ enum Command {
     },
 }
 
-fn kek_source(flag: Option<PathBuf>) -> Option<KekSource> {
+pub(crate) fn kek_source(flag: Option<PathBuf>) -> Option<KekSource> {
     if let Some(path) = flag {
         return Some(KekSource::File(path));
     }
@@ -111,6 +128,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::SelfBackup { action } => selfbackup_cmd::self_backup(action),
+        Command::SelfRestore(args) => selfbackup_cmd::self_restore(args),
+        Command::EmergencyRestore(args) => selfbackup_cmd::emergency_restore(args),
         Command::GenKek { out } => {
             let key = kek::generate_file(&out).map_err(|e| e.to_string())?;
             println!(
@@ -167,7 +187,29 @@ fn run(cli: Cli) -> Result<(), String> {
             config.max_connections = max_connections;
             config.metrics_token_hash = metrics_token(metrics_token_file.as_deref())?;
             config.notify.allow_private_webhooks = notify_allow_private_webhooks;
+            if !config.data_dir.exists() {
+                // The server's alone: the database holds token hashes and wrapped keys.
+                use std::os::unix::fs::DirBuilderExt as _;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&config.data_dir)
+                    .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+            }
+            // Held while serving: a restore or an upgrade finds (and stops) this process.
+            let _lock = coffer_server::selfbackup::process::hold(&config.data_dir)
+                .map_err(|e| e.to_string())?;
+            let settings = config.record();
             let started = Server::open(config, kek_source(kek_file)).map_err(|e| e.to_string())?;
+            coffer_server::selfbackup::write_file(
+                &started
+                    .state
+                    .config
+                    .data_dir
+                    .join(coffer_server::selfbackup::CONFIG_FILE),
+                &serde_json::to_vec_pretty(&settings).unwrap_or_default(),
+            )
+            .map_err(|e| e.to_string())?;
             if let Some(path) = &started.kek_created {
                 eprintln!(
                     "created a new server KEK in {} (mode 0600). Back it up apart from the \

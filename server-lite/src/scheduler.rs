@@ -182,6 +182,7 @@ pub async fn run(state: AppState) {
         if let Err(e) = crate::retention::scheduled(&state, now()).await {
             tracing::error!("scheduled retention failed: {e:?}");
         }
+        crate::selfbackup::scheduled(&state).await;
         state.limits.trim();
     }
 }

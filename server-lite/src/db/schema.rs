@@ -27,7 +27,40 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
         description: "dashboard sessions; notification channels, alerts and their deliveries",
         sql: V5,
     },
+    Migration {
+        description: "the server's self-backups: where they go, how many are kept, when, and each one made",
+        sql: V6,
+    },
 ];
+
+// Self-backups (FORMAT.md §26): the one settings row — destination (JSON: a local
+// folder, or a registered backend and prefix), how many to keep, the schedule (cron,
+// UTC), the recovery key's ID and public key, the passphrase envelope of the recovery
+// key if there is one, when the next is due — and a record of each self-backup made or
+// attempted.
+const V6: &str = "
+CREATE TABLE self_backup_settings (
+    id                   INTEGER PRIMARY KEY CHECK (id = 1),
+    destination          TEXT    NOT NULL,
+    keep                 INTEGER NOT NULL CHECK (keep BETWEEN 1 AND 1000),
+    schedule             TEXT    NOT NULL,
+    key_id               BLOB    NOT NULL CHECK (length(key_id) = 16),
+    public_key           BLOB    NOT NULL CHECK (length(public_key) = 32),
+    passphrase_envelope  BLOB,
+    next_run_at          INTEGER,
+    updated_at           INTEGER NOT NULL
+) STRICT;
+CREATE TABLE self_backups (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    reason      TEXT    NOT NULL CHECK (reason IN ('manual', 'scheduled', 'pre-restore', 'pre-upgrade')),
+    status      TEXT    NOT NULL CHECK (status IN ('succeeded', 'failed')),
+    created_at  INTEGER NOT NULL,
+    size        INTEGER,
+    sha256      TEXT,
+    error       TEXT
+) STRICT;
+";
 
 // A dashboard session: the token it was exchanged for (so revoking the token ends the
 // session; the tenant and kind are the token's), the hash of the cookie's value (the
