@@ -75,6 +75,10 @@ enum Command {
     /// bad upgrade, a new machine): offline, from the self-backups' folder or bucket and
     /// the recovery kit alone.
     EmergencyRestore(selfbackup_cmd::EmergencyArgs),
+    /// Upgrade the running server to another binary: a pre-upgrade self-backup, the
+    /// binary replaced, health checked (/healthz, the database's integrity, a scheduler
+    /// tick), and everything rolled back if a check fails.
+    Upgrade(selfbackup_cmd::UpgradeArgs),
     /// Create a new random KEK file (mode 0600; never overwrites).
     GenKek {
         /// The file to create.
@@ -131,6 +135,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::SelfBackup { action } => selfbackup_cmd::self_backup(action),
         Command::SelfRestore(args) => selfbackup_cmd::self_restore(args),
         Command::EmergencyRestore(args) => selfbackup_cmd::emergency_restore(args),
+        Command::Upgrade(args) => selfbackup_cmd::upgrade(args),
         Command::GenKek { out } => {
             let key = kek::generate_file(&out).map_err(|e| e.to_string())?;
             println!(

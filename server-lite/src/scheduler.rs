@@ -184,6 +184,14 @@ pub async fn run(state: AppState) {
         }
         crate::selfbackup::scheduled(&state).await;
         state.limits.trim();
+        // The proof of life an upgrade's health check waits for.
+        let tick_file = state
+            .config
+            .data_dir
+            .join(crate::selfbackup::upgrade::TICK_FILE);
+        if let Err(e) = tokio::fs::write(&tick_file, now().to_string()).await {
+            tracing::warn!("{}: {e}", tick_file.display());
+        }
     }
 }
 

@@ -8,12 +8,14 @@
 //! - `format`: the file;
 //! - `preview`: what a restore would change, compared with the live database;
 //! - `restore`: swapping the database for a backup's;
-//! - `process`: the running server's lock, and stopping and starting it.
+//! - `process`: the running server's lock, and stopping and starting it;
+//! - `upgrade`: replacing the binary, checking health, rolling back.
 
 pub mod format;
 pub mod preview;
 pub mod process;
 pub mod restore;
+pub mod upgrade;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

@@ -156,6 +156,22 @@ pub(crate) struct EmergencyArgs {
     pub(crate) json: bool,
 }
 
+/// `upgrade`.
+#[derive(Args)]
+pub(crate) struct UpgradeArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerDir,
+    /// The new coffer-server binary.
+    #[arg(long)]
+    pub(crate) binary: PathBuf,
+    /// Seconds the new server has to answer /healthz and tick its scheduler.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) health_timeout: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 type Result<T> = std::result::Result<T, String>;
 
 fn live_kek(data_dir: &Path, kek_file: Option<PathBuf>) -> Result<Option<SecretKey>> {
@@ -634,5 +650,32 @@ pub(crate) fn emergency_restore(args: EmergencyArgs) -> Result<()> {
     let done =
         restore::restore(data_dir, kek.as_ref(), &contents, &name).map_err(|e| e.to_string())?;
     report(&done, shown, args.json);
+    Ok(())
+}
+
+/// `upgrade`.
+///
+/// # Errors
+/// A refusal before anything changed, or the rollback and why.
+pub(crate) fn upgrade(args: UpgradeArgs) -> Result<()> {
+    let kek = need_kek(&args.server.data_dir, args.server.kek_file)?;
+    let done = coffer_server::selfbackup::upgrade::upgrade(
+        &args.server.data_dir,
+        &kek,
+        &args.binary,
+        coffer_server::selfbackup::upgrade::Timeouts {
+            process: std::time::Duration::from_secs(60),
+            health: std::time::Duration::from_secs(args.health_timeout),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if args.json {
+        print_json(&done);
+    } else {
+        println!(
+            "upgraded from {} to {} (pre-upgrade self-backup {}); serving, pid {}",
+            done.from_version, done.to_version, done.pre_upgrade_backup, done.pid
+        );
+    }
     Ok(())
 }

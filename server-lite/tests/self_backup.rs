@@ -756,3 +756,153 @@ async fn scheduled_self_backups_run_when_due_and_failures_raise_an_alert() {
         "{alerts}"
     );
 }
+
+fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Upgrades of a running server (run from a copy of the binary, which the upgrade
+/// replaces): one to a binary that fails its health check is rolled back — the old
+/// binary and database are back and serving, the data acknowledged before is there,
+/// the rollback is alerted; one that passes keeps the new binary.
+#[test]
+fn an_upgrade_that_fails_its_health_check_rolls_back_and_one_that_passes_stays() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let bin_dir = scratch.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let installed = bin_dir.join("coffer-server");
+    std::fs::copy(BIN, &installed).unwrap();
+    let real = scratch.path().join("coffer-server-real");
+    std::fs::copy(BIN, &real).unwrap();
+    let port = free_port();
+    let mut first = Command::new(&installed)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("COFFER_SERVER_KEK")
+        .env_remove("COFFER_SERVER_KEK_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut line = String::new();
+    BufReader::new(first.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let admin = line.split_whitespace().last().unwrap().to_owned();
+    wait_healthy(&base);
+    let _served = Served {
+        data: data.clone(),
+        first: None,
+    };
+    let d = data.to_str().unwrap();
+    // Without self-backups set up, the upgrade refuses before changing anything.
+    let fail = scratch.path().join("fail.sh");
+    script(
+        &fail,
+        "if [ \"$1\" = --version ]; then echo 'coffer-server 9.9.9'; exit 0; fi\necho broken >&2; exit 3",
+    );
+    let out = run(&[
+        "upgrade",
+        "--data-dir",
+        d,
+        "--binary",
+        fail.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("self-backup init"));
+    ok(run(&[
+        "self-backup",
+        "init",
+        "--data-dir",
+        d,
+        "--to",
+        scratch.path().join("sb").to_str().unwrap(),
+        "--kit-out",
+        scratch.path().join("kit").to_str().unwrap(),
+    ]));
+    tenant(&base, &admin, "acme");
+
+    // A binary that does not start: rolled back.
+    let out = run(&[
+        "upgrade",
+        "--data-dir",
+        d,
+        "--binary",
+        fail.to_str().unwrap(),
+        "--health-timeout",
+        "20",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("rolled back") && err.contains("serving"),
+        "{err}"
+    );
+    assert!(
+        first.wait().unwrap().success(),
+        "the old server stopped gracefully"
+    );
+    wait_healthy(&base);
+    assert_eq!(
+        tenant_names(&base, &admin),
+        ["acme"],
+        "no acknowledged data lost"
+    );
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(BIN).unwrap(),
+        "the old binary is back"
+    );
+    let (_, alerts) = call(
+        &base,
+        reqwest::Method::GET,
+        "/v1/admin/alerts",
+        &admin,
+        None,
+    );
+    assert!(
+        alerts.to_string().contains("upgrade.rolled_back"),
+        "{alerts}"
+    );
+    let sb = stored(&scratch.path().join("sb"));
+    assert!(sb.iter().any(|n| n.contains("-pre-upgrade-")), "{sb:?}");
+
+    // A binary that serves: kept.
+    let good = scratch.path().join("good.sh");
+    script(
+        &good,
+        &format!(
+            "if [ \"$1\" = --version ]; then echo 'coffer-server 9.9.9'; exit 0; fi\nexec '{}' \"$@\"",
+            real.display()
+        ),
+    );
+    let out = run(&[
+        "upgrade",
+        "--data-dir",
+        d,
+        "--binary",
+        good.to_str().unwrap(),
+        "--json",
+    ]);
+    let done: Value = serde_json::from_str(&ok(out)).unwrap();
+    assert_eq!(done["to_version"], "9.9.9");
+    assert_eq!(done["from_version"], env!("CARGO_PKG_VERSION"));
+    wait_healthy(&base);
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(&good).unwrap(),
+        "the new binary stays"
+    );
+    tenant(&base, &admin, "after-upgrade");
+    assert_eq!(tenant_names(&base, &admin), ["acme", "after-upgrade"]);
+}
