@@ -73,7 +73,9 @@ pub fn parse_recovery_kit(text: &[u8]) -> Result<SecretKey, KitError> {
             let mut bytes = [0u8; 16];
             hex::decode_to_slice(id, &mut bytes)
                 .map_err(|_| bad("the Key ID line is not 32 hex digits".into()))?;
-            expected_id = Some(KeyId(bytes));
+            if expected_id.replace(KeyId(bytes)).is_some() {
+                return Err(bad("more than one Key ID line".into()));
+            }
             continue;
         }
         for c in line.chars() {

@@ -340,6 +340,13 @@ pub fn open(file: &[u8], unlock: &Unlock<'_>) -> Result<Contents, FormatError> {
         open_bytes(&key, &ctx, &file[at..]).map_err(|e| FormatError::Damaged(e.to_string()))?,
     );
     let entries = entries(&payload)?;
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    if names != ENTRIES {
+        return Err(FormatError::Invalid(format!(
+            "the payload holds {names:?}, not {ENTRIES:?} in that order"
+        )));
+    }
+    let entries: BTreeMap<&str, &[u8]> = entries.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     let get = |name: &str| {
         entries
             .get(name)
@@ -350,6 +357,17 @@ pub fn open(file: &[u8], unlock: &Unlock<'_>) -> Result<Contents, FormatError> {
         .map_err(|e| FormatError::Invalid(format!("metadata.json: {e}")))?;
     let kek = SecretKey::try_from_slice(get("kek")?)
         .map_err(|_| FormatError::Invalid("kek is not 32 bytes".into()))?;
+    if kek.id().to_string() != metadata.kek_id {
+        return Err(FormatError::Damaged(
+            "the KEK's ID is not the one its metadata names".into(),
+        ));
+    }
+    if metadata.format != 1 {
+        return Err(FormatError::Invalid(format!(
+            "metadata format {} (this server reads 1)",
+            metadata.format
+        )));
+    }
     let config = get("config.json")?.to_vec();
     let database = get("database.sqlite")?.to_vec();
     if database.len() as u64 != metadata.database.size
@@ -373,9 +391,12 @@ pub fn open(file: &[u8], unlock: &Unlock<'_>) -> Result<Contents, FormatError> {
     })
 }
 
-fn entries(payload: &[u8]) -> Result<BTreeMap<String, &[u8]>, FormatError> {
+/// The payload's entries, in their order.
+const ENTRIES: [&str; 4] = ["metadata.json", "kek", "config.json", "database.sqlite"];
+
+fn entries(payload: &[u8]) -> Result<Vec<(String, &[u8])>, FormatError> {
     let bad = |why: String| FormatError::Invalid(why);
-    let mut out = BTreeMap::new();
+    let mut out: Vec<(String, &[u8])> = Vec::new();
     let mut rest = payload;
     while !rest.is_empty() {
         let (len, tail) = rest
@@ -396,9 +417,10 @@ fn entries(payload: &[u8]) -> Result<BTreeMap<String, &[u8]>, FormatError> {
         let (content, tail) = tail
             .split_at_checked(len)
             .ok_or_else(|| bad(format!("the payload ends inside {name}")))?;
-        if out.insert(name.clone(), content).is_some() {
+        if out.iter().any(|(n, _)| *n == name) {
             return Err(bad(format!("{name} is given twice")));
         }
+        out.push((name, content));
         rest = tail;
     }
     Ok(out)
@@ -424,7 +446,7 @@ mod tests {
                     sha256: sha256_hex(&database),
                 },
                 config_sha256: sha256_hex(&config),
-                kek_id: "00".repeat(16),
+                kek_id: SecretKey::from_bytes([7; 32]).id().to_string(),
             },
             kek: SecretKey::from_bytes([7; 32]),
             config,
