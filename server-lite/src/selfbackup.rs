@@ -284,16 +284,53 @@ pub fn init(data_dir: &Path, options: &InitOptions) -> Result<SecretKey> {
         },
     )
     .map_err(|e| SelfBackupError::Database(e.to_string()))?;
-    let file = SettingsFile {
-        destination: options.destination.clone(),
-        key_id: r.id().to_string(),
-        backend,
-    };
-    write_file(
-        &data_dir.join(SETTINGS_FILE),
-        &serde_json::to_vec_pretty(&file).unwrap_or_default(),
+    write_settings_file(
+        data_dir,
+        &SettingsFile {
+            destination: options.destination.clone(),
+            key_id: r.id().to_string(),
+            backend,
+        },
     )?;
     Ok(r)
+}
+
+fn write_settings_file(data_dir: &Path, file: &SettingsFile) -> Result<()> {
+    write_file(
+        &data_dir.join(SETTINGS_FILE),
+        &serde_json::to_vec_pretty(file).unwrap_or_default(),
+    )
+}
+
+/// Writes the settings file from the database's settings (after a restore on a new
+/// machine, so the next emergency restore finds the self-backups without being told).
+///
+/// # Errors
+/// SQLite's; I/O.
+pub fn refresh_settings_file(conn: &Connection, data_dir: &Path) -> Result<()> {
+    let Some(s) = settings(conn)? else {
+        return Ok(());
+    };
+    let backend = match &s.destination {
+        Destination::Local { .. } => None,
+        Destination::Backend { backend_id, .. } => crate::db::backends::backend(conn, *backend_id)
+            .map_err(|e| SelfBackupError::Database(e.to_string()))?
+            .map(|row| BackendLocation {
+                endpoint: row.endpoint.to_string(),
+                region: row.region.clone(),
+                bucket: row.bucket.clone(),
+                path_style: row.path_style,
+                access_key_id: row.access_key_id.clone(),
+            }),
+    };
+    write_settings_file(
+        data_dir,
+        &SettingsFile {
+            destination: s.destination,
+            key_id: s.recipient.key_id.to_string(),
+            backend,
+        },
+    )
 }
 
 /// The live database, read-write, waiting for the running server's writes.

@@ -446,8 +446,9 @@ fn show_preview(
     let (image, _tmp) =
         selfbackup::open_image(&contents.database, scratch.path()).map_err(|e| e.to_string())?;
     let live = live_for_preview(data_dir);
-    let p =
+    let mut p =
         preview::compare(&contents.metadata, &image, live.as_ref()).map_err(|e| e.to_string())?;
+    p.live_absent = !data_dir.join(selfbackup::DATABASE_FILE).exists();
     if !json {
         print!("{}", p.text(name));
     }

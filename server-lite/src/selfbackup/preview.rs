@@ -61,6 +61,9 @@ pub struct Preview {
     pub tables: BTreeMap<&'static str, TableDiff>,
     /// Settings that differ: alert settings, the self-backup settings.
     pub settings_changed: Vec<String>,
+    /// There is no live database at all (a new machine), rather than one that does not
+    /// open. Set by the caller, which knows.
+    pub live_absent: bool,
 }
 
 /// For each table: the query giving (id, name, a fingerprint of what people change).
@@ -189,6 +192,7 @@ pub fn compare(
         schema,
         tables,
         settings_changed,
+        live_absent: false,
     })
 }
 
@@ -246,7 +250,12 @@ impl Preview {
             ));
         }
         let Some(live) = self.live_counts else {
-            out.push_str("\nThe live database does not open: the restore replaces it whole.\n");
+            out.push_str(if self.live_absent {
+                "\nThere is no live database here: the restore creates it.\n"
+            } else {
+                "\nThe live database does not open: the restore replaces it whole (the \
+                 unreadable file is kept aside).\n"
+            });
             return out;
         };
         out.push_str(&format!(

@@ -62,13 +62,24 @@ pub fn restore(
             contents.metadata.schema_version, contents.metadata.server_version
         )));
     }
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| SelfBackupError::Io(format!("{}: {e}", data_dir.display())))?;
+    if !data_dir.exists() {
+        // A new machine's: the server's alone, as `serve` makes it.
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|e| SelfBackupError::Io(format!("{}: {e}", data_dir.display())))?;
+    }
     // The live state first, in case this restore was the mistake.
     let db_path = data_dir.join(DATABASE_FILE);
     let readable = super::open_live(data_dir).and_then(|c| super::counts_of(&c).map(|_| ()));
     let (pre_restore, pre_restore_skipped) = match (kek, readable) {
-        (_, Err(e)) if db_path.exists() => {
+        _ if !db_path.exists() => (
+            None,
+            Some("there is no live database here: the restore creates it".to_owned()),
+        ),
+        (_, Err(e)) => {
             // Kept aside, not overwritten: it may still hold something someone needs.
             let aside = data_dir.join(format!("{DATABASE_FILE}.unreadable-{}", crate::db::now()));
             std::fs::rename(&db_path, &aside)
@@ -81,21 +92,18 @@ pub fn restore(
                 )),
             )
         }
-        (Some(kek), _) if db_path.exists() => {
-            match super::make(data_dir, kek, Reason::PreRestore) {
-                Ok(made) => (Some(made), None),
-                Err(SelfBackupError::NotSetUp) => {
-                    (None, Some("self-backups are not set up here".to_owned()))
-                }
-                Err(e) => {
-                    return Err(SelfBackupError::Io(format!(
-                        "the pre-restore self-backup failed, so nothing was restored: {e}"
-                    )))
-                }
+        (Some(kek), Ok(())) => match super::make(data_dir, kek, Reason::PreRestore) {
+            Ok(made) => (Some(made), None),
+            Err(SelfBackupError::NotSetUp) => {
+                (None, Some("self-backups are not set up here".to_owned()))
             }
-        }
-        (Some(_), _) => (None, Some("there is no live database".to_owned())),
-        (None, _) => (
+            Err(e) => {
+                return Err(SelfBackupError::Io(format!(
+                    "the pre-restore self-backup failed, so nothing was restored: {e}"
+                )))
+            }
+        },
+        (None, Ok(())) => (
             None,
             Some("the live KEK is not available (no KEK file in the data directory)".to_owned()),
         ),
@@ -146,6 +154,7 @@ pub fn restore(
                 "the restored database fails its integrity check: {check}"
             )));
         }
+        super::refresh_settings_file(conn, data_dir)?;
         crate::db::audit::record(
             conn,
             &crate::db::audit::AuditEntry {
