@@ -109,8 +109,51 @@ pub async fn tick(state: &AppState, at: i64) -> ApiResult<Pass> {
 
 /// Opens alerts for conditions that hold and closes those that cleared.
 fn look(tx: &Connection, at: i64, pass: &mut Pass) -> DbResult<()> {
+    settle(
+        tx,
+        AlertKind::MissedSchedule,
+        &missed_schedules(tx, at)?,
+        at,
+        pass,
+    )?;
+    settle(
+        tx,
+        AlertKind::AgentOffline,
+        &offline_agents(tx, at)?,
+        at,
+        pass,
+    )
+}
+
+/// Holds each alert of `holding` (all of `kind`) open and closes the open ones of
+/// `kind` that are not among them: their condition cleared.
+fn settle(
+    tx: &Connection,
+    kind: AlertKind,
+    holding: &[NewAlert],
+    at: i64,
+    pass: &mut Pass,
+) -> DbResult<()> {
+    let mut still = std::collections::BTreeSet::new();
+    for alert in holding {
+        still.insert((alert.tenant_id, alert.subject.clone()));
+        if store::hold(tx, alert, at)? {
+            pass.opened += 1;
+        }
+    }
+    for (tenant, subject) in store::open_subjects(tx, kind)? {
+        if !still.contains(&(tenant, subject.clone()))
+            && store::resolve(tx, tenant, kind, &subject, at)?
+        {
+            pass.resolved += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Jobs due whose run has waited past the grace: a scheduled backup still queued.
+fn missed_schedules(tx: &Connection, at: i64) -> DbResult<Vec<NewAlert>> {
     let default = AlertSettings::default();
-    // Jobs due whose run has waited past the grace: a scheduled backup still queued.
     let mut st = tx.prepare(
         "SELECT r.tenant_id, r.job_id, j.name, coalesce(a.name, a.hostname), r.created_at,
                 r.missed_schedules, coalesce(s.missed_grace_secs, ?2)
@@ -119,23 +162,11 @@ fn look(tx: &Connection, at: i64, pass: &mut Pass) -> DbResult<()> {
          WHERE r.status = 'queued' AND r.kind = 'backup' AND r.requested_by = 'scheduler'
            AND r.created_at + coalesce(s.missed_grace_secs, ?2) <= ?1",
     )?;
-    let missed: Vec<(i64, i64, String, String, i64, u32, i64)> = st
-        .query_map(params![at, default.missed_grace_secs], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut missing = std::collections::BTreeSet::new();
-    for (tenant, job, name, agent, due, also_missed, grace) in missed {
-        missing.insert((tenant, format!("job:{job}")));
-        let alert = NewAlert {
+    let rows = st.query_map(params![at, default.missed_grace_secs], |row| {
+        let (tenant, job, name): (i64, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let (agent, due, also_missed, grace): (String, i64, u32, i64) =
+            (row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?);
+        Ok(NewAlert {
             tenant_id: Some(tenant),
             kind: AlertKind::MissedSchedule,
             subject: format!("job:{job}"),
@@ -153,20 +184,14 @@ fn look(tx: &Connection, at: i64, pass: &mut Pass) -> DbResult<()> {
                     String::new()
                 }
             ),
-        };
-        if store::hold(tx, &alert, at)? {
-            pass.opened += 1;
-        }
-    }
-    for (tenant, subject) in store::open_subjects(tx, AlertKind::MissedSchedule)? {
-        if tenant.is_some_and(|t| !missing.contains(&(t, subject.clone())))
-            && store::resolve(tx, tenant, AlertKind::MissedSchedule, &subject, at)?
-        {
-            pass.resolved += 1;
-        }
-    }
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
 
-    // Agents not heard from for longer than their tenant's threshold.
+/// Agents not heard from for longer than their tenant's threshold.
+fn offline_agents(tx: &Connection, at: i64) -> DbResult<Vec<NewAlert>> {
+    let default = AlertSettings::default();
     let mut st = tx.prepare(
         "SELECT a.tenant_id, a.id, coalesce(a.name, a.hostname),
                 coalesce(a.last_seen_at, a.enrolled_at), a.last_seen_at IS NULL,
@@ -175,22 +200,10 @@ fn look(tx: &Connection, at: i64, pass: &mut Pass) -> DbResult<()> {
          WHERE a.revoked_at IS NULL AND a.deleted_at IS NULL
            AND coalesce(a.last_seen_at, a.enrolled_at) + coalesce(s.offline_after_secs, ?2) <= ?1",
     )?;
-    let offline: Vec<(i64, i64, String, i64, bool, i64)> = st
-        .query_map(params![at, default.offline_after_secs], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut away = std::collections::BTreeSet::new();
-    for (tenant, agent, name, seen, never, threshold) in offline {
-        away.insert((tenant, format!("agent:{agent}")));
-        let alert = NewAlert {
+    let rows = st.query_map(params![at, default.offline_after_secs], |row| {
+        let (tenant, agent, name): (i64, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let (seen, never, threshold): (i64, bool, i64) = (row.get(3)?, row.get(4)?, row.get(5)?);
+        Ok(NewAlert {
             tenant_id: Some(tenant),
             kind: AlertKind::AgentOffline,
             subject: format!("agent:{agent}"),
@@ -207,19 +220,9 @@ fn look(tx: &Connection, at: i64, pass: &mut Pass) -> DbResult<()> {
                 (at - seen) / 60,
                 threshold / 60
             ),
-        };
-        if store::hold(tx, &alert, at)? {
-            pass.opened += 1;
-        }
-    }
-    for (tenant, subject) in store::open_subjects(tx, AlertKind::AgentOffline)? {
-        if tenant.is_some_and(|t| !away.contains(&(t, subject.clone())))
-            && store::resolve(tx, tenant, AlertKind::AgentOffline, &subject, at)?
-        {
-            pass.resolved += 1;
-        }
-    }
-    Ok(())
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Queues a delivery to each channel that takes it for every alert with something

@@ -233,18 +233,9 @@ pub fn init(data_dir: &Path, options: &InitOptions) -> Result<SecretKey> {
                     "--prefix: a relative key prefix such as coffer-server/self-backups".into(),
                 ));
             }
-            let row = crate::db::backends::backend(&conn, *backend_id)
-                .map_err(|e| SelfBackupError::Database(e.to_string()))?
-                .ok_or_else(|| {
-                    SelfBackupError::Usage(format!("--backend {backend_id}: no such backend"))
-                })?;
-            Some(BackendLocation {
-                endpoint: row.endpoint.to_string(),
-                region: row.region.clone(),
-                bucket: row.bucket.clone(),
-                path_style: row.path_style,
-                access_key_id: row.access_key_id.clone(),
-            })
+            Some(backend_location(&conn, *backend_id)?.ok_or_else(|| {
+                SelfBackupError::Usage(format!("--backend {backend_id}: no such backend"))
+            })?)
         }
     };
     let r = SecretKey::generate(&mut rand_core::OsRng);
@@ -295,6 +286,18 @@ pub fn init(data_dir: &Path, options: &InitOptions) -> Result<SecretKey> {
     Ok(r)
 }
 
+fn backend_location(conn: &Connection, backend_id: i64) -> Result<Option<BackendLocation>> {
+    Ok(crate::db::backends::backend(conn, backend_id)
+        .map_err(|e| SelfBackupError::Database(e.to_string()))?
+        .map(|row| BackendLocation {
+            endpoint: row.endpoint.to_string(),
+            region: row.region.clone(),
+            bucket: row.bucket.clone(),
+            path_style: row.path_style,
+            access_key_id: row.access_key_id.clone(),
+        }))
+}
+
 fn write_settings_file(data_dir: &Path, file: &SettingsFile) -> Result<()> {
     write_file(
         &data_dir.join(SETTINGS_FILE),
@@ -313,15 +316,7 @@ pub fn refresh_settings_file(conn: &Connection, data_dir: &Path) -> Result<()> {
     };
     let backend = match &s.destination {
         Destination::Local { .. } => None,
-        Destination::Backend { backend_id, .. } => crate::db::backends::backend(conn, *backend_id)
-            .map_err(|e| SelfBackupError::Database(e.to_string()))?
-            .map(|row| BackendLocation {
-                endpoint: row.endpoint.to_string(),
-                region: row.region.clone(),
-                bucket: row.bucket.clone(),
-                path_style: row.path_style,
-                access_key_id: row.access_key_id.clone(),
-            }),
+        Destination::Backend { backend_id, .. } => backend_location(conn, *backend_id)?,
     };
     write_settings_file(
         data_dir,

@@ -529,6 +529,27 @@ fn report(done: &restore::Restored, mut shown: serde_json::Value, json: bool) {
     }
 }
 
+/// A bucket's store, its secret key from the environment.
+fn s3_store(b: &selfbackup::BackendLocation) -> Result<Arc<dyn Storage>> {
+    let secret = Zeroizing::new(std::env::var(S3_SECRET_ENV).map_err(|_| {
+        format!(
+            "set ${S3_SECRET_ENV} to the secret key of {}",
+            b.access_key_id
+        )
+    })?);
+    let mut config = S3Config::new(
+        b.endpoint.as_str(),
+        b.region.as_str(),
+        b.bucket.as_str(),
+        b.access_key_id.as_str(),
+        secret.as_str(),
+    );
+    config.path_style = b.path_style;
+    Ok(Arc::new(
+        S3Storage::new(&config).map_err(|e| format!("{}: {e}", b.endpoint))?,
+    ))
+}
+
 /// `emergency-restore`: offline, with nothing but the backups and the kit.
 ///
 /// # Errors
@@ -544,22 +565,14 @@ pub(crate) fn emergency_restore(args: EmergencyArgs) -> Result<()> {
             String::new(),
         )
     } else if let Some(endpoint) = &args.s3_endpoint {
-        let secret = Zeroizing::new(
-            std::env::var(S3_SECRET_ENV)
-                .map_err(|_| format!("set ${S3_SECRET_ENV} to the bucket's secret key"))?,
-        );
-        let mut config = S3Config::new(
-            endpoint.as_str(),
-            args.region.as_str(),
-            args.bucket.as_deref().unwrap_or_default(),
-            args.access_key_id.as_deref().unwrap_or_default(),
-            secret.as_str(),
-        );
-        config.path_style = !args.virtual_hosted;
-        (
-            Arc::new(S3Storage::new(&config).map_err(|e| format!("--s3-endpoint: {e}"))?),
-            args.prefix.clone(),
-        )
+        let location = selfbackup::BackendLocation {
+            endpoint: endpoint.clone(),
+            region: args.region.clone(),
+            bucket: args.bucket.clone().unwrap_or_default(),
+            path_style: !args.virtual_hosted,
+            access_key_id: args.access_key_id.clone().unwrap_or_default(),
+        };
+        (s3_store(&location)?, args.prefix.clone())
     } else {
         let path = data_dir.join(selfbackup::SETTINGS_FILE);
         let settings: selfbackup::SettingsFile =
@@ -578,26 +591,7 @@ pub(crate) fn emergency_restore(args: EmergencyArgs) -> Result<()> {
                 ),
                 String::new(),
             ),
-            (Destination::Backend { prefix, .. }, Some(b)) => {
-                let secret = Zeroizing::new(std::env::var(S3_SECRET_ENV).map_err(|_| {
-                    format!(
-                        "set ${S3_SECRET_ENV} to the secret key of {}",
-                        b.access_key_id
-                    )
-                })?);
-                let mut config = S3Config::new(
-                    b.endpoint.as_str(),
-                    b.region.as_str(),
-                    b.bucket.as_str(),
-                    b.access_key_id.as_str(),
-                    secret.as_str(),
-                );
-                config.path_style = b.path_style;
-                (
-                    Arc::new(S3Storage::new(&config).map_err(|e| e.to_string())?),
-                    prefix,
-                )
-            }
+            (Destination::Backend { prefix, .. }, Some(b)) => (s3_store(&b)?, prefix),
             (Destination::Backend { .. }, None) => {
                 return Err(format!("{}: no backend location in it", path.display()))
             }
