@@ -906,3 +906,138 @@ fn an_upgrade_that_fails_its_health_check_rolls_back_and_one_that_passes_stays()
     tenant(&base, &admin, "after-upgrade");
     assert_eq!(tenant_names(&base, &admin), ["acme", "after-upgrade"]);
 }
+
+#[path = "../../cli/tests/support/s3s.rs"]
+#[allow(dead_code)]
+mod s3s;
+
+/// Self-backups to an S3 bucket (s3s-fs, a real S3 server, on 127.0.0.1) through a
+/// registered backend; an emergency restore reads them back from the bucket — once told
+/// where with flags, once from the settings file the data directory keeps — with the
+/// secret key from the environment.
+#[test]
+fn self_backups_go_to_an_s3_bucket_and_an_emergency_restore_reads_them_back() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (_s3, endpoint) = s3s::start(&scratch.path().join("s3"));
+    let data = scratch.path().join("data");
+    let kit = scratch.path().join("kit");
+    let port = free_port();
+    let (child, base, admin) = serve(&data, port);
+    let _served = Served {
+        data: data.clone(),
+        first: Some(child),
+    };
+    let admin = admin.unwrap();
+    let (status, body) = call(
+        &base,
+        reqwest::Method::POST,
+        "/v1/admin/backends",
+        &admin,
+        Some(
+            json!({"name": "offsite", "endpoint": endpoint, "bucket": s3s::BUCKET,
+                    "access_key_id": s3s::ACCESS, "secret_access_key": s3s::SECRET}),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let backend = body["backend"]["id"].as_str().unwrap().to_owned();
+    tenant(&base, &admin, "acme");
+    let d = data.to_str().unwrap();
+    ok(run(&[
+        "self-backup",
+        "init",
+        "--data-dir",
+        d,
+        "--backend",
+        &backend,
+        "--prefix",
+        "server/self",
+        "--kit-out",
+        kit.to_str().unwrap(),
+    ]));
+    let made: Value =
+        serde_json::from_str(&ok(run(&["self-backup", "run", "--data-dir", d, "--json"]))).unwrap();
+    let name = made["name"].as_str().unwrap();
+    let object = scratch
+        .path()
+        .join("s3")
+        .join(s3s::BUCKET)
+        .join("server/self")
+        .join(name);
+    assert!(object.is_file(), "{} is in the bucket", object.display());
+    let listed = ok(run(&["self-backup", "list", "--data-dir", d]));
+    assert!(listed.contains(name), "{listed}");
+    let settings = std::fs::read_to_string(data.join("self-backup.json")).unwrap();
+    assert!(
+        !settings.contains(s3s::SECRET),
+        "no secret beside the database"
+    );
+
+    // A new machine, told where the bucket is.
+    let fresh = scratch.path().join("fresh");
+    let out = cmd(&[
+        "emergency-restore",
+        "--data-dir",
+        fresh.to_str().unwrap(),
+        "--s3-endpoint",
+        &endpoint,
+        "--bucket",
+        s3s::BUCKET,
+        "--prefix",
+        "server/self",
+        "--access-key-id",
+        s3s::ACCESS,
+        "--kit-file",
+        kit.to_str().unwrap(),
+        "--yes",
+    ])
+    .env("COFFER_S3_SECRET_ACCESS_KEY", s3s::SECRET)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut second, base2, _) = serve(&fresh, free_port());
+    assert_eq!(tenant_names(&base2, &admin), ["acme"]);
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    // The settings file alone says where: a data directory that kept it (its database
+    // lost) needs only the secret key.
+    let kept = scratch.path().join("kept");
+    std::fs::create_dir(&kept).unwrap();
+    std::fs::copy(data.join("self-backup.json"), kept.join("self-backup.json")).unwrap();
+    let out = cmd(&[
+        "emergency-restore",
+        "--data-dir",
+        kept.to_str().unwrap(),
+        "--kit-file",
+        kit.to_str().unwrap(),
+        "--yes",
+    ])
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(!out.status.success(), "no secret key given");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("COFFER_S3_SECRET_ACCESS_KEY"));
+    let out = cmd(&[
+        "emergency-restore",
+        "--data-dir",
+        kept.to_str().unwrap(),
+        "--kit-file",
+        kit.to_str().unwrap(),
+        "--yes",
+    ])
+    .env("COFFER_S3_SECRET_ACCESS_KEY", s3s::SECRET)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(kept.join("coffer-server.sqlite").is_file());
+}
