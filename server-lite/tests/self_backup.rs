@@ -908,7 +908,7 @@ fn an_upgrade_that_fails_its_health_check_rolls_back_and_one_that_passes_stays()
 }
 
 #[path = "../../cli/tests/support/s3s.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod s3s;
 
 /// Self-backups to an S3 bucket (s3s-fs, a real S3 server, on 127.0.0.1) through a
