@@ -352,7 +352,7 @@ async fn posts_need_the_csrf_token_and_this_origin() {
     assert!(
         ok.text().contains(&format!(
             "COFFER_ENROLL_TOKEN={token} coffer agent enroll --server http://127.0.0.1:9 \
-             --name 'nas1' --state-dir /var/lib/coffer-agent"
+             --name 'nas1'</code>"
         )),
         "{}",
         &ok.body[at..at + 200]

@@ -25,8 +25,6 @@ use crate::extract::{ApiJson, Params};
 use crate::routes::{jobs, operator, restores};
 use crate::state::AppState;
 
-/// Where a new agent keeps its state, in the command the enrolment page shows.
-const AGENT_STATE_DIR: &str = "/var/lib/coffer-agent";
 /// How often the live run page's stream looks at the run's stored progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -135,9 +133,9 @@ async fn enrol(State(state): State<AppState>, post: Post) -> UiResult<Response> 
     };
     let token = created["token"].as_str().unwrap_or_default();
     let command = zeroize::Zeroizing::new(format!(
-        "COFFER_ENROLL_TOKEN={token} coffer agent enroll --server {server}{name} --state-dir {AGENT_STATE_DIR}"
+        "COFFER_ENROLL_TOKEN={token} coffer agent enroll --server {server}{name}"
     ));
-    let run = format!("coffer agent run --state-dir {AGENT_STATE_DIR}");
+    let run = "coffer agent run";
     let list = agent_list(&state, &op).await?;
     let tokens = json_of(operator::list_enrolment_tokens(State(state.clone()), op).await?);
     let html = page(

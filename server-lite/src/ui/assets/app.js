@@ -20,6 +20,14 @@ function secs(s) {
   return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
 }
 
+// As the page's own times read: "Tue 2026-12-01 03:44:05 UTC".
+function when(rfc3339) {
+  const d = new Date(rfc3339);
+  if (isNaN(d)) return rfc3339;
+  const days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  return days[d.getUTCDay()] + " " + d.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+}
+
 function setText(id, text) {
   const el = document.getElementById(id);
   if (el) el.textContent = text;
@@ -34,6 +42,7 @@ function showRun(run) {
   setText("run-rate", p.rate ? bytes(p.rate) + "/s" : "—");
   setText("run-eta", p.eta_secs !== undefined && p.eta_secs !== null ? secs(p.eta_secs) : "—");
   setText("run-path", p.current_path || "");
+  setText("run-reported", p.updated_at ? when(p.updated_at) : "—");
   const bar = document.getElementById("run-progress");
   if (bar && p.bytes_total) bar.value = Math.min(100, Math.floor(run.bytes * 100 / p.bytes_total));
   if (bar && run.status === "succeeded") bar.value = 100;
