@@ -13,7 +13,7 @@
 //! [`keys`] (repository keys under the KEK, rotation), [`stores`] and [`local_s3`]
 //! (storage and pre-signed URLs), [`scheduler`] (due jobs, lapsed leases, batched
 //! heartbeats), the audit log (`db::audit`), and [`error`] (one error type mapped to
-//! HTTP statuses).
+//! HTTP statuses), and [`ui`] (the web dashboard under `/ui/`, over the same handlers).
 //!
 //! Secrets (tokens, the KEK, repository keys, S3 secret keys) are never logged, never
 //! in argv, never in `Debug` output; tokens are stored as SHA-256 hashes and compared
@@ -42,6 +42,7 @@ pub mod server;
 pub mod state;
 pub mod stores;
 pub mod token;
+pub mod ui;
 pub mod usage;
 
 pub use routes::app;

@@ -52,10 +52,18 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(s3)
+        // The dashboard: pages for people, kept out of the API description.
+        .merge(crate::ui::routes())
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(crate::metrics::serve))
-        .fallback(|| async { ApiError::NotFound { what: "route" } })
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/ui/") {
+                crate::ui::not_found().await
+            } else {
+                ApiError::NotFound { what: "route" }.into_response()
+            }
+        })
         .layer(middleware::from_fn(json_method_not_allowed))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -55,13 +55,13 @@ fn ok(admin: &Admin, tenant_id: Option<i64>, action: &'static str, target: Strin
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TenantRequest {
+pub(crate) struct TenantRequest {
     name: String,
     #[serde(default)]
     backend_id: Option<String>,
 }
 
-async fn create_tenant(
+pub(crate) async fn create_tenant(
     State(state): State<AppState>,
     admin: Admin,
     ApiJson(req): ApiJson<TenantRequest>,
@@ -225,7 +225,10 @@ async fn purge_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tenants(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
+pub(crate) async fn list_tenants(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Value>> {
     let list = state
         .db
         .call(|cat| Ok(tenants::tenants(cat.connection())?))
@@ -235,12 +238,12 @@ async fn list_tenants(State(state): State<AppState>, _admin: Admin) -> ApiResult
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OperatorTokenRequest {
+pub(crate) struct OperatorTokenRequest {
     #[serde(default)]
     label: String,
 }
 
-async fn create_operator_token(
+pub(crate) async fn create_operator_token(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
@@ -291,7 +294,7 @@ async fn create_operator_token(
     ))
 }
 
-async fn list_operator_tokens(
+pub(crate) async fn list_operator_tokens(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
@@ -314,7 +317,7 @@ async fn list_operator_tokens(
 }
 
 /// Revokes an operator token: every later request with it is refused (401).
-async fn revoke_operator_token(
+pub(crate) async fn revoke_operator_token(
     State(state): State<AppState>,
     admin: Admin,
     Path((id, token_id)): Path<(String, String)>,
@@ -389,7 +392,7 @@ async fn rotate_admin_token(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BackendRequest {
+pub(crate) struct BackendRequest {
     name: String,
     endpoint: String,
     #[serde(default = "default_region")]
@@ -412,7 +415,7 @@ fn yes() -> bool {
 /// Registers an S3 backend: the settings are checked, a probe object is written, read
 /// back and deleted with them, and only then is the backend stored, its secret key
 /// sealed under the KEK.
-async fn create_backend(
+pub(crate) async fn create_backend(
     State(state): State<AppState>,
     admin: Admin,
     ApiJson(req): ApiJson<BackendRequest>,
@@ -495,7 +498,10 @@ fn backend_view(b: &BackendRow) -> Value {
     })
 }
 
-async fn list_backends(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
+pub(crate) async fn list_backends(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Value>> {
     let list = state
         .db
         .call(|cat| Ok(backends::backends(cat.connection())?))
@@ -505,7 +511,7 @@ async fn list_backends(State(state): State<AppState>, _admin: Admin) -> ApiResul
     ))
 }
 
-async fn all_audit(
+pub(crate) async fn all_audit(
     State(state): State<AppState>,
     _admin: Admin,
     params: Params,

@@ -41,7 +41,7 @@ const MAX_PATHS: usize = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JobRequest {
+pub(crate) struct JobRequest {
     agent_id: String,
     name: String,
     sources: Vec<String>,
@@ -68,7 +68,7 @@ fn default_level() -> u8 {
 /// to null remove them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JobPatch {
+pub(crate) struct JobPatch {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -148,7 +148,7 @@ fn name_taken(e: &coffer_adapters::catalogue::rusqlite::Error) -> Option<ApiErro
     })
 }
 
-async fn create_job(
+pub(crate) async fn create_job(
     State(state): State<AppState>,
     op: Operator,
     ApiJson(req): ApiJson<JobRequest>,
@@ -201,7 +201,7 @@ async fn create_job(
 
 /// Edits a job in place. A new schedule or time zone recomputes when it is next due;
 /// runs already queued keep the work they were queued with.
-async fn edit_job(
+pub(crate) async fn edit_job(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -305,7 +305,7 @@ fn changes(old: &JobSpec, new: &JobSpec) -> Vec<String> {
     out
 }
 
-async fn list_jobs(
+pub(crate) async fn list_jobs(
     State(state): State<AppState>,
     op: Operator,
     params: Params,
@@ -338,7 +338,7 @@ pub(super) async fn find_job(state: &AppState, op: &Operator, id: &str) -> ApiRe
     }
 }
 
-async fn get_job(
+pub(crate) async fn get_job(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -357,7 +357,7 @@ enum RestorePoints {
     Delete,
 }
 
-async fn delete_job(
+pub(crate) async fn delete_job(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -422,7 +422,7 @@ async fn delete_job(
     })))
 }
 
-async fn run_job(
+pub(crate) async fn run_job(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -456,7 +456,7 @@ async fn run_job(
 }
 
 /// The job's retention runs, newest first: what each forgot and what prune freed.
-async fn list_retention_runs(
+pub(crate) async fn list_retention_runs(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,

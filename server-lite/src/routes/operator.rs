@@ -98,7 +98,7 @@ pub(super) fn entry(
     }
 }
 
-async fn list_enrolment_tokens(
+pub(crate) async fn list_enrolment_tokens(
     State(state): State<AppState>,
     op: Operator,
 ) -> ApiResult<Json<Value>> {
@@ -165,14 +165,14 @@ async fn revoke_enrolment_token(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EnrolmentTokenRequest {
+pub(crate) struct EnrolmentTokenRequest {
     #[serde(default)]
     ttl_secs: Option<u64>,
     #[serde(default)]
     label: String,
 }
 
-async fn create_enrolment_token(
+pub(crate) async fn create_enrolment_token(
     State(state): State<AppState>,
     op: Operator,
     ApiJson(req): ApiJson<EnrolmentTokenRequest>,
@@ -226,7 +226,10 @@ async fn create_enrolment_token(
     ))
 }
 
-async fn list_agents(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+pub(crate) async fn list_agents(
+    State(state): State<AppState>,
+    op: Operator,
+) -> ApiResult<Json<Value>> {
     let tenant = op.tenant_id;
     let list = state
         .db
@@ -431,7 +434,7 @@ async fn delete_agent(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_agent(
+pub(crate) async fn get_agent(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -447,7 +450,7 @@ async fn get_agent(
     ))
 }
 
-async fn revoke_agent(
+pub(crate) async fn revoke_agent(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -488,7 +491,7 @@ async fn revoke_agent(
     Ok(Json(json!({ "agent": agent })))
 }
 
-async fn agent_logs(
+pub(crate) async fn agent_logs(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -679,7 +682,7 @@ async fn get_destination(
     ))
 }
 
-async fn list_runs(
+pub(crate) async fn list_runs(
     State(state): State<AppState>,
     op: Operator,
     params: Params,
@@ -720,7 +723,7 @@ pub(super) fn next_page(
         .map(|id| id.to_string())
 }
 
-async fn get_run(
+pub(crate) async fn get_run(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -840,7 +843,7 @@ async fn retry_run(
 }
 
 /// Cancels a queued or running run (it ends as failed, "cancelled by" the operator).
-async fn cancel_run(
+pub(crate) async fn cancel_run(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -876,7 +879,7 @@ async fn cancel_run(
     }
 }
 
-async fn tenant_audit(
+pub(crate) async fn tenant_audit(
     State(state): State<AppState>,
     op: Operator,
     params: Params,
@@ -892,7 +895,10 @@ async fn tenant_audit(
 
 /// Storage use of the operator's tenant: per agent (listed from storage), per job, and
 /// the totals.
-async fn tenant_usage(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+pub(crate) async fn tenant_usage(
+    State(state): State<AppState>,
+    op: Operator,
+) -> ApiResult<Json<Value>> {
     let usage = crate::usage::tenant(&state, op.tenant_id).await?;
     Ok(Json(json!({ "usage": usage })))
 }

@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/restores", post(bulk_restore))
 }
 
-async fn list_restore_points(
+pub(crate) async fn list_restore_points(
     State(state): State<AppState>,
     op: Operator,
     params: Params,
@@ -59,7 +59,7 @@ async fn list_restore_points(
     Ok(Json(json!({ "restore_points": list, "next_before": next })))
 }
 
-async fn get_restore_point(
+pub(crate) async fn get_restore_point(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -131,7 +131,7 @@ async fn delete_restore_point(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RestoreRequest {
+pub(crate) struct RestoreRequest {
     target: String,
     #[serde(default)]
     paths: Vec<String>,
@@ -143,7 +143,7 @@ struct RestoreRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BulkItem {
+pub(crate) struct BulkItem {
     restore_point_id: String,
     target: String,
     #[serde(default)]
@@ -154,7 +154,7 @@ struct BulkItem {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BulkRequest {
+pub(crate) struct BulkRequest {
     items: Vec<BulkItem>,
 }
 
@@ -275,7 +275,7 @@ async fn queue_restore(
     }
 }
 
-async fn restore(
+pub(crate) async fn restore(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -319,7 +319,7 @@ async fn verify(
 
 /// One request, several restores: each item is queued on its own (one failing does
 /// not stop the others) and reported with the totals.
-async fn bulk_restore(
+pub(crate) async fn bulk_restore(
     State(state): State<AppState>,
     op: Operator,
     ApiJson(req): ApiJson<BulkRequest>,
@@ -436,7 +436,7 @@ fn browse_error(e: coffer_adapters::Error) -> ApiError {
 
 /// The entries of one folder of a restore point (`?path=/srv/data`, default `/`),
 /// read by the server with its key.
-async fn files(
+pub(crate) async fn files(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -480,7 +480,7 @@ async fn files(
 /// What changed from this restore point to another of the same repository
 /// (`?to=<id>`): each path added, removed, modified, changed in metadata only, or
 /// changed in type, with counts.
-async fn diff(
+pub(crate) async fn diff(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
