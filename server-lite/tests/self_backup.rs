@@ -1041,3 +1041,102 @@ fn self_backups_go_to_an_s3_bucket_and_an_emergency_restore_reads_them_back() {
     );
     assert!(kept.join("coffer-server.sqlite").is_file());
 }
+
+/// A self-backup made by an older server (its database one schema version behind) is
+/// migrated by the restore: the preview says so, and the restored database is at this
+/// binary's version with its rows.
+#[test]
+fn a_backup_older_than_the_binary_is_migrated_by_the_restore() {
+    use coffer_server::selfbackup::format::{self, Contents, Counts, Digest256, Metadata, Reason};
+    let scratch = tempfile::tempdir().unwrap();
+    let migrations = coffer_server::db::SERVER_MIGRATIONS;
+    let older = u32::try_from(migrations.len() - 1).unwrap();
+    let built = scratch.path().join("built.sqlite");
+    let mut cat = coffer_adapters::catalogue::Catalogue::open(&built).unwrap();
+    cat.migrate("server", &migrations[..migrations.len() - 1])
+        .unwrap();
+    cat.connection()
+        .execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES (7, 'old-tenant', 0)",
+            [],
+        )
+        .unwrap();
+    // One standalone file, its log folded in.
+    let image = scratch.path().join("image.sqlite");
+    cat.connection()
+        .execute("VACUUM INTO ?1", [image.to_str().unwrap()])
+        .unwrap();
+    drop(cat);
+    let database = std::fs::read(&image).unwrap();
+    let kek = coffer_core::SecretKey::from_bytes([3; 32]);
+    let r = coffer_core::SecretKey::from_bytes([4; 32]);
+    let contents = Contents {
+        metadata: Metadata {
+            format: 1,
+            server_version: "0.0.9".into(),
+            schema_version: older,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            reason: Reason::Scheduled,
+            counts: Counts {
+                tenants: 1,
+                ..Counts::default()
+            },
+            database: Digest256 {
+                size: database.len() as u64,
+                sha256: format::sha256_hex(&database),
+            },
+            config_sha256: format::sha256_hex(b"{}"),
+            kek_id: kek.id().to_string(),
+        },
+        kek,
+        config: b"{}".to_vec(),
+        database,
+    };
+    let file = format::seal(&format::Recipient::of(&r, None).unwrap(), &contents).unwrap();
+    let from = scratch.path().join("backups");
+    std::fs::create_dir(&from).unwrap();
+    std::fs::write(
+        from.join("selfbackup-20260101T000000Z-scheduled-00000000.cfsb"),
+        file,
+    )
+    .unwrap();
+    let kit = scratch.path().join("kit");
+    std::fs::write(&kit, coffer_adapters::kit::recovery_kit(&r).as_bytes()).unwrap();
+
+    let data = scratch.path().join("data");
+    let out = ok(run(&[
+        "emergency-restore",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--from",
+        from.to_str().unwrap(),
+        "--kit-file",
+        kit.to_str().unwrap(),
+        "--yes",
+        "--json",
+    ]));
+    let json_start = out.find('{').unwrap();
+    let done: Value = serde_json::from_str(&out[json_start..]).unwrap();
+    assert_eq!(done["preview"]["schema"], "older", "{done}");
+    assert_eq!(done["restored"]["schema_version"], older + 1);
+    let conn =
+        coffer_adapters::catalogue::rusqlite::Connection::open(data.join("coffer-server.sqlite"))
+            .unwrap();
+    let version: u32 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = 'server'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, older + 1, "migrated to this binary's schema");
+    let name: String = conn
+        .query_row("SELECT name FROM tenants WHERE id = 7", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(name, "old-tenant");
+    // The tables the newer schema adds are there.
+    conn.query_row("SELECT count(*) FROM self_backups", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap();
+}
