@@ -14,6 +14,7 @@
 //! shows once (enrolment and operator tokens) are in that one response only.
 
 pub mod admin;
+pub mod notify;
 pub mod pages;
 pub mod session;
 pub mod templates;
@@ -63,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/logout", post(logout))
         .merge(pages::routes())
         .merge(admin::routes())
+        .merge(notify::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
 

@@ -646,3 +646,132 @@ async fn another_tenants_operator_is_refused_every_page_and_action() {
         .count();
     assert!(denied >= pages.len(), "{denied} denials: {audit:?}");
 }
+
+/// The notifications page: a webhook added from the form (its signing secret shown that
+/// once), a test sent with the button and received, the channel listed; another
+/// tenant's operator cannot test it. The admin's pages: a backend test button for each
+/// backend, and self-backups — "not set up", then, once set up, "Back up now" makes one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_channels_backend_tests_and_self_backups_from_the_pages() {
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let count = count.clone();
+            async move {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
+        c.notify.allow_private_webhooks = true;
+    });
+    let (_, op) = h.tenant("acme").await;
+    let b = Browser::signed_in(&h, &op).await;
+    let page = b.get("/ui/notifications").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.text().contains("None yet"), "{}", page.body);
+    let csrf = page.csrf();
+    let added = b
+        .post(
+            "/ui/notifications/webhooks",
+            Some(&csrf),
+            &[("name", "ops"), ("url", &url)],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let at = added.body.find("whsec_").expect("the secret is shown once");
+    let secret = added.body[at..at + 50].to_owned();
+    let listed = b.get("/ui/notifications").await;
+    assert!(listed.text().contains(&url), "{}", listed.body);
+    assert!(!listed.body.contains(&secret), "shown once only");
+    let (_, channels) = h
+        .call(Method::GET, "/v1/notifications/channels", Some(&op), None)
+        .await;
+    let id = channels["channels"][0]["id"].as_str().unwrap().to_owned();
+    let tested = b
+        .post(
+            &format!("/ui/notifications/channels/{id}/test"),
+            Some(&csrf),
+            &[],
+        )
+        .await;
+    assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
+    assert!(
+        tested.text().contains("the sample was delivered"),
+        "{}",
+        tested.body
+    );
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A bad URL is the API's 400, on a readable page.
+    let bad = b
+        .post(
+            "/ui/notifications/webhooks",
+            Some(&csrf),
+            &[("name", "bad"), ("url", "ftp://example.com/")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    // Another tenant's operator: not found, nothing sent.
+    let (_, other) = h.tenant("globex").await;
+    let o = Browser::signed_in(&h, &other).await;
+    let csrf_o = o.get("/ui/notifications").await.csrf();
+    let refused = o
+        .post(
+            &format!("/ui/notifications/channels/{id}/test"),
+            Some(&csrf_o),
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // An operator does not reach the admin's pages.
+    assert_eq!(
+        b.get("/ui/admin/self-backups").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let a = Browser::signed_in(&h, &h.admin).await;
+    let page = a.get("/ui/admin/self-backups").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.text().contains("Not set up"), "{}", page.body);
+    let to = tempfile::tempdir().unwrap();
+    coffer_server::selfbackup::init(
+        &h.state.config.data_dir,
+        &coffer_server::selfbackup::InitOptions {
+            destination: coffer_server::selfbackup::Destination::Local {
+                path: to.path().to_owned(),
+            },
+            keep: 3,
+            schedule: coffer_server::selfbackup::DEFAULT_SCHEDULE.to_owned(),
+            passphrase: None,
+        },
+    )
+    .unwrap();
+    let page = a.get("/ui/admin/self-backups").await;
+    assert!(page.text().contains("the last 3"), "{}", page.body);
+    let made = a
+        .post("/ui/admin/self-backups", Some(&page.csrf()), &[])
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    assert!(
+        made.text().contains("Self-backup selfbackup-"),
+        "{}",
+        made.body
+    );
+    let files: Vec<_> = std::fs::read_dir(to.path()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    // A backend test for an unknown backend is the API's 404.
+    let csrf_a = a.get("/ui/admin/backends").await.csrf();
+    let missing = a
+        .post("/ui/admin/backends/99/test", Some(&csrf_a), &[])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    h.state.background.idle().await;
+}

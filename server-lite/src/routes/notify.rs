@@ -93,7 +93,7 @@ impl Scope {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChannelRequest {
+pub(crate) struct ChannelRequest {
     name: String,
     kind: ChannelKind,
     #[serde(default)]
@@ -380,7 +380,7 @@ async fn alerts(state: AppState, scope: Scope, params: Params) -> ApiResult<Json
     Ok(Json(json!({ "alerts": list })))
 }
 
-async fn op_create(
+pub(crate) async fn op_create(
     State(state): State<AppState>,
     op: Operator,
     ApiJson(req): ApiJson<ChannelRequest>,
@@ -396,7 +396,10 @@ async fn admin_create(
     create(state, (&admin).into(), req).await
 }
 
-async fn op_channels(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+pub(crate) async fn op_channels(
+    State(state): State<AppState>,
+    op: Operator,
+) -> ApiResult<Json<Value>> {
     channels(state, (&op).into()).await
 }
 
@@ -438,7 +441,7 @@ async fn admin_delete(
     delete(state, (&admin).into(), &id).await
 }
 
-async fn op_test(
+pub(crate) async fn op_test(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -454,7 +457,7 @@ async fn admin_test(
     test(state, (&admin).into(), &id).await
 }
 
-async fn op_deliveries(
+pub(crate) async fn op_deliveries(
     State(state): State<AppState>,
     op: Operator,
     params: Params,
@@ -470,7 +473,7 @@ async fn admin_deliveries(
     deliveries(state, (&admin).into(), params).await
 }
 
-async fn op_alerts(
+pub(crate) async fn op_alerts(
     State(state): State<AppState>,
     op: Operator,
     params: Params,
@@ -538,7 +541,7 @@ async fn op_set_settings(
 /// object). A failure opens a `storage.failed` alert for the server and for every
 /// tenant with a destination on it; a pass clears them. The answer is 200 either way:
 /// the test ran, and its result is in the body.
-async fn test_backend(
+pub(crate) async fn test_backend(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,

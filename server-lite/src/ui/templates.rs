@@ -33,6 +33,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("tenants.html", include_str!("templates/tenants.html")),
     ("tenant.html", include_str!("templates/tenant.html")),
     ("backends.html", include_str!("templates/backends.html")),
+    (
+        "notifications.html",
+        include_str!("templates/notifications.html"),
+    ),
+    (
+        "self_backups.html",
+        include_str!("templates/self_backups.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
