@@ -29,6 +29,14 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// `context` with the fields of `extra` (an action's outcome) added.
+fn with(mut context: Value, extra: Value) -> Value {
+    if let (Value::Object(map), Value::Object(more)) = (&mut context, extra) {
+        map.extend(more);
+    }
+    context
+}
+
 async fn notifications_page(state: &AppState, s: &Session, extra: Value) -> UiResult<Html<String>> {
     let op = s.operator()?;
     let channels = notify::op_channels(State(state.clone()), op.clone())
@@ -49,16 +57,13 @@ async fn notifications_page(state: &AppState, s: &Session, extra: Value) -> UiRe
         .db
         .read(move |conn| Ok(crate::db::notify::settings(conn, Some(tenant))?))
         .await?;
-    let mut context = json!({
+    let context = json!({
         "channels": channels["channels"],
         "alerts": alerts["alerts"],
         "deliveries": deliveries["deliveries"],
         "settings": settings,
     });
-    if let (Value::Object(map), Value::Object(more)) = (&mut context, extra) {
-        map.extend(more);
-    }
-    Ok(page(s, "notifications.html", context))
+    Ok(page(s, "notifications.html", with(context, extra)))
 }
 
 async fn notifications(State(state): State<AppState>, Signed(s): Signed) -> UiResult<Html<String>> {
@@ -153,11 +158,8 @@ async fn self_backups_page(state: &AppState, s: &Session, extra: Value) -> UiRes
     .await
     .map_err(crate::error::ApiError::internal)?
     .map_err(crate::error::ApiError::internal)?;
-    let mut context = json!({"settings": settings, "recorded": recorded});
-    if let (Value::Object(map), Value::Object(more)) = (&mut context, extra) {
-        map.extend(more);
-    }
-    Ok(page(s, "self_backups.html", context))
+    let context = json!({"settings": settings, "recorded": recorded});
+    Ok(page(s, "self_backups.html", with(context, extra)))
 }
 
 async fn self_backups(State(state): State<AppState>, Signed(s): Signed) -> UiResult<Html<String>> {
