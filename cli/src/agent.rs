@@ -36,7 +36,7 @@ use coffer_protocol::report::{
 };
 use coffer_protocol::secret::Secret;
 use coffer_protocol::work::{BackupWork, PollAnswer, Work, WorkHeader, WorkItem};
-use coffer_protocol::{Outcome, RunId};
+use coffer_protocol::{Outcome, Platform, RunId};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -115,6 +115,7 @@ fn enroll(
         hostname: hostname(),
         name: name.map(str::to_owned),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        platform: Some(Platform::current()),
     };
     let answer: EnrollAnswer = api
         .post("/v1/enroll", &request)
@@ -264,6 +265,7 @@ fn run_loop(state_dir: Option<&std::path::Path>, once: bool) -> Result<()> {
     };
     let heartbeat = Heartbeat {
         version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        platform: Some(Platform::current()),
     };
     // Runs go on threads of their own, so the agent keeps polling while they work: the
     // server hands out no more at once than the operator allows the agent.

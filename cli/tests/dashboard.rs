@@ -258,6 +258,9 @@ fn an_operator_enrols_backs_up_watches_and_restores_in_a_real_browser() {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(text(&tab).contains("nas1"));
+    // The agent reported the machine it runs on.
+    let platform = format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH);
+    assert!(text(&tab).contains(&platform), "{}", text(&tab));
     screenshot(&tab, "agents");
 
     step("agent online");

@@ -235,6 +235,15 @@ fn the_whole_life_cycle_through_the_cli() {
         .ok()
         .stdout_text();
     assert!(agents.lines().any(|l| l.starts_with(&agent_id)), "{agents}");
+    // The agent reported the machine it runs on when it enrolled.
+    let platform = format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH);
+    assert!(
+        agents.lines().next().unwrap().contains("PLATFORM")
+            && agents
+                .lines()
+                .any(|l| l.starts_with(&agent_id) && l.contains(&platform)),
+        "{agents}"
+    );
     let dests = ctl
         .run(&["destination", "list", "--json"], &op_env, None)
         .ok()

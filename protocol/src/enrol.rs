@@ -20,6 +20,9 @@ pub struct EnrollRequest {
     /// The agent's version.
     #[serde(default)]
     pub version: String,
+    /// The machine it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<crate::Platform>,
 }
 
 /// What enrolment answers (201).

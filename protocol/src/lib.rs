@@ -4,12 +4,14 @@
 //! work) fails to parse instead of becoming a default.
 //!
 //! Layout: [`ids`] (typed IDs), [`status`] (run and agent states, outcomes, suites),
-//! [`enrol`] (enrolment and the repository key), [`work`] (what a poll hands out),
-//! [`report`] (progress, completion, log lines), [`presign`] (pre-signed storage
-//! requests), [`secret`] (secrets that cross the wire).
+//! [`platform`] (what machine an agent runs on), [`enrol`] (enrolment and the
+//! repository key), [`work`] (what a poll hands out), [`report`] (heartbeats,
+//! progress, completion, log lines), [`presign`] (pre-signed storage requests),
+//! [`secret`] (secrets that cross the wire).
 
 pub mod enrol;
 pub mod ids;
+pub mod platform;
 pub mod presign;
 pub mod report;
 pub mod secret;
@@ -17,6 +19,7 @@ pub mod status;
 pub mod work;
 
 pub use ids::{AgentId, DestinationId, JobId, RepositoryId, RestorePointId, RunId, TenantId};
+pub use platform::Platform;
 pub use status::{AgentStatus, Outcome, RunKind, RunStatus, Suite};
 
 /// The largest count the wire carries: SQLite's integers are signed 64-bit.

@@ -11,6 +11,9 @@ pub struct Heartbeat {
     /// The agent's version.
     #[serde(default)]
     pub version: Option<String>,
+    /// The machine it runs on (older agents leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<crate::Platform>,
 }
 
 /// The heartbeat's answer.

@@ -239,7 +239,7 @@ async fn render(state: &AppState) -> ApiResult<String> {
     // Heartbeats held in memory are newer than the database's.
     let seen = agents
         .into_iter()
-        .map(|(id, at)| state.presence.get(id).map(|(t, _)| t).or(at))
+        .map(|(id, at)| state.presence.get(id).map(|b| b.at).or(at))
         .collect();
     let snap = Snapshot {
         runs,

@@ -148,8 +148,8 @@ pub async fn flush_presence(state: &AppState) -> ApiResult<usize> {
         .db
         .call(move |cat| {
             dbm::immediate(cat.connection_mut(), |tx| {
-                for (agent, (at, version)) in &written {
-                    agents::heartbeat(tx, *agent, *at, version)?;
+                for (agent, beat) in &written {
+                    agents::heartbeat(tx, *agent, beat)?;
                 }
                 Ok(())
             })

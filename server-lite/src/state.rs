@@ -11,6 +11,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::db::agents::Beat;
 use crate::db::Db;
 use crate::stores::Stores;
 
@@ -221,20 +222,20 @@ impl Limits {
 /// Presence is soft state; a crash loses at most one tick of "last seen".
 #[derive(Default, Debug)]
 pub struct Presence {
-    pending: Mutex<HashMap<i64, (i64, String)>>,
+    pending: Mutex<HashMap<i64, Beat>>,
 }
 
 impl Presence {
-    /// Records a heartbeat of `agent` at `at` (Unix seconds) reporting `version`.
-    pub fn beat(&self, agent: i64, at: i64, version: String) {
+    /// Records a heartbeat of `agent`.
+    pub fn beat(&self, agent: i64, beat: Beat) {
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(agent, (at, version));
+            .insert(agent, beat);
     }
 
     /// The heartbeat of `agent` not yet written, if any.
-    pub fn get(&self, agent: i64) -> Option<(i64, String)> {
+    pub fn get(&self, agent: i64) -> Option<Beat> {
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -243,12 +244,12 @@ impl Presence {
     }
 
     /// Takes every heartbeat not yet written.
-    pub fn take(&self) -> HashMap<i64, (i64, String)> {
+    pub fn take(&self) -> HashMap<i64, Beat> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Puts back heartbeats a failed write did not store (newer ones win).
-    pub fn restore(&self, beats: HashMap<i64, (i64, String)>) {
+    pub fn restore(&self, beats: HashMap<i64, Beat>) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         for (agent, beat) in beats {
             pending.entry(agent).or_insert(beat);

@@ -387,6 +387,31 @@ async fn oversized_malformed_and_mistyped_bodies_get_clear_errors() {
             .starts_with("version"),
         "{body}"
     );
+    // A platform that is not Rust's names for one (markup, capitals, a missing half) is
+    // refused, naming the field.
+    for platform in [
+        json!({"os": "<b>linux</b>", "arch": "x86_64"}),
+        json!({"os": "Linux", "arch": "x86_64"}),
+        json!({"os": "linux"}),
+        json!("linux/x86_64"),
+    ] {
+        let (status, body) = h
+            .call(
+                Method::POST,
+                "/v1/agent/heartbeat",
+                Some(a),
+                Some(json!({"version": "1", "platform": platform})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{platform}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("platform"),
+            "{body}"
+        );
+    }
     let (status, body) = h.call(Method::POST, "/v1/jobs", Some(&op), Some(json!({"agent_id": agent.agent_id, "name": "n", "sources": ["/x"], "schedule": "every day"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(

@@ -352,19 +352,23 @@ async fn heartbeats_are_written_in_batches_and_survive_a_restart() {
     let h = Harness::new();
     let (_, op) = h.tenant("acme").await;
     let agent = h.enrol(&op, "nas").await;
-    let (status, _) = h
+    let (status, body) = h
         .call(
             Method::POST,
             "/v1/agent/heartbeat",
             Some(&agent.api_key),
-            Some(json!({"version": "9.9.9"})),
+            Some(json!({"version": "9.9.9", "platform": {"os": "freebsd", "arch": "riscv64"}})),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{body}");
     // Shown at once (from memory)...
     let (_, body) = h.call(Method::GET, "/v1/agents", Some(&op), None).await;
     assert_eq!(body["agents"][0]["version"], "9.9.9");
     assert_eq!(body["agents"][0]["status"], "online");
+    assert_eq!(
+        body["agents"][0]["platform"],
+        json!({"os": "freebsd", "arch": "riscv64"})
+    );
     // ...and written by the next flush, in one transaction.
     assert_eq!(
         coffer_server::scheduler::flush_presence(&h.state)
@@ -386,6 +390,29 @@ async fn heartbeats_are_written_in_batches_and_survive_a_restart() {
     let (_, body) = h.call(Method::GET, "/v1/agents", Some(&op), None).await;
     assert_eq!(body["agents"][0]["version"], "9.9.9");
     assert!(body["agents"][0]["last_seen_at"].is_string());
+    assert_eq!(body["agents"][0]["platform"]["arch"], "riscv64");
+    // A heartbeat without a platform (an older agent) keeps the one last reported, in
+    // memory and once written.
+    let (status, _) = h
+        .call(
+            Method::POST,
+            "/v1/agent/heartbeat",
+            Some(&agent.api_key),
+            Some(json!({"version": "9.9.10"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = h.call(Method::GET, "/v1/agents", Some(&op), None).await;
+    assert_eq!(body["agents"][0]["version"], "9.9.10");
+    assert_eq!(body["agents"][0]["platform"]["os"], "freebsd");
+    coffer_server::scheduler::flush_presence(&h.state)
+        .await
+        .unwrap();
+    let (_, body) = h.call(Method::GET, "/v1/agents", Some(&op), None).await;
+    assert_eq!(
+        body["agents"][0]["platform"],
+        json!({"os": "freebsd", "arch": "riscv64"})
+    );
 }
 
 #[tokio::test]

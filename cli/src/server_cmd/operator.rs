@@ -47,7 +47,7 @@ pub(crate) fn token(c: &ServerClient, verb: &TokenVerb, json: bool) -> Result<()
     }
 }
 
-fn agent_cols() -> [Col; 9] {
+fn agent_cols() -> [Col; 10] {
     [
         col!("ID", "id"),
         col!("NAME", |a| {
@@ -61,6 +61,13 @@ fn agent_cols() -> [Col; 9] {
         col!("HOST", "hostname"),
         col!("STATUS", "status"),
         col!("VERSION", "version"),
+        col!(
+            "PLATFORM",
+            |a| match (a["platform"]["os"].as_str(), a["platform"]["arch"].as_str()) {
+                (Some(os), Some(arch)) => format!("{os}/{arch}"),
+                _ => String::new(),
+            }
+        ),
         col!("LAST SEEN", |a| time(&a["last_seen_at"])),
         col!("UPLOAD LIMIT", |a| {
             let b = bytes(&a["upload_limit"]);

@@ -1,7 +1,7 @@
 //! Agents, their destinations and their log lines.
 
 use coffer_adapters::catalogue::rusqlite::{self, params, Connection, OptionalExtension, Row};
-use coffer_protocol::{AgentId, AgentStatus, TenantId};
+use coffer_protocol::{AgentId, AgentStatus, Platform, TenantId};
 use serde::Serialize;
 
 use super::DbResult;
@@ -25,6 +25,8 @@ pub struct Agent {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Version it last reported.
     pub version: String,
+    /// The operating system and architecture it last reported (`null` until it does).
+    pub platform: Option<Platform>,
     /// `online`, `offline` or `revoked`.
     pub status: AgentStatus,
     /// When it enrolled.
@@ -41,7 +43,7 @@ pub struct Agent {
 
 const AGENT_COLUMNS: &str =
     "id, tenant_id, hostname, version, enrolled_at, last_seen_at, revoked_at, upload_limit, \
-     max_concurrent_runs, coalesce(name, hostname), labels";
+     max_concurrent_runs, coalesce(name, hostname), labels, os, arch";
 
 fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     let last_seen: Option<i64> = row.get(5)?;
@@ -58,6 +60,10 @@ fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         hostname: row.get(2)?,
         labels: serde_json::from_str(&row.get::<_, String>(10)?).unwrap_or_default(),
         version: row.get(3)?,
+        platform: match (row.get(11)?, row.get(12)?) {
+            (Some(os), Some(arch)) => Platform::new(os, arch).ok(),
+            _ => None,
+        },
         status,
         enrolled_at: rfc3339(row.get(4)?),
         last_seen_at: last_seen.map(rfc3339),
@@ -126,12 +132,23 @@ pub fn insert_agent(
     name: &str,
     hostname: &str,
     version: &str,
+    platform: Option<&Platform>,
 ) -> rusqlite::Result<i64> {
     let at = now();
     conn.execute(
-        "INSERT INTO agents (id, tenant_id, hostname, version, enrolled_at, last_seen_at, name)
-         VALUES (?5, ?1, ?2, ?3, ?4, ?4, ?6)",
-        params![tenant_id, hostname, version, at, super::new_id(), name],
+        "INSERT INTO agents (id, tenant_id, hostname, version, enrolled_at, last_seen_at, name,
+                             os, arch)
+         VALUES (?5, ?1, ?2, ?3, ?4, ?4, ?6, ?7, ?8)",
+        params![
+            tenant_id,
+            hostname,
+            version,
+            at,
+            super::new_id(),
+            name,
+            platform.map(|p| &p.os),
+            platform.map(|p| &p.arch)
+        ],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -231,25 +248,52 @@ pub fn revoke_agent(conn: &Connection, tenant_id: i64, id: i64) -> DbResult<bool
     Ok(true)
 }
 
+/// An agent's heartbeat: when, and what it reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// The agent's version.
+    pub version: String,
+    /// Its platform, if it reported one (an older agent's beat keeps the one stored).
+    pub platform: Option<Platform>,
+}
+
 /// Records a heartbeat (never moving "last seen" back).
 ///
 /// # Errors
 /// SQLite's.
-pub fn heartbeat(conn: &Connection, id: i64, at: i64, version: &str) -> DbResult<()> {
+pub fn heartbeat(conn: &Connection, id: i64, beat: &Beat) -> DbResult<()> {
+    let platform = beat.platform.as_ref();
     conn.execute(
-        "UPDATE agents SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), version = ?3
+        "UPDATE agents SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), version = ?3,
+                           os = coalesce(?4, os), arch = coalesce(?5, arch)
          WHERE id = ?1",
-        params![id, at, version],
+        params![
+            id,
+            beat.at,
+            beat.version,
+            platform.map(|p| &p.os),
+            platform.map(|p| &p.arch)
+        ],
     )?;
     Ok(())
 }
 
 impl Agent {
     /// Applies a heartbeat not yet written to the database.
-    pub fn with_presence(mut self, beat: Option<(i64, String)>) -> Self {
-        if let Some((at, version)) = beat {
+    pub fn with_presence(mut self, beat: Option<Beat>) -> Self {
+        if let Some(Beat {
+            at,
+            version,
+            platform,
+        }) = beat
+        {
             self.last_seen_at = Some(rfc3339(at));
             self.version = version;
+            if platform.is_some() {
+                self.platform = platform;
+            }
             if self.status != AgentStatus::Revoked && now() - at <= OFFLINE_AFTER_SECS {
                 self.status = AgentStatus::Online;
             }

@@ -31,7 +31,20 @@ pub const SERVER_MIGRATIONS: &[Migration] = &[
         description: "the server's self-backups: where they go, how many are kept, when, and each one made",
         sql: V6,
     },
+    Migration {
+        description: "the platform (operating system and architecture) each agent reports",
+        sql: V7,
+    },
 ];
+
+// What an agent last reported running on (coffer_protocol::Platform: 1 to 32 of a-z,
+// 0-9, _); NULL until an agent that reports it enrols or beats.
+const V7: &str = "
+ALTER TABLE agents ADD COLUMN os TEXT
+    CHECK (os IS NULL OR (length(os) BETWEEN 1 AND 32 AND os NOT GLOB '*[^a-z0-9_]*'));
+ALTER TABLE agents ADD COLUMN arch TEXT
+    CHECK (arch IS NULL OR (length(arch) BETWEEN 1 AND 32 AND arch NOT GLOB '*[^a-z0-9_]*'));
+";
 
 // Self-backups (FORMAT.md §26): the one settings row — destination (JSON: a local
 // folder, or a registered backend and prefix), how many to keep, the schedule (cron,

@@ -109,7 +109,14 @@ async fn heartbeat(
     let version = req.version.unwrap_or_default();
     check_text("version", &version, 64, false)?;
     let at = now();
-    state.presence.beat(agent.agent_id, at, version);
+    state.presence.beat(
+        agent.agent_id,
+        agents::Beat {
+            at,
+            version,
+            platform: req.platform,
+        },
+    );
     Ok(Json(HeartbeatAnswer {
         server_time: rfc3339(at),
     }))

@@ -188,6 +188,7 @@ async fn enroll(
     let hostname = req.hostname.clone();
     let name = req.name.clone().unwrap_or_else(|| hostname.clone());
     let version = req.version.clone();
+    let platform = req.platform.clone();
     let st = state.clone();
     let location = match &backend {
         Some(b) => format!("s3://{}/{prefix}", b.bucket),
@@ -235,7 +236,14 @@ async fn enroll(
                 if !tokens::use_token(tx, token_id)? {
                     return Err(used());
                 }
-                let agent_id = agents::insert_agent(tx, tenant_id, &name, &hostname, &version)?;
+                let agent_id = agents::insert_agent(
+                    tx,
+                    tenant_id,
+                    &name,
+                    &hostname,
+                    &version,
+                    platform.as_ref(),
+                )?;
                 agents::set_key_file(tx, agent_id, &key_file)?;
                 let dest_id = agents::insert_destination(
                     tx, tenant_id, agent_id, backend_id, &bucket, &prefix, repo_id.0, tested_at,
