@@ -414,7 +414,10 @@ pub(crate) async fn op_channels(
     channels(state, (&op).into()).await
 }
 
-pub(crate) async fn admin_channels(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<Value>> {
+pub(crate) async fn admin_channels(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> ApiResult<Json<Value>> {
     channels(state, (&admin).into()).await
 }
 
@@ -500,7 +503,10 @@ pub(crate) async fn admin_alerts(
     alerts(state, (&admin).into(), params).await
 }
 
-pub(crate) async fn op_settings(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+pub(crate) async fn op_settings(
+    State(state): State<AppState>,
+    op: Operator,
+) -> ApiResult<Json<Value>> {
     let tenant = op.tenant_id;
     let s = state
         .db

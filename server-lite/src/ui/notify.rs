@@ -70,7 +70,10 @@ const KINDS: [(AlertKind, &str); 6] = [
     (AlertKind::MissedSchedule, "a job missed its schedule"),
     (AlertKind::AgentOffline, "an agent went offline"),
     (AlertKind::StorageFailed, "storage failed its test"),
-    (AlertKind::SelfBackupFailed, "the server's self-backup failed"),
+    (
+        AlertKind::SelfBackupFailed,
+        "the server's self-backup failed",
+    ),
     (AlertKind::UpgradeRolledBack, "an upgrade was rolled back"),
 ];
 
@@ -152,7 +155,9 @@ impl Owner {
             Owner::Tenant(op) => {
                 notify::op_update(st, op.clone(), Path(id), request(body)?).await?
             }
-            Owner::Server(a) => notify::admin_update(st, a.clone(), Path(id), request(body)?).await?,
+            Owner::Server(a) => {
+                notify::admin_update(st, a.clone(), Path(id), request(body)?).await?
+            }
         };
         Ok(v)
     }
