@@ -3,6 +3,11 @@
 //! is stored of it, CSRF (token and origin), sign-out and revoked tokens ending
 //! sessions, secrets shown once, readable errors with the API's status, and another
 //! tenant's operator refused every page and action of the first with nothing changed.
+//! Actions taken through the forms are checked through the JSON API afterwards: a job's
+//! edit and delete, the storage figures and what prune freed, a diff of two real
+//! backups, an agent's log lines (escaped), a storage backend registered and tested,
+//! the server's own notification channels, a channel's on/off, alerts and delete, and
+//! the tenant's alert settings.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -774,4 +779,1418 @@ async fn notification_channels_backend_tests_and_self_backups_from_the_pages() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
     h.state.background.idle().await;
+}
+
+/// Backs `dir` up as the agent does (its write-only key; a run queued, claimed and
+/// completed), so the restore point is a real snapshot the server can open; `stored`
+/// and `content` are the byte counts the agent reports for it.
+async fn real_backup(
+    h: &Harness,
+    op: &str,
+    agent: &Enrolled,
+    job: &str,
+    dir: &std::path::Path,
+    (stored, content): (u64, u64),
+) {
+    use coffer_adapters::repo::backup::{self, BackupOptions};
+    h.run_now(op, job).await;
+    let work = h.claim(agent).await;
+    assert_eq!(work["kind"], "backup", "{work}");
+    let repo = h.open_repository(agent, &agent.key_b64).unwrap();
+    let options = BackupOptions {
+        host: "nas".into(),
+        tags: vec![work["spec"]["tags"][0].as_str().unwrap().to_owned()],
+        lock_held_elsewhere: true,
+        ..Default::default()
+    };
+    let snapshot = backup::backup(&repo, &[dir.to_owned()], &options)
+        .unwrap()
+        .snapshot;
+    let run = work["run_id"].as_str().unwrap();
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/agent/runs/{run}/complete"),
+            Some(&agent.api_key),
+            Some(
+                json!({"status": "succeeded", "bytes": content, "files": 1, "restore_point": {
+                "name": work["spec"]["name"], "prefix": work["spec"]["prefix"],
+                "snapshot": hex::encode(snapshot), "stored_bytes": stored,
+                "content_bytes": content, "files": 1, "created_at": "2026-11-30T10:00:00Z"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Retention after the backup, and releasing what the run held, run behind it.
+    h.state.background.idle().await;
+}
+
+/// Incompressible bytes, different for each `seed`.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The table row (`<tr>` to `</tr>`) of `html` holding `needle`.
+fn row<'a>(html: &'a str, needle: &str) -> &'a str {
+    html.split("<tr>")
+        .skip(1)
+        .map(|r| r.split("</tr>").next().unwrap())
+        .find(|r| r.contains(needle))
+        .unwrap_or_else(|| panic!("no row holds {needle}: {html}"))
+}
+
+/// The `<input>` tag of `html` named `name`.
+fn input<'a>(html: &'a str, name: &str) -> &'a str {
+    let at = html
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no input {name}: {html}"));
+    let start = html[..at].rfind('<').unwrap();
+    let end = at + html[at..].find('>').unwrap();
+    &html[start..=end]
+}
+
+/// A webhook receiver on 127.0.0.1: its URL, and how many posts it has had.
+async fn hook_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let count = count.clone();
+            async move {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// A job edited from its form: every field of the form reaches the API's view of the job
+/// (and its next run is recomputed in the new time zone); each value the API or the
+/// form refuses is a 400 page naming the field, with what was typed, and changes nothing.
+#[tokio::test]
+async fn a_job_edited_from_its_form_shows_the_new_values_in_the_api_and_a_refused_edit_changes_nothing(
+) {
+    let h = Harness::new();
+    let (tenant, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    let b = Browser::signed_in(&h, &op).await;
+    let edit = b.get(&format!("/ui/jobs/{job}/edit")).await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.body);
+    // The form holds the job as the API made it.
+    assert!(
+        input(&edit.body, "keep_daily").contains("value=\"14\""),
+        "{}",
+        edit.body
+    );
+    assert!(input(&edit.text(), "schedule").contains("value=\"0 3 * * *\""));
+    let csrf = edit.csrf();
+    let fields = [
+        ("name", "nightly-home"),
+        ("sources", "/srv/data\n/home/ann"),
+        ("excludes", "*.tmp\n/home/ann/.cache"),
+        ("schedule", "30 1 * * 1"),
+        ("time_zone", "Europe/Berlin"),
+        ("keep_last", "3"),
+        ("keep_daily", "0"),
+        ("keep_weekly", "4"),
+        ("keep_monthly", "6"),
+        ("upload_limit", "2MiB/s"),
+        ("level", "9"),
+    ];
+    let saved = b
+        .post(&format!("/ui/jobs/{job}"), Some(&csrf), &fields)
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(saved.location(), format!("/ui/jobs/{job}"));
+    let (status, view) = h
+        .call(Method::GET, &format!("/v1/jobs/{job}"), Some(&op), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let j = &view["job"];
+    assert_eq!(j["name"], "nightly-home");
+    assert_eq!(j["sources"], json!(["/srv/data", "/home/ann"]));
+    assert_eq!(j["excludes"], json!(["*.tmp", "/home/ann/.cache"]));
+    assert_eq!(j["schedule"], "30 1 * * 1");
+    assert_eq!(j["time_zone"], "Europe/Berlin");
+    assert_eq!(
+        j["retention"],
+        json!({"keep_last": 3, "keep_daily": 0, "keep_weekly": 4, "keep_monthly": 6})
+    );
+    assert_eq!(j["upload_limit"], 2 * 1024 * 1024);
+    assert_eq!(j["level"], 9);
+    // Next due on a Monday at 01:30 in Berlin (no longer 03:00 UTC daily).
+    let next = chrono::DateTime::parse_from_rfc3339(j["next_run_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono_tz::Europe::Berlin);
+    use chrono::{Datelike, Timelike};
+    assert_eq!(
+        (next.weekday(), next.hour(), next.minute()),
+        (chrono::Weekday::Mon, 1, 30),
+        "{next}"
+    );
+    // The job's page shows it.
+    let page = b.get(&format!("/ui/jobs/{job}")).await;
+    let text = page.text();
+    assert!(text.contains("/srv/data, /home/ann"), "{}", page.body);
+    assert!(text.contains("30 1 * * 1 (Europe/Berlin)"), "{}", page.body);
+    assert!(text.contains("2.0 MiB/s"), "{}", page.body);
+
+    // Refused edits: each names its field, keeps what was typed, changes nothing.
+    let before = view;
+    for (field, value, named) in [
+        ("schedule", "61 3 * * *", "schedule:"),
+        ("upload_limit", "fast", "upload_limit:"),
+        ("keep_last", "-1", "keep_last: must be a whole number"),
+        ("sources", "relative/path", "sources[0]:"),
+        ("level", "23", "level: from 1 to 22"),
+    ] {
+        let mut bad: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|&(k, v)| if k == field { (k, value) } else { (k, v) })
+            .collect();
+        bad[0] = ("name", "renamed");
+        let page = b.post(&format!("/ui/jobs/{job}"), Some(&csrf), &bad).await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{field}: {}",
+            page.body
+        );
+        assert!(page.body.contains("role=\"alert\""), "{field}");
+        assert!(page.text().contains(named), "{field}: {}", page.body);
+        assert!(
+            input(&page.body, "name").contains("value=\"renamed\""),
+            "{field}: typed values are kept"
+        );
+        let (_, after) = h
+            .call(Method::GET, &format!("/v1/jobs/{job}"), Some(&op), None)
+            .await;
+        assert_eq!(after, before, "{field}: nothing changed");
+    }
+    let audit = h.audit(Some(&tenant)).await;
+    let updates: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "job.update")
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert!(updates[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("schedule Some(\"30 1 * * 1\")"));
+}
+
+/// A job deleted from the pages: its confirm page first (showing it deletes nothing),
+/// then the post; the job is gone from the API, its queued run ended, its restore point
+/// kept as chosen. Another tenant's operator gets the API's 404 for both, nothing
+/// changed.
+#[tokio::test]
+async fn a_job_deleted_after_its_confirm_page_is_gone_from_the_api_and_another_tenant_cannot() {
+    let h = Harness::new();
+    let (tenant, op) = h.tenant("acme").await;
+    let (_, other) = h.tenant("bolt").await;
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    let stays = h.job(&op, &agent.agent_id, "weekly").await;
+    h.run_now(&op, &job).await;
+    backup_done(&h, &agent, "first").await;
+    let queued = h.run_now(&op, &job).await;
+    h.state.background.idle().await;
+    let job_path = format!("/v1/jobs/{job}");
+    let get_job = || h.call(Method::GET, &job_path, Some(&op), None);
+
+    let o = Browser::signed_in(&h, &other).await;
+    let csrf_o = o.get("/ui/jobs").await.csrf();
+    let page = o.get(&format!("/ui/jobs/{job}/delete")).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+    assert!(!page.body.contains("nightly"));
+    let refused = o
+        .post(
+            &format!("/ui/jobs/{job}/delete"),
+            Some(&csrf_o),
+            &[("restore_points", "delete")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    assert_eq!(get_job().await.0, StatusCode::OK);
+
+    let b = Browser::signed_in(&h, &op).await;
+    let confirm = b.get(&format!("/ui/jobs/{job}/delete")).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    let text = confirm.text();
+    assert!(text.contains("<h1>Delete job nightly?</h1>"), "{text}");
+    assert!(
+        text.contains(&format!("action=\"/ui/jobs/{job}/delete\"")),
+        "{text}"
+    );
+    assert!(text.contains("value=\"keep\" checked"), "{text}");
+    assert_eq!(
+        get_job().await.0,
+        StatusCode::OK,
+        "the confirm page deletes nothing"
+    );
+    // Without the form's token: refused.
+    let no_csrf = b
+        .post(
+            &format!("/ui/jobs/{job}/delete"),
+            None,
+            &[("restore_points", "keep")],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert_eq!(get_job().await.0, StatusCode::OK);
+
+    let deleted = b
+        .post(
+            &format!("/ui/jobs/{job}/delete"),
+            Some(&confirm.csrf()),
+            &[("restore_points", "keep")],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert_eq!(deleted.location(), "/ui/jobs");
+    let (status, body) = get_job().await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, list) = h.call(Method::GET, "/v1/jobs", Some(&op), None).await;
+    let ids: Vec<&str> = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [stays.as_str()]);
+    // Its queued run ended with it; its restore point was kept, as chosen.
+    let (_, run) = h
+        .call(Method::GET, &format!("/v1/runs/{queued}"), Some(&op), None)
+        .await;
+    assert_eq!(run["run"]["status"], "failed", "{run}");
+    assert!(
+        run["run"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("job deleted"),
+        "{run}"
+    );
+    let (_, points) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op), None)
+        .await;
+    assert_eq!(points["restore_points"].as_array().unwrap().len(), 1);
+    // Gone: the API's 404, on a page.
+    let again = b
+        .post(
+            &format!("/ui/jobs/{job}/delete"),
+            Some(&confirm.csrf()),
+            &[("restore_points", "keep")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let audit = h.audit(Some(&tenant)).await;
+    let deletes: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "job.delete")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(deletes[0]["target"], format!("job:{job}"));
+    assert!(deletes[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 queued run(s) cancelled; restore points kept"));
+}
+
+/// The storage page shows the figures `/v1/usage` answers — the tenant's totals, each
+/// repository's and each job's — and what the prune after a backup freed, as the job's
+/// retention runs record it. Two real backups under "keep the last 1": the second's
+/// retention forgets the first and prunes the data only it held.
+#[tokio::test]
+async fn the_storage_page_shows_the_usage_apis_figures_and_what_prune_freed() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(&op),
+            Some(
+                json!({"agent_id": agent.agent_id, "name": "keep1", "sources": ["/srv"],
+                        "retention": {"keep_last": 1}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let job = body["job"]["id"].as_str().unwrap().to_owned();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("day-0.bin"), noise(300_000, 0)).unwrap();
+    real_backup(&h, &op, &agent, &job, src.path(), (310_000, 300_000)).await;
+    std::fs::remove_file(src.path().join("day-0.bin")).unwrap();
+    std::fs::write(src.path().join("day-1.bin"), noise(200_000, 1)).unwrap();
+    real_backup(&h, &op, &agent, &job, src.path(), (210_000, 200_000)).await;
+
+    let (status, body) = h.call(Method::GET, "/v1/usage", Some(&op), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let u = &body["usage"];
+    assert_eq!(u["restore_points"], 1, "the first was forgotten: {u}");
+    let stored = u["stored_bytes"].as_u64().unwrap();
+    assert!(stored > 200_000, "the kept backup's data is stored: {u}");
+    let a = &u["agents"][0];
+    assert_eq!(a["agent_id"], agent.agent_id.as_str());
+    assert_eq!(a["stored_bytes"], stored);
+    let j = &u["jobs"][0];
+    assert_eq!(j["job_id"], job.as_str());
+    assert_eq!(
+        j["added_bytes"], 210_000,
+        "the kept backup's, as reported: {u}"
+    );
+    assert_eq!(j["latest_content_bytes"], 200_000);
+    let (_, retention) = h
+        .call(
+            Method::GET,
+            &format!("/v1/jobs/{job}/retention"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let pruned = retention["retention_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["restore_points_removed"] == 1)
+        .unwrap_or_else(|| panic!("the second backup's retention forgot one: {retention}"));
+    let freed = pruned["bytes_freed"].as_i64().unwrap();
+    assert!(freed > 0, "{pruned}");
+
+    let b = Browser::signed_in(&h, &op).await;
+    let page = b.get("/ui/usage").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // The tenant's totals.
+    assert!(
+        page.body
+            .contains(&format!("<strong><data value=\"{stored}\">")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.text()
+            .contains(&format!("in {} objects, 1 restore points", u["objects"])),
+        "{}",
+        page.body
+    );
+    // The repository's.
+    let repo_row = row(&page.body, &format!("/ui/agents/{}\"", agent.agent_id));
+    assert!(
+        repo_row.contains(&format!("<data value=\"{stored}\">")),
+        "{repo_row}"
+    );
+    assert!(
+        repo_row.ends_with(&format!("<td>{}</td><td>1</td>", a["objects"])),
+        "{repo_row}"
+    );
+    // The job's.
+    let job_row = row(&page.body, &format!("/ui/jobs/{job}\""));
+    assert!(
+        job_row.contains("<td>1</td><td><data value=\"210000\">"),
+        "{job_row}"
+    );
+    assert!(job_row.contains("<data value=\"200000\">"), "{job_row}");
+    // What prune freed.
+    let freed_section = &page.body[page.body.find("What prune freed").unwrap()..];
+    let freed_row = row(freed_section, &format!("<data value=\"{freed}\">"));
+    assert!(freed_row.contains("<td>keep1</td>"), "{freed_row}");
+    assert!(freed_row.contains("<td>1</td>"), "one removed: {freed_row}");
+}
+
+/// The diff page lists exactly the changes the API's diff answers for two real backups
+/// (a file removed, one modified, one added between them), with their counts.
+#[tokio::test]
+async fn the_diff_page_lists_the_changes_the_apis_diff_returns() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    let src = tempfile::tempdir().unwrap();
+    let dir = src.path().to_str().unwrap().to_owned();
+    std::fs::write(src.path().join("a.txt"), b"first").unwrap();
+    std::fs::write(src.path().join("b.txt"), b"before").unwrap();
+    real_backup(&h, &op, &agent, &job, src.path(), (100, 11)).await;
+    std::fs::remove_file(src.path().join("a.txt")).unwrap();
+    std::fs::write(src.path().join("b.txt"), b"after, longer").unwrap();
+    std::fs::write(src.path().join("c.txt"), b"new").unwrap();
+    real_backup(&h, &op, &agent, &job, src.path(), (100, 16)).await;
+    let (_, body) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op), None)
+        .await;
+    let second = body["restore_points"][0]["id"].as_str().unwrap().to_owned();
+    let first = body["restore_points"][1]["id"].as_str().unwrap().to_owned();
+    let (status, api) = h
+        .call(
+            Method::GET,
+            &format!("/v1/restore-points/{first}/diff?to={second}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{api}");
+    let changes: Vec<(String, String)> = api["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_owned(),
+                c["change"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let ours: Vec<&(String, String)> = changes
+        .iter()
+        .filter(|(p, _)| p.starts_with(&format!("{dir}/")))
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            &(format!("{dir}/a.txt"), "removed".to_owned()),
+            &(format!("{dir}/b.txt"), "modified".to_owned()),
+            &(format!("{dir}/c.txt"), "added".to_owned()),
+        ]
+    );
+
+    let b = Browser::signed_in(&h, &op).await;
+    let page = b.get(&format!("/ui/diff?from={first}&to={second}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let text = page.text();
+    assert!(
+        text.contains(&format!("Changes from restore point {first} to {second}")),
+        "{text}"
+    );
+    for (path, change) in &changes {
+        assert!(
+            text.contains(&format!(
+                "<td><span class=\"change change-{change}\">{change}</span></td>\
+                 <td class=\"path\">{path}</td>"
+            )),
+            "{change} {path}: {text}"
+        );
+    }
+    assert_eq!(
+        page.body.matches("<td class=\"path\">").count(),
+        changes.len(),
+        "one row a change"
+    );
+    for (name, count) in api["counts"].as_object().unwrap() {
+        assert!(text.contains(&format!("{count} {name}")), "{name}: {text}");
+    }
+    // The same two the other way round: what was added is removed.
+    let back = b
+        .get(&format!("/ui/diff?from={second}&to={first}"))
+        .await
+        .text();
+    assert!(
+        back.contains(&format!(
+            "change-removed\">removed</span></td><td class=\"path\">{dir}/c.txt</td>"
+        )),
+        "{back}"
+    );
+}
+
+/// Log lines an agent posts show on its page, newest first, each with its time and
+/// level, and escaped: markup in a message is text, never markup.
+#[tokio::test]
+async fn an_agents_log_lines_show_on_its_page_escaped() {
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let (_, other) = h.tenant("bolt").await;
+    let agent = h.enrol(&op, "nas").await;
+    let hostile = "<script>alert('x')</script> & \"quoted\"";
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/v1/agent/logs",
+            Some(&agent.api_key),
+            Some(json!({"lines": [
+                {"level": "warn", "message": hostile, "time": "2026-11-30T10:00:00Z"},
+                {"level": "info", "message": "backup of /srv/data started", "time": "2026-11-30T10:00:05Z"},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, logs) = h
+        .call(
+            Method::GET,
+            &format!("/v1/agents/{}/logs", agent.agent_id),
+            Some(&op),
+            None,
+        )
+        .await;
+    let lines = logs["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{logs}");
+
+    let b = Browser::signed_in(&h, &op).await;
+    let page = b.get(&format!("/ui/agents/{}", agent.agent_id)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains(
+            "&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt; &amp; &quot;quoted&quot;"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>alert"), "{}", page.body);
+    // Each line as the API answers it, in its order, with its time in words.
+    let text = page.text();
+    let shown: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            let line = format!(
+                "{} {}",
+                l["level"].as_str().unwrap(),
+                l["message"].as_str().unwrap()
+            );
+            text.find(&line).unwrap_or_else(|| panic!("{line}: {text}"))
+        })
+        .collect();
+    assert!(shown[0] < shown[1], "newest first: {shown:?}");
+    assert!(
+        text.contains("Mon 2026-11-30 10:00:05 UTC info backup of /srv/data started"),
+        "{text}"
+    );
+    // Not another tenant's to read.
+    let o = Browser::signed_in(&h, &other).await;
+    let refused = o.get(&format!("/ui/agents/{}", agent.agent_id)).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    assert!(!refused.body.contains("backup of"));
+}
+
+/// The admin's backend form: a backend registered from it (the harness's own embedded
+/// store, reached over a real socket as any S3 service is) is in `GET /v1/admin/backends`;
+/// "Test connection" passes, and once the store is gone fails and opens the server's
+/// storage alert, shown on the admin's notifications page. Bad forms are the API's 4xx
+/// (or its 503 when the probe fails) and store nothing; an operator is refused the
+/// admin's pages and posts with the API's 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_registers_and_tests_a_backend_from_the_form() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The embedded store verifies signatures for the public URL's host: this socket.
+    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
+        c.public_url = url::Url::parse(&format!("http://{addr}")).unwrap();
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = h.app.clone();
+    let served = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    let endpoint = format!("http://{addr}/s3/");
+    let secret = h.state.stores.credentials.secret.to_string();
+    let backends = || h.call(Method::GET, "/v1/admin/backends", Some(&h.admin), None);
+
+    // An operator: the admin's pages and posts are the API's 403.
+    let (_, op) = h.tenant("acme").await;
+    let o = Browser::signed_in(&h, &op).await;
+    let api = h
+        .call(Method::GET, "/v1/admin/backends", Some(&op), None)
+        .await
+        .0;
+    assert_eq!(api, StatusCode::FORBIDDEN);
+    assert_eq!(o.get("/ui/admin/backends").await.status, api);
+    let csrf_o = o.get("/ui/agents").await.csrf();
+    let good = [
+        ("name", "store"),
+        ("endpoint", endpoint.as_str()),
+        ("region", "us-east-1"),
+        ("bucket", "coffer"),
+        ("path_style", "on"),
+        ("access_key_id", "coffer-local"),
+        ("secret_access_key", secret.as_str()),
+    ];
+    let refused = o.post("/ui/admin/backends", Some(&csrf_o), &good).await;
+    assert_eq!(refused.status, api, "{}", refused.body);
+    assert_eq!(backends().await.1["backends"], json!([]));
+
+    let a = Browser::signed_in(&h, &h.admin).await;
+    let page = a.get("/ui/admin/backends").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // Every input has its label.
+    for id in [
+        "name",
+        "endpoint",
+        "region",
+        "bucket",
+        "access_key_id",
+        "secret_access_key",
+    ] {
+        assert!(page.body.contains(&format!("<label for=\"{id}\">")), "{id}");
+    }
+    let csrf = page.csrf();
+    let with = |field: &str, value: &'static str| -> Vec<(&str, &str)> {
+        good.iter()
+            .map(|&(k, v)| if k == field { (k, value) } else { (k, v) })
+            .collect()
+    };
+    for (fields, status, says) in [
+        (
+            with("endpoint", "not a url"),
+            StatusCode::BAD_REQUEST,
+            "endpoint",
+        ),
+        (
+            with("endpoint", "ftp://127.0.0.1/"),
+            StatusCode::BAD_REQUEST,
+            "scheme",
+        ),
+        (with("bucket", ""), StatusCode::BAD_REQUEST, "bucket"),
+        (with("name", ""), StatusCode::BAD_REQUEST, "name"),
+        (
+            with("secret_access_key", ""),
+            StatusCode::BAD_REQUEST,
+            "secret key",
+        ),
+        // The settings are well formed, but the store refuses the key: the probe fails.
+        (
+            with("secret_access_key", "wrong"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "",
+        ),
+    ] {
+        let bad = a.post("/ui/admin/backends", Some(&csrf), &fields).await;
+        assert_eq!(bad.status, status, "{fields:?}: {}", bad.body);
+        assert!(bad.body.contains("role=\"alert\""));
+        assert!(bad.text().contains(says), "{fields:?}: {}", bad.body);
+        assert_eq!(backends().await.1["backends"], json!([]), "{fields:?}");
+    }
+    let no_csrf = a.post("/ui/admin/backends", None, &good).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert_eq!(backends().await.1["backends"], json!([]));
+
+    let made = a.post("/ui/admin/backends", Some(&csrf), &good).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    assert_eq!(made.location(), "/ui/admin/backends");
+    let (_, list) = backends().await;
+    let list = list["backends"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["name"], "store");
+    assert_eq!(list[0]["endpoint"], endpoint.as_str());
+    assert_eq!(list[0]["bucket"], "coffer");
+    assert!(!list[0].to_string().contains(&secret));
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let page = a.get("/ui/admin/backends").await;
+    let listed = row(&page.body, &format!("/ui/admin/backends/{id}/test"));
+    assert!(listed.contains("<td>store</td>"), "{listed}");
+
+    let tested = a
+        .post(&format!("/ui/admin/backends/{id}/test"), Some(&csrf), &[])
+        .await;
+    assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
+    assert!(
+        tested
+            .text()
+            .contains(&format!("Backend {id}: passed its test")),
+        "{}",
+        tested.body
+    );
+    // An operator cannot press it.
+    let refused = o
+        .post(&format!("/ui/admin/backends/{id}/test"), Some(&csrf_o), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The store goes away: the test fails, and the server's storage alert opens.
+    stop.send(()).unwrap();
+    served.await.unwrap();
+    let failed = a
+        .post(&format!("/ui/admin/backends/{id}/test"), Some(&csrf), &[])
+        .await;
+    assert_eq!(failed.status, StatusCode::OK, "{}", failed.body);
+    assert!(
+        failed
+            .text()
+            .contains(&format!("Backend {id}: failed its test")),
+        "{}",
+        failed.body
+    );
+    let (_, alerts) = h
+        .call(
+            Method::GET,
+            "/v1/admin/alerts?open=true",
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    let alert = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "storage.failed")
+        .unwrap_or_else(|| panic!("{alerts}"))
+        .clone();
+    let page = a.get("/ui/admin/notifications").await;
+    assert!(
+        page.text().contains(&format!(
+            "{} (storage.failed, 1 times",
+            alert["summary"].as_str().unwrap()
+        )),
+        "{}",
+        page.body
+    );
+    h.state.background.idle().await;
+}
+
+/// The admin's own channels, on `/ui/admin/notifications`: a webhook and an email channel
+/// added from its forms (the server's, not a tenant's), a test sent and received, the
+/// delivery listed under the channel's name, the channel limited to some alerts and
+/// turned off, an open server alert shown (and not on a tenant's page), then deleted
+/// after its confirm page, its deliveries with it. An operator reaches none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_keeps_the_servers_own_channels_on_its_notifications_page() {
+    let (url, received) = hook_receiver().await;
+    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
+        c.notify.allow_private_webhooks = true;
+    });
+    let (_, op) = h.tenant("acme").await;
+    let hr = &h;
+    let server_channels = move || async move {
+        let (status, body) = hr
+            .call(
+                Method::GET,
+                "/v1/admin/notifications/channels",
+                Some(&hr.admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["channels"].as_array().unwrap().clone()
+    };
+    let a = Browser::signed_in(&h, &h.admin).await;
+    let page = a.get("/ui/admin/notifications").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page
+        .body
+        .contains("<li><a href=\"/ui/admin/notifications\">Notifications</a></li>"));
+    assert!(
+        page.text().contains("The server's notifications"),
+        "{}",
+        page.body
+    );
+    assert!(page.text().contains("None yet"), "{}", page.body);
+    assert!(
+        !page.body.contains("/ui/notifications/settings"),
+        "no tenant settings form for the server"
+    );
+    for id in [
+        "wh-name", "wh-url", "em-name", "em-host", "em-port", "em-tls", "em-from", "em-to",
+        "em-user", "em-pass",
+    ] {
+        assert!(page.body.contains(&format!("<label for=\"{id}\">")), "{id}");
+    }
+    let csrf = page.csrf();
+
+    let added = a
+        .post(
+            "/ui/admin/notifications/webhooks",
+            Some(&csrf),
+            &[("name", "oncall"), ("url", &url)],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert!(
+        added.text().contains("Channel oncall added."),
+        "{}",
+        added.body
+    );
+    let at = added.body.find("whsec_").expect("the secret is shown once");
+    let secret = added.body[at..at + 50].to_owned();
+    let channels = server_channels().await;
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    assert_eq!(channels[0]["name"], "oncall");
+    assert_eq!(channels[0]["kind"], "webhook");
+    assert_eq!(channels[0]["config"]["url"], url.as_str());
+    assert_eq!(channels[0]["enabled"], true);
+    let hook = channels[0]["id"].as_str().unwrap().to_owned();
+    // The server's, not the tenant's.
+    let (_, tenant) = h
+        .call(Method::GET, "/v1/notifications/channels", Some(&op), None)
+        .await;
+    assert_eq!(tenant["channels"], json!([]));
+
+    let email = a
+        .post(
+            "/ui/admin/notifications/emails",
+            Some(&csrf),
+            &[
+                ("name", "admins"),
+                ("host", "127.0.0.1"),
+                ("port", "2525"),
+                ("tls", "none"),
+                ("from", "coffer@example.net"),
+                ("to", "admins@example.net"),
+            ],
+        )
+        .await;
+    assert_eq!(email.status, StatusCode::OK, "{}", email.body);
+    let channels = server_channels().await;
+    let mail = channels.iter().find(|c| c["name"] == "admins").unwrap();
+    assert_eq!(mail["kind"], "email");
+    assert_eq!(mail["config"]["host"], "127.0.0.1");
+    assert_eq!(mail["config"]["port"], 2525);
+    assert_eq!(mail["config"]["tls"], "none");
+    assert_eq!(mail["config"]["to"], json!(["admins@example.net"]));
+    // A bad one is the API's 400, and adds nothing.
+    let bad = a
+        .post(
+            "/ui/admin/notifications/webhooks",
+            Some(&csrf),
+            &[("name", "bad"), ("url", "ftp://example.com/")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert_eq!(server_channels().await.len(), 2);
+
+    let tested = a
+        .post(
+            &format!("/ui/admin/notifications/channels/{hook}/test"),
+            Some(&csrf),
+            &[],
+        )
+        .await;
+    assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
+    assert!(
+        tested.text().contains("the sample was delivered"),
+        "{}",
+        tested.body
+    );
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (_, deliveries) = h
+        .call(
+            Method::GET,
+            "/v1/admin/notifications/deliveries",
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    let sent = &deliveries["deliveries"][0];
+    assert_eq!(sent["channel_id"], hook.as_str(), "{deliveries}");
+    assert_eq!(sent["status"], "sent");
+    let page = a.get("/ui/admin/notifications").await;
+    assert!(!page.body.contains(&secret), "shown once only");
+    let delivered = row(&page.body, "<td>sent</td>");
+    assert!(delivered.contains("<td>oncall</td>"), "{delivered}");
+
+    // Limited to two alerts, then turned off.
+    let limited = a
+        .post(
+            &format!("/ui/admin/notifications/channels/{hook}"),
+            Some(&csrf),
+            &[
+                ("set_events", "1"),
+                ("events", "storage.failed"),
+                ("events", "self_backup.failed"),
+            ],
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::OK, "{}", limited.body);
+    let find = |list: &[Value]| {
+        list.iter()
+            .find(|c| c["id"] == hook.as_str())
+            .unwrap()
+            .clone()
+    };
+    let c = find(&server_channels().await);
+    assert_eq!(c["events"], json!(["storage.failed", "self_backup.failed"]));
+    assert_eq!(c["enabled"], true);
+    let off = a
+        .post(
+            &format!("/ui/admin/notifications/channels/{hook}"),
+            Some(&csrf),
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    assert!(
+        off.text().contains("Channel oncall saved: off"),
+        "{}",
+        off.body
+    );
+    let c = find(&server_channels().await);
+    assert_eq!(c["enabled"], false);
+    assert_eq!(c["events"], json!(["storage.failed", "self_backup.failed"]));
+    let listed = row(&off.body, &format!("channels/{hook}/delete"));
+    assert!(
+        listed.contains("value=\"storage.failed\" checked"),
+        "{listed}"
+    );
+    assert!(!listed.contains("value=\"run.failed\" checked"), "{listed}");
+    assert!(listed.contains("Turn on"), "{listed}");
+
+    // An open server alert is on this page, not on a tenant's.
+    h.state.db.blocking(|cat| {
+        coffer_server::db::notify::raise(
+            cat.connection(),
+            &coffer_server::db::notify::NewAlert {
+                tenant_id: None,
+                kind: coffer_server::db::notify::AlertKind::SelfBackupFailed,
+                subject: "server".to_owned(),
+                summary: "The self-backup to /mnt/offsite failed".to_owned(),
+                detail: "no space left".to_owned(),
+            },
+            coffer_server::db::now(),
+        )
+        .unwrap()
+    });
+    let (_, open) = h
+        .call(
+            Method::GET,
+            "/v1/admin/alerts?open=true",
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    let summary = open["alerts"][0]["summary"].as_str().unwrap().to_owned();
+    assert!(a
+        .get("/ui/admin/notifications")
+        .await
+        .text()
+        .contains(&summary));
+    let o = Browser::signed_in(&h, &op).await;
+    let theirs = o.get("/ui/notifications").await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert!(!theirs.text().contains(&summary));
+    assert!(!theirs.body.contains("oncall"));
+
+    // An operator reaches none of the server's channels: the API's 403 on the admin's
+    // pages, its 404 for the channel through the tenant's.
+    let api = h
+        .call(
+            Method::GET,
+            "/v1/admin/notifications/channels",
+            Some(&op),
+            None,
+        )
+        .await
+        .0;
+    assert_eq!(api, StatusCode::FORBIDDEN);
+    assert_eq!(o.get("/ui/admin/notifications").await.status, api);
+    let csrf_o = theirs.csrf();
+    for (path, fields, status) in [
+        (
+            "/ui/admin/notifications/webhooks".to_owned(),
+            vec![("name", "mine"), ("url", url.as_str())],
+            api,
+        ),
+        (
+            format!("/ui/admin/notifications/channels/{hook}/delete"),
+            vec![],
+            api,
+        ),
+        (
+            format!("/ui/notifications/channels/{hook}/delete"),
+            vec![],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/ui/notifications/channels/{hook}/test"),
+            vec![],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/ui/notifications/channels/{hook}"),
+            vec![("enabled", "true")],
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let page = o.post(&path, Some(&csrf_o), &fields).await;
+        assert_eq!(page.status, status, "{path}: {}", page.body);
+    }
+    assert_eq!(
+        o.get(&format!("/ui/notifications/channels/{hook}/delete"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(server_channels().await.len(), 2);
+    assert_eq!(find(&server_channels().await)["enabled"], false);
+    // And the admin is not a tenant's operator.
+    assert_eq!(
+        a.get("/ui/notifications").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Deleted: its confirm page, then the post (not without the form's token).
+    let confirm = a
+        .get(&format!("/ui/admin/notifications/channels/{hook}/delete"))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    let text = confirm.text();
+    assert!(text.contains("<h1>Delete channel oncall?</h1>"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "action=\"/ui/admin/notifications/channels/{hook}/delete\""
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("href=\"/ui/admin/notifications\">Cancel"),
+        "{text}"
+    );
+    assert_eq!(
+        server_channels().await.len(),
+        2,
+        "the confirm page deletes nothing"
+    );
+    let no_csrf = a
+        .post(
+            &format!("/ui/admin/notifications/channels/{hook}/delete"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert_eq!(server_channels().await.len(), 2);
+    let deleted = a
+        .post(
+            &format!("/ui/admin/notifications/channels/{hook}/delete"),
+            Some(&confirm.csrf()),
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert_eq!(deleted.location(), "/ui/admin/notifications");
+    let left = server_channels().await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["name"], "admins");
+    let (_, deliveries) = h
+        .call(
+            Method::GET,
+            "/v1/admin/notifications/deliveries",
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(deliveries["deliveries"], json!([]), "they went with it");
+    let gone = a
+        .get(&format!("/ui/admin/notifications/channels/{hook}/delete"))
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    h.state.background.idle().await;
+}
+
+/// The tenant's alert settings as a form: it holds what `GET /v1/notifications/settings`
+/// answers; a change saved from it is what the API then answers (and audited once); a
+/// value the API refuses (out of its range, not a number, missing) is a 400 page naming
+/// the field with what was typed, and changes nothing; without the form's token, from
+/// another site, or by the admin: refused. Another tenant's settings stay its own.
+#[tokio::test]
+async fn the_alert_settings_form_saves_through_the_api_and_refuses_what_it_refuses() {
+    let h = Harness::new();
+    let (tenant, op) = h.tenant("acme").await;
+    let (_, other) = h.tenant("bolt").await;
+    let hr = &h;
+    let settings = move |token: String| async move {
+        let (status, body) = hr
+            .call(
+                Method::GET,
+                "/v1/notifications/settings",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["settings"].clone()
+    };
+    let defaults = settings(op.clone()).await;
+    let b = Browser::signed_in(&h, &op).await;
+    let page = b.get("/ui/notifications").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for name in ["missed_grace_secs", "offline_after_secs", "repeat_secs"] {
+        let tag = input(&page.body, name);
+        assert!(
+            tag.contains(&format!("value=\"{}\"", defaults[name])),
+            "{name}: {tag}"
+        );
+        assert!(tag.contains("max=\"2592000\""), "{name}: {tag}");
+        let id = tag
+            .split("id=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            page.body.contains(&format!("<label for=\"{id}\">")),
+            "{name}"
+        );
+    }
+    let csrf = page.csrf();
+    let saved = b
+        .post(
+            "/ui/notifications/settings",
+            Some(&csrf),
+            &[
+                ("missed_grace_secs", "600"),
+                ("offline_after_secs", "900"),
+                ("repeat_secs", "7200"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    assert!(
+        saved.text().contains("Alert settings saved."),
+        "{}",
+        saved.body
+    );
+    assert!(
+        saved.text().contains("at most every 2 h 0 min"),
+        "{}",
+        saved.body
+    );
+    let now = settings(op.clone()).await;
+    assert_eq!(
+        now,
+        json!({"missed_grace_secs": 600, "offline_after_secs": 900, "repeat_secs": 7200})
+    );
+    assert!(input(&saved.body, "offline_after_secs").contains("value=\"900\""));
+
+    for (field, value, says) in [
+        (
+            "repeat_secs",
+            "10",
+            "repeat_secs: from 300 to 2592000 seconds",
+        ),
+        (
+            "offline_after_secs",
+            "2592001",
+            "offline_after_secs: from 120 to 2592000 seconds",
+        ),
+        (
+            "missed_grace_secs",
+            "59",
+            "missed_grace_secs: from 60 to 2592000 seconds",
+        ),
+        (
+            "missed_grace_secs",
+            "soon",
+            "missed_grace_secs: must be a whole number",
+        ),
+        (
+            "offline_after_secs",
+            "-120",
+            "offline_after_secs: must be a whole number",
+        ),
+        ("repeat_secs", "", "repeat_secs: required"),
+    ] {
+        let mut fields = vec![
+            ("missed_grace_secs", "1200"),
+            ("offline_after_secs", "1800"),
+            ("repeat_secs", "3600"),
+        ];
+        for f in &mut fields {
+            if f.0 == field {
+                f.1 = value;
+            }
+        }
+        let page = b
+            .post("/ui/notifications/settings", Some(&csrf), &fields)
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{field}={value}: {}",
+            page.body
+        );
+        assert!(page.body.contains("role=\"alert\""), "{field}");
+        assert!(page.text().contains(says), "{field}={value}: {}", page.body);
+        assert!(
+            input(&page.body, field).contains(&format!("value=\"{value}\"")),
+            "{field}: what was typed is kept"
+        );
+        assert!(!page.text().contains("Alert settings saved."));
+        assert_eq!(
+            settings(op.clone()).await,
+            now,
+            "{field}={value}: unchanged"
+        );
+    }
+
+    let other_values = [
+        ("missed_grace_secs", "60"),
+        ("offline_after_secs", "120"),
+        ("repeat_secs", "300"),
+    ];
+    let refused = b
+        .post("/ui/notifications/settings", None, &other_values)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let mut with_token = other_values.to_vec();
+    with_token.push(("csrf", &csrf));
+    let elsewhere = b
+        .send(
+            Method::POST,
+            "/ui/notifications/settings",
+            Some(form(&with_token)),
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
+    let a = Browser::signed_in(&h, &h.admin).await;
+    let csrf_a = a.get("/ui/admin/notifications").await.csrf();
+    let admin = a
+        .post("/ui/notifications/settings", Some(&csrf_a), &other_values)
+        .await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        settings(op.clone()).await,
+        now,
+        "nothing refused changed it"
+    );
+    assert_eq!(
+        settings(other.clone()).await,
+        defaults,
+        "the other tenant's are its own"
+    );
+    let audit = h.audit(Some(&tenant)).await;
+    let updates: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "alert_settings.update")
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(
+        updates[0]["detail"],
+        "grace 600 s, offline after 900 s, repeat 7200 s"
+    );
+}
+
+/// On the operator's page, a channel is limited to some alerts, turned off, and deleted
+/// after its confirm page, each through the API's handler and seen in its answers; a
+/// value the API refuses is its 400; another tenant's operator gets its 404 for each
+/// and changes nothing.
+#[tokio::test]
+async fn an_operator_limits_turns_off_and_deletes_a_channel_from_the_page() {
+    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
+        c.notify.allow_private_webhooks = true;
+    });
+    let (_, op) = h.tenant("acme").await;
+    let (_, other) = h.tenant("bolt").await;
+    let (hr, opr) = (&h, op.as_str());
+    let channels = move || async move {
+        let (_, body) = hr
+            .call(Method::GET, "/v1/notifications/channels", Some(opr), None)
+            .await;
+        body["channels"].as_array().unwrap().clone()
+    };
+    let b = Browser::signed_in(&h, &op).await;
+    let csrf = b.get("/ui/notifications").await.csrf();
+    let added = b
+        .post(
+            "/ui/notifications/webhooks",
+            Some(&csrf),
+            &[("name", "ops"), ("url", "http://127.0.0.1:1/hook")],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let id = channels().await[0]["id"].as_str().unwrap().to_owned();
+    let at = format!("/ui/notifications/channels/{id}");
+
+    let limited = b
+        .post(
+            &at,
+            Some(&csrf),
+            &[
+                ("set_events", "1"),
+                ("events", "run.failed"),
+                ("events", "agent.offline"),
+            ],
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::OK, "{}", limited.body);
+    assert_eq!(
+        channels().await[0]["events"],
+        json!(["run.failed", "agent.offline"])
+    );
+    let off = b.post(&at, Some(&csrf), &[("enabled", "false")]).await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    assert_eq!(channels().await[0]["enabled"], false);
+    for (fields, says) in [
+        (vec![("enabled", "maybe")], "enabled: true or false"),
+        (
+            vec![("set_events", "1"), ("events", "test")],
+            "events[0]: one of",
+        ),
+        (
+            vec![("set_events", "1"), ("events", "nope")],
+            "events[0]: one of",
+        ),
+    ] {
+        let page = b.post(&at, Some(&csrf), &fields).await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{fields:?}: {}",
+            page.body
+        );
+        assert!(page.text().contains(says), "{fields:?}: {}", page.body);
+    }
+    // None ticked is every alert again; turned back on.
+    let all = b
+        .post(
+            &at,
+            Some(&csrf),
+            &[("set_events", "1"), ("enabled", "true")],
+        )
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(
+        all.text()
+            .contains("Channel ops saved: on, for every alert."),
+        "{}",
+        all.body
+    );
+    let c = channels().await[0].clone();
+    assert_eq!(
+        (c["enabled"].clone(), c["events"].clone()),
+        (json!(true), json!([]))
+    );
+
+    let o = Browser::signed_in(&h, &other).await;
+    let csrf_o = o.get("/ui/notifications").await.csrf();
+    assert_eq!(
+        o.get(&format!("{at}/delete")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    for (path, fields) in [
+        (format!("{at}/delete"), vec![]),
+        (at.clone(), vec![("enabled", "false")]),
+    ] {
+        let page = o.post(&path, Some(&csrf_o), &fields).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}: {}", page.body);
+    }
+    assert_eq!(channels().await, vec![c], "nothing changed");
+
+    let confirm = b.get(&format!("{at}/delete")).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(confirm.text().contains("<h1>Delete channel ops?</h1>"));
+    assert_eq!(channels().await.len(), 1);
+    let deleted = b.post(&format!("{at}/delete"), Some(&csrf), &[]).await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert_eq!(deleted.location(), "/ui/notifications");
+    assert_eq!(channels().await, Vec::<Value>::new());
+    assert!(b.get("/ui/notifications").await.text().contains("None yet"));
 }

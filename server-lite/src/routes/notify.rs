@@ -54,6 +54,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/backends/{id}/test", post(test_backend))
 }
 
+/// The least each alert setting may be (seconds), in the order of [`AlertSettings`]'s
+/// fields (the dashboard's settings form shows the same bounds).
+pub(crate) const SETTING_MIN: [(&str, i64); 3] = [
+    ("missed_grace_secs", 60),
+    ("offline_after_secs", 120),
+    ("repeat_secs", 300),
+];
+
+/// The most any alert setting may be (seconds): 30 days.
+pub(crate) const SETTING_MAX: i64 = 30 * 86_400;
+
 /// Whose channels a request works on, and who is asking.
 struct Scope {
     tenant_id: Option<i64>,
@@ -247,7 +258,7 @@ async fn channels(state: AppState, scope: Scope) -> ApiResult<Json<Value>> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChannelPatch {
+pub(crate) struct ChannelPatch {
     #[serde(default)]
     enabled: Option<bool>,
     #[serde(default)]
@@ -388,7 +399,7 @@ pub(crate) async fn op_create(
     create(state, (&op).into(), req).await
 }
 
-async fn admin_create(
+pub(crate) async fn admin_create(
     State(state): State<AppState>,
     admin: Admin,
     ApiJson(req): ApiJson<ChannelRequest>,
@@ -403,11 +414,14 @@ pub(crate) async fn op_channels(
     channels(state, (&op).into()).await
 }
 
-async fn admin_channels(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<Value>> {
+pub(crate) async fn admin_channels(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> ApiResult<Json<Value>> {
     channels(state, (&admin).into()).await
 }
 
-async fn op_update(
+pub(crate) async fn op_update(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -416,7 +430,7 @@ async fn op_update(
     update(state, (&op).into(), &id, patch).await
 }
 
-async fn admin_update(
+pub(crate) async fn admin_update(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
@@ -425,7 +439,7 @@ async fn admin_update(
     update(state, (&admin).into(), &id, patch).await
 }
 
-async fn op_delete(
+pub(crate) async fn op_delete(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -433,7 +447,7 @@ async fn op_delete(
     delete(state, (&op).into(), &id).await
 }
 
-async fn admin_delete(
+pub(crate) async fn admin_delete(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
@@ -449,7 +463,7 @@ pub(crate) async fn op_test(
     test(state, (&op).into(), &id).await
 }
 
-async fn admin_test(
+pub(crate) async fn admin_test(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
@@ -465,7 +479,7 @@ pub(crate) async fn op_deliveries(
     deliveries(state, (&op).into(), params).await
 }
 
-async fn admin_deliveries(
+pub(crate) async fn admin_deliveries(
     State(state): State<AppState>,
     admin: Admin,
     params: Params,
@@ -481,7 +495,7 @@ pub(crate) async fn op_alerts(
     alerts(state, (&op).into(), params).await
 }
 
-async fn admin_alerts(
+pub(crate) async fn admin_alerts(
     State(state): State<AppState>,
     admin: Admin,
     params: Params,
@@ -489,7 +503,10 @@ async fn admin_alerts(
     alerts(state, (&admin).into(), params).await
 }
 
-async fn op_settings(State(state): State<AppState>, op: Operator) -> ApiResult<Json<Value>> {
+pub(crate) async fn op_settings(
+    State(state): State<AppState>,
+    op: Operator,
+) -> ApiResult<Json<Value>> {
     let tenant = op.tenant_id;
     let s = state
         .db
@@ -498,20 +515,17 @@ async fn op_settings(State(state): State<AppState>, op: Operator) -> ApiResult<J
     Ok(Json(json!({ "settings": s })))
 }
 
-async fn op_set_settings(
+pub(crate) async fn op_set_settings(
     State(state): State<AppState>,
     op: Operator,
     ApiJson(s): ApiJson<AlertSettings>,
 ) -> ApiResult<Json<Value>> {
-    for (field, value, min) in [
-        ("missed_grace_secs", s.missed_grace_secs, 60),
-        ("offline_after_secs", s.offline_after_secs, 120),
-        ("repeat_secs", s.repeat_secs, 300),
-    ] {
-        if !(min..=30 * 86_400).contains(&value) {
+    let values = [s.missed_grace_secs, s.offline_after_secs, s.repeat_secs];
+    for ((field, min), value) in SETTING_MIN.into_iter().zip(values) {
+        if !(min..=SETTING_MAX).contains(&value) {
             return Err(ApiError::field(
                 field,
-                format!("from {min} to {} seconds", 30 * 86_400),
+                format!("from {min} to {SETTING_MAX} seconds"),
             ));
         }
     }

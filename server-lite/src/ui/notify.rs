@@ -1,16 +1,21 @@
-//! The operator's notification page (channels, a test button, open alerts, recent
-//! deliveries) and the admin's backend test and self-backups page. Each calls the
+//! The notification pages: the operator's tenant channels under `/ui/notifications`
+//! and the server's own under `/ui/admin/notifications` (one template, one set of
+//! handlers, each calling the API's operator or admin handler), the tenant's alert
+//! settings form; and the admin's backend test and self-backups page. Each calls the
 //! API's own handler with the session's operator or admin.
 
 use axum::extract::{Path, State};
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::pages::request;
+use super::pages::{number, request};
 use super::session::Session;
-use super::{page, Post, Signed, UiResult};
+use super::{page, Form, Post, Signed, UiResult};
+use crate::auth::{Admin, Operator};
+use crate::db::notify::{AlertKind, AlertSettings};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
 use crate::routes::{admin, notify};
 use crate::state::AppState;
@@ -18,15 +23,162 @@ use crate::state::AppState;
 /// The pages.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/ui/notifications", get(notifications))
-        .route("/ui/notifications/webhooks", post(add_webhook))
-        .route("/ui/notifications/emails", post(add_email))
-        .route("/ui/notifications/channels/{id}/test", post(test_channel))
+        .merge(channel_routes::<false>())
+        .merge(channel_routes::<true>())
+        .route("/ui/notifications/settings", post(set_settings))
         .route("/ui/admin/backends/{id}/test", post(test_backend))
         .route(
             "/ui/admin/self-backups",
             get(self_backups).post(self_backup_now),
         )
+}
+
+/// The channel pages and actions under [`prefix`]`(ADMIN)`: the tenant's (`ADMIN`
+/// false) or the server's own.
+fn channel_routes<const ADMIN: bool>() -> Router<AppState> {
+    let at = prefix(ADMIN);
+    Router::new()
+        .route(at, get(notifications::<ADMIN>))
+        .route(&format!("{at}/webhooks"), post(add_webhook::<ADMIN>))
+        .route(&format!("{at}/emails"), post(add_email::<ADMIN>))
+        .route(
+            &format!("{at}/channels/{{id}}"),
+            post(update_channel::<ADMIN>),
+        )
+        .route(
+            &format!("{at}/channels/{{id}}/test"),
+            post(test_channel::<ADMIN>),
+        )
+        .route(
+            &format!("{at}/channels/{{id}}/delete"),
+            get(delete_confirm::<ADMIN>).post(delete_channel::<ADMIN>),
+        )
+}
+
+/// Where the tenant's (`admin` false) or the server's notification pages are.
+fn prefix(admin: bool) -> &'static str {
+    if admin {
+        "/ui/admin/notifications"
+    } else {
+        "/ui/notifications"
+    }
+}
+
+/// What each kind of alert a channel may be limited to is, in words.
+const KINDS: [(AlertKind, &str); 6] = [
+    (AlertKind::RunFailed, "a run failed"),
+    (AlertKind::MissedSchedule, "a job missed its schedule"),
+    (AlertKind::AgentOffline, "an agent went offline"),
+    (AlertKind::StorageFailed, "storage failed its test"),
+    (
+        AlertKind::SelfBackupFailed,
+        "the server's self-backup failed",
+    ),
+    (AlertKind::UpgradeRolledBack, "an upgrade was rolled back"),
+];
+
+/// Whose notifications a page works on: the operator's tenant, or the server (the
+/// admin). Each method calls the API's handler for that side, so the page is answered
+/// exactly as its API route would be.
+enum Owner {
+    Tenant(Operator),
+    Server(Admin),
+}
+
+impl Owner {
+    /// The session's side: the admin's for the admin's pages, else the operator's (a
+    /// session of the other kind is refused with the API's 403).
+    fn of(session: &Session, admin: bool) -> ApiResult<Self> {
+        Ok(if admin {
+            Owner::Server(session.admin()?)
+        } else {
+            Owner::Tenant(session.operator()?)
+        })
+    }
+
+    fn prefix(&self) -> &'static str {
+        prefix(matches!(self, Owner::Server(_)))
+    }
+
+    async fn channels(&self, state: &AppState) -> ApiResult<Value> {
+        let st = State(state.clone());
+        let Json(v) = match self {
+            Owner::Tenant(op) => notify::op_channels(st, op.clone()).await?,
+            Owner::Server(a) => notify::admin_channels(st, a.clone()).await?,
+        };
+        Ok(v)
+    }
+
+    async fn alerts(&self, state: &AppState, params: Params) -> ApiResult<Value> {
+        let st = State(state.clone());
+        let Json(v) = match self {
+            Owner::Tenant(op) => notify::op_alerts(st, op.clone(), params).await?,
+            Owner::Server(a) => notify::admin_alerts(st, a.clone(), params).await?,
+        };
+        Ok(v)
+    }
+
+    async fn deliveries(&self, state: &AppState, params: Params) -> ApiResult<Value> {
+        let st = State(state.clone());
+        let Json(v) = match self {
+            Owner::Tenant(op) => notify::op_deliveries(st, op.clone(), params).await?,
+            Owner::Server(a) => notify::admin_deliveries(st, a.clone(), params).await?,
+        };
+        Ok(v)
+    }
+
+    /// The alert settings: the tenant's, or the defaults the server's own alerts use.
+    async fn settings(&self, state: &AppState) -> ApiResult<Value> {
+        match self {
+            Owner::Tenant(op) => Ok(notify::op_settings(State(state.clone()), op.clone())
+                .await?
+                .0["settings"]
+                .take()),
+            Owner::Server(_) => {
+                serde_json::to_value(AlertSettings::default()).map_err(ApiError::internal)
+            }
+        }
+    }
+
+    async fn create(&self, state: &AppState, body: Value) -> ApiResult<Value> {
+        let st = State(state.clone());
+        let (_, Json(v)) = match self {
+            Owner::Tenant(op) => notify::op_create(st, op.clone(), request(body)?).await?,
+            Owner::Server(a) => notify::admin_create(st, a.clone(), request(body)?).await?,
+        };
+        Ok(v)
+    }
+
+    async fn update(&self, state: &AppState, id: String, body: Value) -> ApiResult<Value> {
+        let st = State(state.clone());
+        let Json(v) = match self {
+            Owner::Tenant(op) => {
+                notify::op_update(st, op.clone(), Path(id), request(body)?).await?
+            }
+            Owner::Server(a) => {
+                notify::admin_update(st, a.clone(), Path(id), request(body)?).await?
+            }
+        };
+        Ok(v)
+    }
+
+    async fn delete(&self, state: &AppState, id: String) -> ApiResult<()> {
+        let st = State(state.clone());
+        match self {
+            Owner::Tenant(op) => notify::op_delete(st, op.clone(), Path(id)).await?,
+            Owner::Server(a) => notify::admin_delete(st, a.clone(), Path(id)).await?,
+        };
+        Ok(())
+    }
+
+    async fn test(&self, state: &AppState, id: String) -> ApiResult<Value> {
+        let st = State(state.clone());
+        let Json(v) = match self {
+            Owner::Tenant(op) => notify::op_test(st, op.clone(), Path(id)).await?,
+            Owner::Server(a) => notify::admin_test(st, a.clone(), Path(id)).await?,
+        };
+        Ok(v)
+    }
 }
 
 /// `context` with the fields of `extra` (an action's outcome) added.
@@ -37,55 +189,77 @@ fn with(mut context: Value, extra: Value) -> Value {
     context
 }
 
-async fn notifications_page(state: &AppState, s: &Session, extra: Value) -> UiResult<Html<String>> {
-    let op = s.operator()?;
-    let channels = notify::op_channels(State(state.clone()), op.clone())
-        .await?
-        .0;
-    let mut open = Params::default();
-    open.0.insert("open".to_owned(), "true".to_owned());
-    let alerts = notify::op_alerts(State(state.clone()), op.clone(), open)
-        .await?
-        .0;
-    let mut recent = Params::default();
-    recent.0.insert("limit".to_owned(), "20".to_owned());
-    let deliveries = notify::op_deliveries(State(state.clone()), op.clone(), recent)
-        .await?
-        .0;
-    let tenant = op.tenant_id;
-    let settings = state
-        .db
-        .read(move |conn| Ok(crate::db::notify::settings(conn, Some(tenant))?))
-        .await?;
+/// The page: channels (with their names for the deliveries), open alerts, the newest
+/// deliveries, the alert settings, and `extra` (what an action did).
+async fn notifications_page(
+    state: &AppState,
+    s: &Session,
+    owner: &Owner,
+    extra: Value,
+) -> UiResult<Html<String>> {
+    let channels = owner.channels(state).await?["channels"].take();
+    let open = Params([("open".to_owned(), "true".to_owned())].into());
+    let alerts = owner.alerts(state, open).await?["alerts"].take();
+    let recent = Params([("limit".to_owned(), "20".to_owned())].into());
+    let deliveries = owner.deliveries(state, recent).await?["deliveries"].take();
+    let names: Map<String, Value> = channels
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["id"].as_str()?.to_owned(), c["name"].clone())))
+        .collect();
+    let kinds: Vec<Value> = KINDS
+        .iter()
+        .map(|(k, words)| json!({"name": k.as_str(), "words": words}))
+        .collect();
+    let bounds: Map<String, Value> = notify::SETTING_MIN
+        .iter()
+        .map(|(name, min)| ((*name).to_owned(), json!(min)))
+        .collect();
     let context = json!({
-        "channels": channels["channels"],
-        "alerts": alerts["alerts"],
-        "deliveries": deliveries["deliveries"],
-        "settings": settings,
+        "admin": matches!(owner, Owner::Server(_)),
+        "prefix": owner.prefix(),
+        "channels": channels,
+        "names": names,
+        "kinds": kinds,
+        "alerts": alerts,
+        "deliveries": deliveries,
+        "settings": owner.settings(state).await?,
+        "bounds": {"min": bounds, "max": notify::SETTING_MAX},
     });
     Ok(page(s, "notifications.html", with(context, extra)))
 }
 
-async fn notifications(State(state): State<AppState>, Signed(s): Signed) -> UiResult<Html<String>> {
-    notifications_page(&state, &s, json!({})).await
+async fn notifications<const ADMIN: bool>(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+) -> UiResult<Html<String>> {
+    let owner = Owner::of(&s, ADMIN)?;
+    notifications_page(&state, &s, &owner, json!({})).await
 }
 
-async fn add(state: AppState, post: Post, body: Value) -> UiResult<Html<String>> {
-    let op = post.session.operator()?;
-    let (_, Json(added)) = notify::op_create(State(state.clone()), op, request(body)?).await?;
-    notifications_page(&state, &post.session, json!({ "added": added })).await
+async fn add(state: AppState, post: Post, admin: bool, body: Value) -> UiResult<Html<String>> {
+    let owner = Owner::of(&post.session, admin)?;
+    let added = owner.create(&state, body).await?;
+    notifications_page(&state, &post.session, &owner, json!({ "added": added })).await
 }
 
-async fn add_webhook(State(state): State<AppState>, post: Post) -> UiResult<Html<String>> {
+async fn add_webhook<const ADMIN: bool>(
+    State(state): State<AppState>,
+    post: Post,
+) -> UiResult<Html<String>> {
     let body = json!({
         "name": post.form.text("name").unwrap_or_default(),
         "kind": "webhook",
         "webhook": {"url": post.form.text("url").unwrap_or_default()},
     });
-    add(state, post, body).await
+    add(state, post, ADMIN, body).await
 }
 
-async fn add_email(State(state): State<AppState>, post: Post) -> UiResult<Html<String>> {
+async fn add_email<const ADMIN: bool>(
+    State(state): State<AppState>,
+    post: Post,
+) -> UiResult<Html<String>> {
     let f = &post.form;
     let mut email = json!({
         "host": f.text("host").unwrap_or_default(),
@@ -93,7 +267,7 @@ async fn add_email(State(state): State<AppState>, post: Post) -> UiResult<Html<S
         "from": f.text("from").unwrap_or_default(),
         "to": [f.text("to").unwrap_or_default()],
     });
-    if let Some(port) = super::pages::number(f, "port")? {
+    if let Some(port) = number(f, "port")? {
         email["port"] = json!(port);
     }
     let mut body = json!({
@@ -105,17 +279,125 @@ async fn add_email(State(state): State<AppState>, post: Post) -> UiResult<Html<S
         body["password"] = json!(f.get("password").unwrap_or_default());
     }
     body["email"] = email;
-    add(state, post, body).await
+    add(state, post, ADMIN, body).await
 }
 
-async fn test_channel(
+/// A channel turned on or off (`enabled`), or limited to the alerts ticked (`events`,
+/// with `set_events` present: none ticked is every alert), through the API's PATCH.
+async fn update_channel<const ADMIN: bool>(
     State(state): State<AppState>,
     Path(id): Path<String>,
     post: Post,
 ) -> UiResult<Html<String>> {
+    let owner = Owner::of(&post.session, ADMIN)?;
+    let body = patch_of(&post.form)?;
+    let updated = owner.update(&state, id, body).await?;
+    notifications_page(&state, &post.session, &owner, json!({ "updated": updated })).await
+}
+
+/// The API's channel patch from the form's fields.
+fn patch_of(form: &Form) -> ApiResult<Value> {
+    let mut body = json!({});
+    match form.text("enabled").as_deref() {
+        None => {}
+        Some("true") => body["enabled"] = json!(true),
+        Some("false") => body["enabled"] = json!(false),
+        Some(_) => return Err(ApiError::field("enabled", "true or false")),
+    }
+    if form.get("set_events").is_some() {
+        body["events"] = json!(form.all("events"));
+    }
+    Ok(body)
+}
+
+async fn test_channel<const ADMIN: bool>(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Post,
+) -> UiResult<Html<String>> {
+    let owner = Owner::of(&post.session, ADMIN)?;
+    let sent = owner.test(&state, id).await?;
+    notifications_page(
+        &state,
+        &post.session,
+        &owner,
+        json!({ "tested": sent["delivery"] }),
+    )
+    .await
+}
+
+/// The channel's delete, asked first (its deliveries' history goes with it).
+async fn delete_confirm<const ADMIN: bool>(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+) -> UiResult<Html<String>> {
+    let owner = Owner::of(&s, ADMIN)?;
+    let list = owner.channels(&state).await?;
+    let channel = list["channels"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["id"].as_str() == Some(id.as_str())))
+        .ok_or(ApiError::NotFound { what: "channel" })?;
+    let name = channel["name"].as_str().unwrap_or_default();
+    let at = owner.prefix();
+    Ok(page(
+        &s,
+        "confirm.html",
+        json!({
+            "title": format!("Delete channel {name}?"),
+            "message": "It gets no more alerts, and the record of what was sent to it goes with it. This cannot be undone.",
+            "action": format!("{at}/channels/{id}/delete"),
+            "button": "Delete the channel",
+            "back": at,
+        }),
+    ))
+}
+
+async fn delete_channel<const ADMIN: bool>(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Post,
+) -> UiResult<Redirect> {
+    let owner = Owner::of(&post.session, ADMIN)?;
+    owner.delete(&state, id).await?;
+    Ok(Redirect::to(owner.prefix()))
+}
+
+/// The tenant's alert settings from the form, through the API's PUT: saved, or the
+/// page again with what was typed and the API's refusal, at its status.
+async fn set_settings(State(state): State<AppState>, post: Post) -> UiResult<Response> {
     let op = post.session.operator()?;
-    let sent = notify::op_test(State(state.clone()), op, Path(id)).await?.0;
-    notifications_page(&state, &post.session, json!({ "tested": sent["delivery"] })).await
+    let owner = Owner::Tenant(op.clone());
+    let saved = async {
+        let mut body = Map::new();
+        for (name, _) in notify::SETTING_MIN {
+            let value =
+                number(&post.form, name)?.ok_or_else(|| ApiError::field(name, "required"))?;
+            body.insert(name.to_owned(), json!(value));
+        }
+        notify::op_set_settings(State(state.clone()), op, request(Value::Object(body))?).await
+    }
+    .await;
+    match saved {
+        Ok(_) => Ok(notifications_page(
+            &state,
+            &post.session,
+            &owner,
+            json!({"settings_saved": true}),
+        )
+        .await?
+        .into_response()),
+        Err(e) if e.status().is_client_error() => {
+            let typed: Map<String, Value> = notify::SETTING_MIN
+                .iter()
+                .map(|(name, _)| ((*name).to_owned(), json!(post.form.get(name))))
+                .collect();
+            let extra = json!({"settings_error": e.to_string(), "typed": typed});
+            let html = notifications_page(&state, &post.session, &owner, extra).await?;
+            Ok((e.status(), html).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn test_backend(
