@@ -2194,3 +2194,122 @@ async fn an_operator_limits_turns_off_and_deletes_a_channel_from_the_page() {
     assert_eq!(channels().await, Vec::<Value>::new());
     assert!(b.get("/ui/notifications").await.text().contains("None yet"));
 }
+
+/// The next server-sent event of `body` (its text up to the blank line), or `None` once
+/// the stream has ended; fails if nothing comes within 10 seconds.
+async fn next_event(body: &mut Body, buffered: &mut String) -> Option<String> {
+    use http_body_util::BodyExt;
+    loop {
+        if let Some(end) = buffered.find("\n\n") {
+            let event = buffered[..end].to_owned();
+            buffered.drain(..end + 2);
+            return Some(event);
+        }
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+            .await
+            .expect("an event or the stream's end within 10 s");
+        match frame {
+            None => return None,
+            Some(frame) => {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    buffered.push_str(std::str::from_utf8(&data).unwrap());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_runs_event_stream_ends_when_its_session_does() {
+    use tower::ServiceExt;
+    let h = Harness::new();
+    let (tenant, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    // A queued run: its stream stays open until the run ends or the session does.
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = h
+            .call(
+                Method::POST,
+                &format!("/v1/jobs/{job}/run"),
+                Some(&op),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        runs.push(body["run"]["id"].as_str().unwrap().to_owned());
+    }
+    let open = |b: &Browser<'_>, run: &str| {
+        Request::get(format!("/ui/runs/{run}/events"))
+            .header(header::HOST, "127.0.0.1:9")
+            .header(header::COOKIE, b.cookie.clone().unwrap())
+            .body(Body::empty())
+            .unwrap()
+    };
+
+    // Signed out in another tab: the stream says so and ends.
+    let b = Browser::signed_in(&h, &op).await;
+    let response = h.app.clone().oneshot(open(&b, &runs[0])).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut buffered = String::new();
+    let first = next_event(&mut body, &mut buffered).await.unwrap();
+    assert!(
+        first.contains("event: progress") && first.contains("queued"),
+        "{first}"
+    );
+    let csrf = b.get("/ui/agents").await.csrf();
+    assert_eq!(
+        b.post("/ui/logout", Some(&csrf), &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let mut seen = Vec::new();
+    while let Some(event) = next_event(&mut body, &mut buffered).await {
+        seen.push(event);
+    }
+    assert!(
+        seen.last().is_some_and(|e| e.contains("event: signed-out")),
+        "{seen:?}"
+    );
+    // Reconnecting with the old cookie is refused.
+    let again = h.app.clone().oneshot(open(&b, &runs[0])).await.unwrap();
+    assert_ne!(again.status(), StatusCode::OK);
+
+    // The operator token revoked while a stream is open: the same.
+    let b = Browser::signed_in(&h, &op).await;
+    let response = h.app.clone().oneshot(open(&b, &runs[1])).await.unwrap();
+    let mut body = response.into_body();
+    let mut buffered = String::new();
+    assert!(next_event(&mut body, &mut buffered)
+        .await
+        .unwrap()
+        .contains("event: progress"));
+    let tokens = h
+        .call(
+            Method::GET,
+            &format!("/v1/admin/tenants/{tenant}/operator-tokens"),
+            Some(&h.admin),
+            None,
+        )
+        .await
+        .1;
+    let id = tokens["tokens"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = h
+        .call(
+            Method::POST,
+            &format!("/v1/admin/tenants/{tenant}/operator-tokens/{id}/revoke"),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut seen = Vec::new();
+    while let Some(event) = next_event(&mut body, &mut buffered).await {
+        seen.push(event);
+    }
+    assert!(
+        seen.last().is_some_and(|e| e.contains("event: signed-out")),
+        "{seen:?}"
+    );
+}

@@ -17,7 +17,7 @@ use futures_util::stream::Stream;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::session::Session;
+use super::session::{self, Session};
 use super::{page, Form, Post, Signed, UiError, UiResult};
 use crate::auth::Operator;
 use crate::error::ApiError;
@@ -522,6 +522,7 @@ async fn run_events(
     Path(id): Path<String>,
 ) -> UiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let op = op(&s)?;
+    let key = s.key();
     let first =
         json_of(operator::get_run(State(state.clone()), op.clone(), Path(id.clone())).await?);
     let stream = futures_util::stream::unfold(
@@ -538,6 +539,14 @@ async fn run_events(
                         Some(v) => v,
                         None => {
                             tokio::time::sleep(PROGRESS_EVERY).await;
+                            // Signed out, or the token revoked, since the stream opened:
+                            // say so and stop (a reconnect would be refused). A database
+                            // error is not a sign-out: the read below fails too, ending
+                            // the stream for the browser to reconnect.
+                            if matches!(session::is_live(&state, &key).await, Ok(false)) {
+                                let event = Event::default().event("signed-out").data("");
+                                return Some((Ok(event), (None, last, true)));
+                            }
                             match operator::get_run(
                                 State(state.clone()),
                                 op.clone(),

@@ -215,6 +215,45 @@ pub async fn load(state: &AppState, parts: &Parts) -> ApiResult<Option<Session>>
         .await
 }
 
+/// Whether `session` is still signed in: not signed out, its token neither revoked
+/// nor expired, and younger than [`MAX_AGE`]. A long-lived response (a run's event
+/// stream) asks this as it goes, so sign-out or a revoked token ends it too. Idleness
+/// is not checked: watching the stream is use of the session.
+///
+/// # Errors
+/// The database's.
+pub async fn is_live(state: &AppState, session: &SessionKey) -> ApiResult<bool> {
+    let id_hash = session.0.to_vec();
+    state
+        .db
+        .read(move |conn| {
+            let at = now();
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM web_sessions s JOIN tokens t ON t.id = s.token_id
+                     WHERE s.id_hash = ?1 AND s.created_at + ?2 > ?3 AND t.revoked_at IS NULL
+                       AND (t.expires_at IS NULL OR t.expires_at > ?3)",
+                    params![id_hash, MAX_AGE, at],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+}
+
+/// What names a session for [`is_live`], without its CSRF token: a response that
+/// outlives its request keeps this rather than the session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionKey([u8; 32]);
+
+impl Session {
+    /// This session's [`SessionKey`].
+    pub fn key(&self) -> SessionKey {
+        SessionKey(self.id_hash)
+    }
+}
+
 /// Ends `session` (sign-out): its row is deleted.
 ///
 /// # Errors

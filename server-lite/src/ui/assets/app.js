@@ -60,6 +60,13 @@ function watchRun(section) {
   };
   source.addEventListener("progress", onEvent);
   source.addEventListener("end", (ev) => { onEvent(ev); source.close(); section.dataset.ended = "true"; });
+  // The session ended (signed out elsewhere, or its token revoked): stop listening.
+  source.addEventListener("signed-out", () => {
+    source.close();
+    setText("run-error", "Signed out: sign in again to keep watching this run.");
+    const err = document.getElementById("run-error");
+    if (err) err.hidden = false;
+  });
 }
 
 function previewSchedule() {
