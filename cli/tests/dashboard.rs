@@ -434,6 +434,8 @@ fn an_operator_enrols_backs_up_watches_and_restores_in_a_real_browser() {
     screenshot(&tab, "audit");
 
     step("audit read");
+    on_a_phone_and_by_keyboard(&tab, &base, &[&job_url, &rp_url]);
+    step("phone and keyboard");
     // Sign-out ends the session; a new one ends when the admin revokes the token.
     click(&tab, "form.signout button");
     go(&tab, &format!("{base}/ui/jobs"));
@@ -445,6 +447,83 @@ fn an_operator_enrols_backs_up_watches_and_restores_in_a_real_browser() {
     go(&tab, &format!("{base}/ui/jobs"));
     assert!(here(&tab).ends_with("/ui/login"), "{}", here(&tab));
     step("done");
+}
+
+/// Each main page on a phone's screen (375 CSS pixels wide): the page itself never
+/// scrolls sideways (wide tables scroll inside themselves) and every form control has
+/// a label. Then the keyboard alone: Tab reaches the navigation's Jobs link and Enter
+/// follows it.
+fn on_a_phone_and_by_keyboard(tab: &Tab, base: &str, more: &[&str]) {
+    use headless_chrome::protocol::cdp::Emulation;
+    let phone: Emulation::SetDeviceMetricsOverride = serde_json::from_value(
+        serde_json::json!({"width": 375, "height": 740, "deviceScaleFactor": 2, "mobile": true}),
+    )
+    .unwrap();
+    tab.call_method(phone).unwrap();
+    let mut pages: Vec<String> = [
+        "agents",
+        "jobs",
+        "jobs/new",
+        "runs",
+        "restore-points",
+        "usage",
+        "audit",
+        "notifications",
+    ]
+    .iter()
+    .map(|p| format!("{base}/ui/{p}"))
+    .collect();
+    pages.extend(more.iter().map(|p| (*p).to_owned()));
+    for page in &pages {
+        go(tab, page);
+        assert_eq!(
+            js(tab, "window.innerWidth"),
+            Value::from(375),
+            "the phone's viewport"
+        );
+        let overflow = js(
+            tab,
+            "document.documentElement.scrollWidth - window.innerWidth",
+        );
+        assert!(
+            overflow.as_f64().unwrap() <= 0.0,
+            "{page} scrolls sideways on a phone by {overflow} px"
+        );
+        let unlabelled = js(
+            tab,
+            "JSON.stringify([...document.querySelectorAll('input, select, textarea')]              .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length)                      && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))              .map(e => e.outerHTML))",
+        );
+        assert_eq!(
+            unlabelled.as_str().unwrap(),
+            "[]",
+            "{page}: form controls without a label"
+        );
+    }
+    go(tab, &format!("{base}/ui/jobs/new"));
+    screenshot(tab, "phone-new-job");
+
+    go(tab, &format!("{base}/ui/agents"));
+    let mut reached = false;
+    for _ in 0..30 {
+        tab.press_key("Tab").unwrap();
+        let focused = js(tab, "document.activeElement.getAttribute('href')");
+        if focused.as_str() == Some("/ui/jobs") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the Jobs link");
+    js(tab, "window.beforeClick = true");
+    tab.press_key("Enter").unwrap();
+    wait_for(
+        tab,
+        "window.beforeClick === undefined && document.readyState === 'complete'",
+        Duration::from_secs(10),
+        "the Jobs page by keyboard",
+    );
+    assert!(here(tab).ends_with("/ui/jobs"), "{}", here(tab));
+    tab.call_method(Emulation::ClearDeviceMetricsOverride(None))
+        .unwrap();
 }
 
 /// Every file under `dir`.
