@@ -17,7 +17,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use sha2::Digest;
 
-use harness::{Enrolled, Harness, PUBLIC_URL};
+use harness::{noise, Enrolled, Harness, PUBLIC_URL};
 
 /// A browser's view of the dashboard: its session cookie, if signed in.
 struct Browser<'a> {
@@ -384,25 +384,7 @@ async fn sign_out_and_a_revoked_token_end_the_session() {
 
     let b = Browser::signed_in(&h, &op).await;
     assert_eq!(b.get("/ui/agents").await.status, StatusCode::OK);
-    let tokens = h
-        .call(
-            Method::GET,
-            &format!("/v1/admin/tenants/{tenant}/operator-tokens"),
-            Some(&h.admin),
-            None,
-        )
-        .await
-        .1;
-    let id = tokens["tokens"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = h
-        .call(
-            Method::POST,
-            &format!("/v1/admin/tenants/{tenant}/operator-tokens/{id}/revoke"),
-            Some(&h.admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    h.revoke_operator_token(&tenant).await;
     assert_eq!(b.get("/ui/agents").await.location(), "/ui/login");
     let left: i64 = h.state.db.blocking(|cat| {
         cat.connection()
@@ -658,21 +640,7 @@ async fn another_tenants_operator_is_refused_every_page_and_action() {
 /// backend, and self-backups — "not set up", then, once set up, "Back up now" makes one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notification_channels_backend_tests_and_self_backups_from_the_pages() {
-    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let count = count.clone();
-            async move {
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (url, received) = hook_receiver().await;
 
     let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
         c.notify.allow_private_webhooks = true;
@@ -779,65 +747,6 @@ async fn notification_channels_backend_tests_and_self_backups_from_the_pages() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
     h.state.background.idle().await;
-}
-
-/// Backs `dir` up as the agent does (its write-only key; a run queued, claimed and
-/// completed), so the restore point is a real snapshot the server can open; `stored`
-/// and `content` are the byte counts the agent reports for it.
-async fn real_backup(
-    h: &Harness,
-    op: &str,
-    agent: &Enrolled,
-    job: &str,
-    dir: &std::path::Path,
-    (stored, content): (u64, u64),
-) {
-    use coffer_adapters::repo::backup::{self, BackupOptions};
-    h.run_now(op, job).await;
-    let work = h.claim(agent).await;
-    assert_eq!(work["kind"], "backup", "{work}");
-    let repo = h.open_repository(agent, &agent.key_b64).unwrap();
-    let options = BackupOptions {
-        host: "nas".into(),
-        tags: vec![work["spec"]["tags"][0].as_str().unwrap().to_owned()],
-        lock_held_elsewhere: true,
-        ..Default::default()
-    };
-    let snapshot = backup::backup(&repo, &[dir.to_owned()], &options)
-        .unwrap()
-        .snapshot;
-    let run = work["run_id"].as_str().unwrap();
-    let (status, body) = h
-        .call(
-            Method::POST,
-            &format!("/v1/agent/runs/{run}/complete"),
-            Some(&agent.api_key),
-            Some(
-                json!({"status": "succeeded", "bytes": content, "files": 1, "restore_point": {
-                "name": work["spec"]["name"], "prefix": work["spec"]["prefix"],
-                "snapshot": hex::encode(snapshot), "stored_bytes": stored,
-                "content_bytes": content, "files": 1, "created_at": "2026-11-30T10:00:00Z"}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    // Retention after the backup, and releasing what the run held, run behind it.
-    h.state.background.idle().await;
-}
-
-/// Incompressible bytes, different for each `seed`.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// The table row (`<tr>` to `</tr>`) of `html` holding `needle`.
@@ -1136,10 +1045,12 @@ async fn the_storage_page_shows_the_usage_apis_figures_and_what_prune_freed() {
     let job = body["job"]["id"].as_str().unwrap().to_owned();
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join("day-0.bin"), noise(300_000, 0)).unwrap();
-    real_backup(&h, &op, &agent, &job, src.path(), (310_000, 300_000)).await;
+    h.backup(&op, &agent, &job, src.path(), (310_000, 300_000))
+        .await;
     std::fs::remove_file(src.path().join("day-0.bin")).unwrap();
     std::fs::write(src.path().join("day-1.bin"), noise(200_000, 1)).unwrap();
-    real_backup(&h, &op, &agent, &job, src.path(), (210_000, 200_000)).await;
+    h.backup(&op, &agent, &job, src.path(), (210_000, 200_000))
+        .await;
 
     let (status, body) = h.call(Method::GET, "/v1/usage", Some(&op), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -1222,20 +1133,8 @@ async fn the_diff_page_lists_the_changes_the_apis_diff_returns() {
     let (_, op) = h.tenant("acme").await;
     let agent = h.enrol(&op, "nas").await;
     let job = h.job(&op, &agent.agent_id, "nightly").await;
-    let src = tempfile::tempdir().unwrap();
+    let (src, first, second) = h.two_backups_a_change_apart(&op, &agent, &job).await;
     let dir = src.path().to_str().unwrap().to_owned();
-    std::fs::write(src.path().join("a.txt"), b"first").unwrap();
-    std::fs::write(src.path().join("b.txt"), b"before").unwrap();
-    real_backup(&h, &op, &agent, &job, src.path(), (100, 11)).await;
-    std::fs::remove_file(src.path().join("a.txt")).unwrap();
-    std::fs::write(src.path().join("b.txt"), b"after, longer").unwrap();
-    std::fs::write(src.path().join("c.txt"), b"new").unwrap();
-    real_backup(&h, &op, &agent, &job, src.path(), (100, 16)).await;
-    let (_, body) = h
-        .call(Method::GET, "/v1/restore-points", Some(&op), None)
-        .await;
-    let second = body["restore_points"][0]["id"].as_str().unwrap().to_owned();
-    let first = body["restore_points"][1]["id"].as_str().unwrap().to_owned();
     let (status, api) = h
         .call(
             Method::GET,
@@ -2285,25 +2184,7 @@ async fn a_runs_event_stream_ends_when_its_session_does() {
         .await
         .unwrap()
         .contains("event: progress"));
-    let tokens = h
-        .call(
-            Method::GET,
-            &format!("/v1/admin/tenants/{tenant}/operator-tokens"),
-            Some(&h.admin),
-            None,
-        )
-        .await
-        .1;
-    let id = tokens["tokens"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = h
-        .call(
-            Method::POST,
-            &format!("/v1/admin/tenants/{tenant}/operator-tokens/{id}/revoke"),
-            Some(&h.admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    h.revoke_operator_token(&tenant).await;
     let mut seen = Vec::new();
     while let Some(event) = next_event(&mut body, &mut buffered).await {
         seen.push(event);

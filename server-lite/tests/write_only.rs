@@ -12,7 +12,7 @@ use coffer_adapters::repo::keys::Access;
 use coffer_adapters::repo::{locks, restore, Repository};
 use coffer_adapters::Error;
 use coffer_server::db::retention_runs::Trigger;
-use harness::{Enrolled, Harness};
+use harness::{noise, Enrolled, Harness};
 use serde_json::{json, Value};
 
 /// A small tree to back up.
@@ -354,53 +354,6 @@ async fn a_revoked_agents_key_opens_nothing_and_agents_list_only_their_own_repos
     assert!(h.open_repository(&b, &b.key_b64).is_ok());
 }
 
-/// One backup run of `job`, as the agent does it: claimed, `dir` backed up with the
-/// agent's key, completed with its restore point.
-async fn backup_run(h: &Harness, op: &str, agent: &Enrolled, job: &str, dir: &std::path::Path) {
-    let (status, _) = h
-        .call(Method::POST, &format!("/v1/jobs/{job}/run"), Some(op), None)
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let work = poll(h, agent).await;
-    assert_eq!(work["kind"], "backup", "{work}");
-    let repo = h.open_repository(agent, &agent.key_b64).unwrap();
-    let options = BackupOptions {
-        host: "nas".into(),
-        tags: vec![work["spec"]["tags"][0].as_str().unwrap().to_owned()],
-        lock_held_elsewhere: true,
-        ..Default::default()
-    };
-    let snapshot = backup::backup(&repo, &[dir.to_owned()], &options)
-        .unwrap()
-        .snapshot;
-    let run = work["run_id"].as_str().unwrap().to_owned();
-    complete(
-        h,
-        agent,
-        &run,
-        json!({"status": "succeeded", "bytes": 1, "files": 1, "restore_point": {
-            "name": work["spec"]["name"], "prefix": "repo", "snapshot": hex::encode(snapshot),
-            "stored_bytes": 1, "content_bytes": 1, "files": 1,
-            "created_at": "2026-11-30T10:00:00Z"}}),
-    )
-    .await;
-    h.state.background.idle().await;
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn retention_runs_on_the_server_after_each_backup_and_prune_waits_for_running_backups() {
     let h = Harness::new();
@@ -427,7 +380,7 @@ async fn retention_runs_on_the_server_after_each_backup_and_prune_waits_for_runn
             std::fs::remove_file(src.path().join(format!("day-{}.bin", n - 1))).unwrap();
         }
         std::fs::write(src.path().join(format!("day-{n}.bin")), noise(300_000, n)).unwrap();
-        backup_run(&h, &op, &agent, &job, src.path()).await;
+        h.backup(&op, &agent, &job, src.path(), (1, 1)).await;
     }
     let (_, body) = h
         .call(Method::GET, "/v1/restore-points", Some(&op), None)
@@ -609,21 +562,8 @@ async fn restore_points_are_snapshots_listed_restored_in_part_and_diffed_through
     let (_, op) = h.tenant("acme").await;
     let agent = h.enrol(&op, "nas").await;
     let job = h.job(&op, &agent.agent_id, "nightly").await;
-    let src = tempfile::tempdir().unwrap();
+    let (src, first, second) = h.two_backups_a_change_apart(&op, &agent, &job).await;
     let dir = src.path().to_str().unwrap().to_owned();
-    std::fs::write(src.path().join("a.txt"), b"first").unwrap();
-    std::fs::write(src.path().join("b.txt"), b"before").unwrap();
-    backup_run(&h, &op, &agent, &job, src.path()).await;
-    std::fs::remove_file(src.path().join("a.txt")).unwrap();
-    std::fs::write(src.path().join("b.txt"), b"after, longer").unwrap();
-    std::fs::write(src.path().join("c.txt"), b"new").unwrap();
-    backup_run(&h, &op, &agent, &job, src.path()).await;
-    let (_, body) = h
-        .call(Method::GET, "/v1/restore-points", Some(&op), None)
-        .await;
-    // Newest first.
-    let second = body["restore_points"][0]["id"].as_str().unwrap().to_owned();
-    let first = body["restore_points"][1]["id"].as_str().unwrap().to_owned();
 
     let (status, body) = h
         .call(

@@ -243,6 +243,101 @@ impl Harness {
         body["run"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// One backup run of `job` as the agent does it: queued, claimed, `dir` backed up
+    /// with the agent's write-only key (so the restore point is a real snapshot the
+    /// server can open), completed with its restore point — `stored` and `content` are
+    /// the byte counts the agent reports — and what runs behind a backup (retention,
+    /// releasing the run's lock) waited for.
+    pub async fn backup(
+        &self,
+        operator: &str,
+        agent: &Enrolled,
+        job: &str,
+        dir: &std::path::Path,
+        (stored, content): (u64, u64),
+    ) {
+        use coffer_adapters::repo::backup::{self, BackupOptions};
+        self.run_now(operator, job).await;
+        let work = self.claim(agent).await;
+        assert_eq!(work["kind"], "backup", "{work}");
+        let repo = self.open_repository(agent, &agent.key_b64).unwrap();
+        let options = BackupOptions {
+            host: "nas".into(),
+            tags: vec![work["spec"]["tags"][0].as_str().unwrap().to_owned()],
+            lock_held_elsewhere: true,
+            ..Default::default()
+        };
+        let snapshot = backup::backup(&repo, &[dir.to_owned()], &options)
+            .unwrap()
+            .snapshot;
+        let run = work["run_id"].as_str().unwrap();
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/agent/runs/{run}/complete"),
+                Some(&agent.api_key),
+                Some(json!({"status": "succeeded", "bytes": content, "files": 1,
+                    "restore_point": {
+                        "name": work["spec"]["name"], "prefix": work["spec"]["prefix"],
+                        "snapshot": hex::encode(snapshot), "stored_bytes": stored,
+                        "content_bytes": content, "files": 1,
+                        "created_at": "2026-11-30T10:00:00Z"}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.state.background.idle().await;
+    }
+
+    /// Two real backups of a folder by `job`, a change apart: `a.txt` removed,
+    /// `b.txt` modified and `c.txt` added between them. Returns the folder and the
+    /// first and second restore points' IDs.
+    pub async fn two_backups_a_change_apart(
+        &self,
+        operator: &str,
+        agent: &Enrolled,
+        job: &str,
+    ) -> (TempDir, String, String) {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("a.txt"), b"first").unwrap();
+        std::fs::write(src.path().join("b.txt"), b"before").unwrap();
+        self.backup(operator, agent, job, src.path(), (100, 11))
+            .await;
+        std::fs::remove_file(src.path().join("a.txt")).unwrap();
+        std::fs::write(src.path().join("b.txt"), b"after, longer").unwrap();
+        std::fs::write(src.path().join("c.txt"), b"new").unwrap();
+        self.backup(operator, agent, job, src.path(), (100, 16))
+            .await;
+        let (_, body) = self
+            .call(Method::GET, "/v1/restore-points", Some(operator), None)
+            .await;
+        // Newest first.
+        let second = body["restore_points"][0]["id"].as_str().unwrap().to_owned();
+        let first = body["restore_points"][1]["id"].as_str().unwrap().to_owned();
+        (src, first, second)
+    }
+
+    /// Revokes the first operator token of `tenant`, as the admin.
+    pub async fn revoke_operator_token(&self, tenant: &str) {
+        let (_, tokens) = self
+            .call(
+                Method::GET,
+                &format!("/v1/admin/tenants/{tenant}/operator-tokens"),
+                Some(&self.admin),
+                None,
+            )
+            .await;
+        let id = tokens["tokens"][0]["id"].as_str().unwrap().to_owned();
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/admin/tenants/{tenant}/operator-tokens/{id}/revoke"),
+                Some(&self.admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     /// Presigns `op` on `key` for an agent; returns the answer.
     pub async fn presign(&self, agent: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, "/v1/agent/presign", Some(agent), Some(body))
@@ -284,6 +379,21 @@ impl Harness {
         assert_eq!(status, StatusCode::OK, "{body}");
         body["entries"].as_array().unwrap().clone()
     }
+}
+
+/// Incompressible bytes, different for each `seed` (xorshift).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 pub fn checksum(data: &[u8]) -> String {
