@@ -47,6 +47,7 @@ pub(crate) fn run(cmd: &ServerCmd, json: bool) -> Result<()> {
         Noun::Backend { verb } => admin::backend(c, verb, json),
         Noun::Audit(a) => admin::audit(c, a, json),
         Noun::Usage(a) => admin::usage(c, a.admin, json),
+        Noun::Reconcile(a) => admin::reconcile(c, a.apply, json),
         Noun::Token { verb } => operator::token(c, verb, json),
         Noun::Agent { verb } => operator::agent(c, verb, json),
         Noun::Destination { verb } => operator::destination(c, verb, json),

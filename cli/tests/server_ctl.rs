@@ -358,6 +358,19 @@ fn the_whole_life_cycle_through_the_cli() {
         "no file count {} in {row:?}",
         want.len()
     );
+    // The catalogue and storage agree: the agent's real snapshot is there.
+    let reconciled = ctl
+        .run(&with(&admin, &["reconcile"]), &[], None)
+        .ok()
+        .stdout_text();
+    assert!(
+        reconciled.contains("no restore point names a snapshot gone from storage")
+            && reconciled
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.split_whitespace().nth(2) == Some("1")),
+        "{reconciled}"
+    );
     let files = ctl
         .run(
             &[

@@ -32,6 +32,7 @@ pub mod keys;
 pub mod local_s3;
 pub mod metrics;
 pub mod notify;
+pub mod reconcile;
 pub mod repos;
 pub mod retention;
 pub mod routes;

@@ -524,6 +524,10 @@ fn report(done: &restore::Restored, mut shown: serde_json::Value, json: bool) {
         println!("the self-backup's KEK was written to the data directory (kek.hex, mode 0600)");
     }
     println!("database restored (schema {})", done.schema_version);
+    println!(
+        "restore points forgotten since the self-backup are listed again: \
+         `coffer server reconcile` finds them, `--apply` removes them"
+    );
     if let Some(pid) = done.restarted_server {
         println!("the server was stopped for the restore and is serving again (pid {pid})");
     }

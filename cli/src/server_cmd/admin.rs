@@ -219,6 +219,51 @@ pub(crate) fn audit(c: &ServerClient, a: &AuditArgs, json: bool) -> Result<()> {
 
 /// `coffer server usage`: the server's totals, whatever fields it sends, as `key: value`
 /// lines, and a table of any list in it.
+/// `coffer server reconcile [--apply]`: a row a repository; fails (exit 5) when a
+/// repository's storage could not be listed, so a script does not take "nothing
+/// missing" from a check that did not happen.
+pub(crate) fn reconcile(c: &ServerClient, apply: bool, json: bool) -> Result<()> {
+    let v = c.post("/v1/admin/reconcile", Some(&json!({ "apply": apply })))?;
+    let r = &v["reconcile"];
+    let cols = [
+        col!("DESTINATION", "destination_id"),
+        col!("TENANT", "tenant_id"),
+        col!("RESTORE POINTS", "restore_points"),
+        col!("SNAPSHOTS", |x| {
+            let n = text(&x["snapshots"]);
+            if n.is_empty() {
+                "?".to_owned()
+            } else {
+                n
+            }
+        }),
+        col!("MISSING", |x| x["missing"]
+            .as_array()
+            .map_or(0, Vec::len)
+            .to_string()),
+        col!("NOT LISTED", "unlisted"),
+        col!("REMOVED", "removed"),
+        col!("ERROR", "error"),
+    ];
+    let mut out = render(rows(r, "repositories"), &cols);
+    let missing = r["missing"].as_u64().unwrap_or(0);
+    out.push_str(&match (missing, apply) {
+        (0, _) => "\nno restore point names a snapshot gone from storage".to_owned(),
+        (n, false) => format!(
+            "\n{n} restore point(s) name a snapshot gone from storage: \
+             `coffer server reconcile --apply` removes them"
+        ),
+        (_, true) => format!("\n{} restore point(s) removed", text(&r["removed"])),
+    });
+    show(json, &v, &out)?;
+    match r["failed"].as_u64().unwrap_or(0) {
+        0 => Ok(()),
+        n => Err(CliError::Io(format!(
+            "the storage of {n} repository(ies) could not be listed; nothing there was checked"
+        ))),
+    }
+}
+
 pub(crate) fn usage(c: &ServerClient, admin: bool, json: bool) -> Result<()> {
     let path = if admin {
         "/v1/admin/usage"

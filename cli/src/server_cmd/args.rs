@@ -103,6 +103,10 @@ pub(crate) enum Noun {
     Audit(AuditArgs),
     /// Storage used: the tenant's, or with --admin every tenant's.
     Usage(AdminFlag),
+    /// Compare each repository's snapshots in storage with the restore points listed
+    /// (after a self-restore): the restore points whose snapshot is gone (removed with
+    /// --apply) and the snapshots no restore point lists (admin).
+    Reconcile(ReconcileArgs),
     /// Notifications: channels (email, webhooks), alert settings, deliveries, alerts;
     /// the tenant's, or with --admin the server's own.
     Notify {
@@ -700,6 +704,15 @@ pub(crate) struct AuditArgs {
     /// Entries at most (server default 100).
     #[arg(long)]
     pub(crate) limit: Option<u32>,
+}
+
+/// `coffer server reconcile`.
+#[derive(Debug, Args)]
+pub(crate) struct ReconcileArgs {
+    /// Remove the restore points whose snapshot is gone from storage (default: only
+    /// list them).
+    #[arg(long)]
+    pub(crate) apply: bool,
 }
 
 /// A route with a tenant's and an admin's version.

@@ -40,6 +40,36 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/admin/audit", get(all_audit))
         .route("/v1/admin/usage", get(all_usage))
+        .route("/v1/admin/reconcile", post(reconcile))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReconcileRequest {
+    /// Remove the restore points whose snapshot is gone (default: only report them).
+    #[serde(default)]
+    apply: bool,
+}
+
+/// Compares each repository's snapshots in storage with the restore points listed
+/// (after a self-restore, chiefly): a report, and with `apply` the removal of restore
+/// points whose snapshot is gone. Audited.
+pub(crate) async fn reconcile(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(req): ApiJson<ReconcileRequest>,
+) -> ApiResult<Json<Value>> {
+    let report = crate::reconcile::reconcile(&state, req.apply, &admin.actor).await?;
+    let mut e = ok(&admin, None, "server.reconcile", String::new());
+    e.detail = format!(
+        "{} repositories, {} restore points with a missing snapshot, {} removed, {} not listed",
+        report.repositories.len(),
+        report.missing,
+        report.removed,
+        report.failed
+    );
+    crate::auth::audit(&state, e).await;
+    Ok(Json(json!({ "reconcile": report })))
 }
 
 fn ok(admin: &Admin, tenant_id: Option<i64>, action: &'static str, target: String) -> AuditEntry {
