@@ -1540,7 +1540,7 @@ async fn the_admin_keeps_the_servers_own_channels_on_its_notifications_page() {
                 ("port", "2525"),
                 ("tls", "none"),
                 ("from", "coffer@example.net"),
-                ("to", "admins@example.net"),
+                ("to", "admins@example.net, oncall@example.net"),
             ],
         )
         .await;
@@ -1551,7 +1551,10 @@ async fn the_admin_keeps_the_servers_own_channels_on_its_notifications_page() {
     assert_eq!(mail["config"]["host"], "127.0.0.1");
     assert_eq!(mail["config"]["port"], 2525);
     assert_eq!(mail["config"]["tls"], "none");
-    assert_eq!(mail["config"]["to"], json!(["admins@example.net"]));
+    assert_eq!(
+        mail["config"]["to"],
+        json!(["admins@example.net", "oncall@example.net"])
+    );
     // A bad one is the API's 400, and adds nothing.
     let bad = a
         .post(

@@ -265,7 +265,15 @@ async fn add_email<const ADMIN: bool>(
         "host": f.text("host").unwrap_or_default(),
         "tls": f.text("tls").unwrap_or_else(|| "starttls".to_owned()),
         "from": f.text("from").unwrap_or_default(),
-        "to": [f.text("to").unwrap_or_default()],
+        // One or more addresses, comma-separated (as `<input type=email multiple>`
+        // sends them); the API checks each and how many.
+        "to": f
+            .text("to")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect::<Vec<_>>(),
     });
     if let Some(port) = number(f, "port")? {
         email["port"] = json!(port);
