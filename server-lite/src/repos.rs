@@ -51,7 +51,7 @@ pub fn init(
     Repository::init_with(
         store,
         &repo_prefix(dest_prefix),
-        &Unlock::Kek(copy(server_kek)),
+        &Unlock::Kek(copy_key(server_kek)),
         // Unused: the key file is wrapped under a key, not a passphrase.
         Argon2Params::DEFAULT,
         InitOptions::default(),
@@ -71,7 +71,7 @@ pub fn open_full(
     Repository::open(
         store,
         &repo_prefix(dest_prefix),
-        &Unlock::Kek(copy(server_kek)),
+        &Unlock::Kek(copy_key(server_kek)),
     )
     .map_err(|e| engine("opening the repository", e))
 }
@@ -88,11 +88,11 @@ pub fn add_key(
     server_kek: &SecretKey,
 ) -> ApiResult<(SecretKey, KeyFileId)> {
     let kek = SecretKey::generate(&mut OsRng);
-    let unlock = Unlock::Kek(copy(&kek));
+    let unlock = Unlock::Kek(copy_key(&kek));
     let id = match access {
         Access::Full => {
             let master = repo
-                .master_from(&Unlock::Kek(copy(server_kek)))
+                .master_from(&Unlock::Kek(copy_key(server_kek)))
                 .map_err(|e| engine("reading the master key", e))?;
             repo.add_full_key(&master, &unlock, Argon2Params::DEFAULT)
         }
@@ -124,8 +124,8 @@ pub fn remove_key(repo: &Repository, id: &str) -> ApiResult<()> {
         .map_err(|e| engine("removing a key file", e))
 }
 
-/// A second handle on a key (`SecretKey` is deliberately not `Clone`); both are wiped
-/// on drop.
-fn copy(key: &SecretKey) -> SecretKey {
+/// A second handle on a key (`SecretKey` is deliberately not `Clone`) for a task that
+/// outlives the borrow; both are wiped on drop.
+pub(crate) fn copy_key(key: &SecretKey) -> SecretKey {
     SecretKey::from_bytes(*key.expose_secret())
 }

@@ -632,7 +632,7 @@ fn make_named(
     };
     let contents = Contents {
         metadata: metadata.clone(),
-        kek: SecretKey::from_bytes(*kek.expose_secret()),
+        kek: crate::repos::copy_key(kek),
         config,
         database,
     };
@@ -686,7 +686,7 @@ pub fn recorded(conn: &Connection, limit: u32) -> Result<Vec<serde_json::Value>>
 /// next due time set. Failures are recorded by [`make`].
 pub async fn scheduled(state: &crate::state::AppState) {
     let data_dir = state.config.data_dir.clone();
-    let kek = SecretKey::from_bytes(*state.kek.expose_secret());
+    let kek = crate::repos::copy_key(&state.kek);
     let outcome = tokio::task::spawn_blocking(move || -> Result<Option<Made>> {
         let conn = open_live(&data_dir)?;
         let Some(s) = settings(&conn)? else {

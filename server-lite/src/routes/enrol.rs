@@ -210,7 +210,7 @@ async fn enroll(
     };
     let created = {
         let (st, prefix) = (state.clone(), prefix.clone());
-        let server_key = coffer_core::SecretKey::from_bytes(*server_key.expose_secret());
+        let server_key = crate::repos::copy_key(&server_key);
         tokio::task::spawn_blocking(move || {
             create_repository(&st, backend.as_ref(), &prefix, &server_key)
         })

@@ -460,7 +460,7 @@ async fn self_backups(State(state): State<AppState>, Signed(s): Signed) -> UiRes
 async fn self_backup_now(State(state): State<AppState>, post: Post) -> UiResult<Html<String>> {
     let a = post.session.admin()?;
     let data_dir = state.config.data_dir.clone();
-    let kek = coffer_core::SecretKey::from_bytes(*state.kek.expose_secret());
+    let kek = crate::repos::copy_key(&state.kek);
     let made = tokio::task::spawn_blocking(move || {
         crate::selfbackup::make(&data_dir, &kek, crate::selfbackup::format::Reason::Manual)
     })
