@@ -2197,3 +2197,76 @@ async fn a_runs_event_stream_ends_when_its_session_does() {
         "{seen:?}"
     );
 }
+
+/// The self-backups page checks restore points against storage: a restore point whose
+/// snapshot was forgotten behind the database's back is counted, removed only by the
+/// second button, and only the admin may ask (with the form's CSRF token).
+#[tokio::test]
+async fn the_admin_checks_restore_points_against_storage_and_removes_the_gone_ones() {
+    use coffer_adapters::repo::config::names;
+    let h = Harness::new();
+    let (_, op) = h.tenant("acme").await;
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    let (_src, first, second) = h.two_backups_a_change_apart(&op, &agent, &job).await;
+    let (_, body) = h
+        .call(
+            Method::GET,
+            &format!("/v1/restore-points/{first}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let gone = body["restore_point"]["snapshot_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    let repo = h.open_repository(&agent, &agent.key_b64).unwrap();
+    let id: [u8; 16] = hex::decode(&gone).unwrap().try_into().unwrap();
+    repo.store()
+        .delete(&repo.object(&names::snapshot(&id)).unwrap())
+        .unwrap();
+
+    let operator = Browser::signed_in(&h, &op).await;
+    let csrf = operator.get("/ui/agents").await.csrf();
+    let refused = operator.post("/ui/admin/reconcile", Some(&csrf), &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    let a = Browser::signed_in(&h, &h.admin).await;
+    let csrf = a.get("/ui/admin/self-backups").await.csrf();
+    let without = a
+        .post("/ui/admin/reconcile", None, &[("apply", "true")])
+        .await;
+    assert_eq!(without.status, StatusCode::FORBIDDEN);
+    let checked = a.post("/ui/admin/reconcile", Some(&csrf), &[]).await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    let text = checked.text();
+    assert!(
+        text.contains("1 restore point(s) name a snapshot gone from storage."),
+        "{text}"
+    );
+    assert!(text.contains("Remove the 1 restore point(s) whose snapshot is gone"));
+    let listed = || async {
+        let (_, body) = h
+            .call(Method::GET, "/v1/restore-points", Some(&op), None)
+            .await;
+        body["restore_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rp| rp["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed().await.len(), 2, "checking removes nothing");
+
+    let applied = a
+        .post("/ui/admin/reconcile", Some(&csrf), &[("apply", "true")])
+        .await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.body);
+    assert!(
+        applied.text().contains("gone from storage; 1 removed."),
+        "{}",
+        applied.text()
+    );
+    assert_eq!(listed().await, vec![second]);
+}

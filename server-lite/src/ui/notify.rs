@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
             "/ui/admin/self-backups",
             get(self_backups).post(self_backup_now),
         )
+        .route("/ui/admin/reconcile", post(reconcile))
 }
 
 /// The channel pages and actions under [`prefix`]`(ADMIN)`: the tenant's (`ADMIN`
@@ -487,4 +488,19 @@ async fn self_backup_now(State(state): State<AppState>, post: Post) -> UiResult<
         Err(e) => json!({"failed": e.to_string()}),
     };
     self_backups_page(&state, &post.session, extra).await
+}
+
+/// The restore points against storage (after a self-restore), through the API's
+/// reconcile: checked, or with `apply=true` the ones whose snapshot is gone removed.
+async fn reconcile(State(state): State<AppState>, post: Post) -> UiResult<Html<String>> {
+    let a = post.session.admin()?;
+    let apply = post.form.text("apply").as_deref() == Some("true");
+    let Json(v) =
+        admin::reconcile(State(state.clone()), a, request(json!({ "apply": apply }))?).await?;
+    self_backups_page(
+        &state,
+        &post.session,
+        json!({ "reconciled": v["reconcile"] }),
+    )
+    .await
 }
