@@ -1,7 +1,8 @@
 //! The catalogue against storage (`POST /v1/admin/reconcile`), as after a self-restore:
 //! a restore point whose snapshot was forgotten behind the database's back is found,
 //! left alone until asked, then removed and audited; a snapshot no restore point lists
-//! is counted, not touched; operators may not ask; a malformed request is a 400.
+//! is counted, not touched; operators may not ask; a malformed request is a 400; a
+//! repository whose storage is down is reported and nothing there removed.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -144,4 +145,84 @@ async fn restore_points_whose_snapshot_is_gone_are_found_then_removed_when_asked
         (json!(0), json!(0))
     );
     assert_eq!(r["repositories"][0]["unlisted"], 1);
+}
+
+/// A repository whose storage cannot be listed is reported with its error and left
+/// alone, even with `apply`: a check that did not happen removes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_whose_storage_is_down_is_reported_and_nothing_there_removed() {
+    // The harness's own embedded store on a socket, registered as an S3 backend (it
+    // checks signatures for the public URL's host: this socket).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
+        c.public_url = url::Url::parse(&format!("http://{addr}")).unwrap();
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = h.app.clone();
+    let served = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    let secret = h.state.stores.credentials.secret.to_string();
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/v1/admin/backends",
+            Some(&h.admin),
+            Some(
+                json!({"name": "remote", "endpoint": format!("http://{addr}/s3/"),
+                        "bucket": "coffer", "access_key_id": "coffer-local",
+                        "secret_access_key": secret}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let backend = body["backend"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(&h.admin),
+            Some(json!({"name": "far", "backend_id": backend})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let tenant = body["tenant"]["id"].as_str().unwrap().to_owned();
+    let (_, body) = h
+        .call(
+            Method::POST,
+            &format!("/v1/admin/tenants/{tenant}/operator-tokens"),
+            Some(&h.admin),
+            Some(json!({"label": "ops"})),
+        )
+        .await;
+    let op = body["token"].as_str().unwrap().to_owned();
+    let agent = h.enrol(&op, "nas").await;
+    let job = h.job(&op, &agent.agent_id, "nightly").await;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("a.txt"), b"far away").unwrap();
+    h.backup(&op, &agent, &job, src.path(), (10, 8)).await;
+    let r = reconcile(&h, json!({})).await;
+    assert_eq!(r["repositories"][0]["snapshots"], 1, "{r}");
+
+    // The storage goes away.
+    stop.send(()).unwrap();
+    served.await.unwrap();
+    let r = reconcile(&h, json!({"apply": true})).await;
+    let check = &r["repositories"][0];
+    assert!(check["error"].is_string(), "{r}");
+    assert!(check["snapshots"].is_null(), "{r}");
+    assert_eq!(
+        (check["removed"].clone(), r["failed"].clone()),
+        (json!(0), json!(1))
+    );
+    let (_, body) = h
+        .call(Method::GET, "/v1/restore-points", Some(&op), None)
+        .await;
+    assert_eq!(body["restore_points"].as_array().unwrap().len(), 1);
 }
