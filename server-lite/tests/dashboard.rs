@@ -1282,22 +1282,8 @@ async fn an_agents_log_lines_show_on_its_page_escaped() {
 /// admin's pages and posts with the API's 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_registers_and_tests_a_backend_from_the_form() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    // The embedded store verifies signatures for the public URL's host: this socket.
-    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
-        c.public_url = url::Url::parse(&format!("http://{addr}")).unwrap();
-    });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = h.app.clone();
-    let served = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    // The harness's embedded store on a socket, to register as an S3 backend.
+    let (h, addr, socket) = Harness::on_a_socket().await;
     let endpoint = format!("http://{addr}/s3/");
     let secret = h.state.stores.credentials.secret.to_string();
     let backends = || h.call(Method::GET, "/v1/admin/backends", Some(&h.admin), None);
@@ -1413,8 +1399,7 @@ async fn the_admin_registers_and_tests_a_backend_from_the_form() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
     // The store goes away: the test fails, and the server's storage alert opens.
-    stop.send(()).unwrap();
-    served.await.unwrap();
+    socket.stop().await;
     let failed = a
         .post(&format!("/ui/admin/backends/{id}/test"), Some(&csrf), &[])
         .await;

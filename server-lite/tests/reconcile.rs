@@ -151,23 +151,8 @@ async fn restore_points_whose_snapshot_is_gone_are_found_then_removed_when_asked
 /// alone, even with `apply`: a check that did not happen removes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_whose_storage_is_down_is_reported_and_nothing_there_removed() {
-    // The harness's own embedded store on a socket, registered as an S3 backend (it
-    // checks signatures for the public URL's host: this socket).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
-        c.public_url = url::Url::parse(&format!("http://{addr}")).unwrap();
-    });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = h.app.clone();
-    let served = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    // The harness's embedded store on a socket, to register as an S3 backend.
+    let (h, addr, socket) = Harness::on_a_socket().await;
     let secret = h.state.stores.credentials.secret.to_string();
     let (status, body) = h
         .call(
@@ -211,8 +196,7 @@ async fn a_repository_whose_storage_is_down_is_reported_and_nothing_there_remove
     assert_eq!(r["repositories"][0]["snapshots"], 1, "{r}");
 
     // The storage goes away.
-    stop.send(()).unwrap();
-    served.await.unwrap();
+    socket.stop().await;
     let r = reconcile(&h, json!({"apply": true})).await;
     let check = &r["repositories"][0];
     assert!(check["error"].is_string(), "{r}");

@@ -22,6 +22,20 @@ pub struct Harness {
     pub admin: String,
 }
 
+/// The socket [`Harness::on_a_socket`] serves on.
+pub struct Socket {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Socket {
+    /// Stops serving (what is in flight finishes first).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
 #[derive(Clone)]
 pub struct Enrolled {
     pub agent_id: String,
@@ -69,6 +83,28 @@ impl Harness {
                 coffer_core::SecretKey::try_from_slice(&kek).unwrap(),
             ),
         )
+    }
+
+    /// A harness whose router (so its embedded store too) is also served on a socket
+    /// of 127.0.0.1, its public URL that socket's (the store checks signatures for that
+    /// host): the store can be registered as an S3 backend, then stopped.
+    pub async fn on_a_socket() -> (Self, std::net::SocketAddr, Socket) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let h = Harness::open(tempfile::tempdir().unwrap(), |c| {
+            c.public_url = url::Url::parse(&format!("http://{addr}")).unwrap();
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = h.app.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        (h, addr, Socket { stop, task })
     }
 
     pub fn new() -> Self {
