@@ -43,7 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/reconcile", post(reconcile))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReconcileRequest {
     /// Remove the restore points whose snapshot is gone (default: only report them).
